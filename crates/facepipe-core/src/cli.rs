@@ -1,0 +1,142 @@
+//! What every stage binary shares: common flags, logging to stderr, the thread pool, progress
+//! bars that only show on a terminal, and the mapping of errors to exit codes.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+/// Flags every stage takes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Common {
+    /// Worker threads for per-item work [default: all cores].
+    #[arg(long, value_name = "N", global = true)]
+    pub threads: Option<usize>,
+    /// Only print errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More log output (-v info per item, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+struct StderrLogger {
+    stage: &'static str,
+    level: log::LevelFilter,
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= self.level
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let lvl = match r.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                log::Level::Debug => "debug",
+                log::Level::Trace => "trace",
+            };
+            eprintln!("{}: {lvl}: {}", self.stage, r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+impl Common {
+    fn level(&self) -> log::LevelFilter {
+        match (self.quiet, self.verbose) {
+            (true, _) => log::LevelFilter::Error,
+            (false, 0) => log::LevelFilter::Warn,
+            (false, 1) => log::LevelFilter::Info,
+            _ => log::LevelFilter::Debug,
+        }
+    }
+
+    /// Whether progress bars and the one-line summary should be shown.
+    pub fn show_progress(&self) -> bool {
+        !self.quiet && std::io::stderr().is_terminal()
+    }
+
+    /// A progress bar on stderr, hidden unless stderr is a terminal (and not `-q`).
+    pub fn progress(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        if !self.show_progress() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let pb = indicatif::ProgressBar::new(len);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(what.to_string());
+        pb
+    }
+}
+
+/// Sets up logging and the rayon pool from the common flags.
+pub fn init(stage: &'static str, common: &Common) -> Result<()> {
+    let level = common.level();
+    // A second init (tests calling `init` twice) keeps the first logger.
+    if log::set_boxed_logger(Box::new(StderrLogger { stage, level })).is_ok() {
+        log::set_max_level(level);
+    }
+    if let Some(n) = common.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        // Fails only if the pool was already built (in tests); the first setting stands.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
+    Ok(())
+}
+
+/// Exit code for an error: a closed stdout pipe is not a failure (`stage | head`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// The whole `main` of a stage: parse flags (usage errors exit 2), set up, run, and map an
+/// error to a message on stderr and exit code 1.
+pub fn main<A: Parser>(stage: &'static str, common: impl Fn(&A) -> &Common, run: impl FnOnce(A) -> Result<()>) -> ExitCode {
+    let args = A::parse();
+    let result = init(stage, common(&args)).and_then(|()| run(args));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{stage}: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `N` or `WxH` into (width, height).
+pub fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let parse = |t: &str| -> Result<u32> {
+        let v: u32 = t.trim().parse().with_context(|| format!("{t:?} is not a whole number"))?;
+        anyhow::ensure!((8..=16384).contains(&v), "size {v} is outside 8..=16384");
+        Ok(v)
+    };
+    match s.split_once(['x', 'X']) {
+        Some((w, h)) => Ok((parse(w)?, parse(h)?)),
+        None => {
+            let v = parse(s)?;
+            Ok((v, v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256").unwrap(), (256, 256));
+        assert_eq!(parse_size("320x240").unwrap(), (320, 240));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("axb").is_err());
+    }
+}

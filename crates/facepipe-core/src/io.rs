@@ -1,0 +1,161 @@
+//! File output that never leaves half-written files, and input hashing for provenance.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed,
+/// then renamed over the target. Readers see either the old file or the whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes).map_err(Into::into))
+}
+
+/// Like [`write_atomic`], with the content produced by a writer callback.
+pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".facepipe-tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in directory {}", dir.display()))?;
+    fill(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file_mut()
+        .sync_data()
+        .with_context(|| format!("flushing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming temporary file to {}", path.display()))?;
+    Ok(())
+}
+
+/// Creates `dir` and its parents, with an error that names it.
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
+}
+
+/// sha256 (lower-case hex) of a byte slice.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// An input file as recorded in a manifest's provenance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InputFile {
+    /// Path of the input (relative to the manifest holding this record), or `-` for stdin.
+    pub path: String,
+    /// sha256 of the file's bytes, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Reads a whole input, `-` meaning stdin, and describes it for provenance.
+/// The path in the returned record is absolute (or `-`); manifests rebase it on write.
+pub fn read_input(path: &Path) -> Result<(Vec<u8>, InputFile)> {
+    let (bytes, shown) = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("reading stdin")?;
+        (buf, "-".to_string())
+    } else {
+        let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let abs = crate::paths::absolute(path)?;
+        (bytes, crate::paths::to_manifest_string(&abs)?)
+    };
+    let rec = InputFile { path: shown, sha256: sha256_hex(&bytes), bytes: bytes.len() as u64 };
+    Ok((bytes, rec))
+}
+
+/// Where a stage writes its main output: a file or stdout (`-`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Output {
+    pub fn parse(s: &Path) -> Self {
+        if s == Path::new("-") { Output::Stdout } else { Output::File(s.to_path_buf()) }
+    }
+
+    /// The directory relative paths written into this output resolve against.
+    pub fn base_dir(&self) -> Result<PathBuf> {
+        match self {
+            Output::Stdout => crate::paths::absolute(Path::new(".")),
+            Output::File(p) => {
+                let abs = crate::paths::absolute(p)?;
+                Ok(abs.parent().map(Path::to_path_buf).unwrap_or(abs))
+            }
+        }
+    }
+
+    /// Writes the whole output at once: atomically to a file, or to stdout in one go.
+    /// A closed stdout pipe surfaces as an error whose root cause is `BrokenPipe`.
+    pub fn write(&self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).context("writing to stdout")?;
+                out.flush().context("writing to stdout")
+            }
+            Output::File(p) => write_atomic(p, bytes),
+        }
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Stdout => f.write_str("<stdout>"),
+            Output::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_abc() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn failed_fill_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.json");
+        let r = write_atomic_with(&p, |_| anyhow::bail!("boom"));
+        assert!(r.is_err());
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn unwritable_dir_is_named() {
+        let err = write_atomic(Path::new("/nonexistent-dir/x.json"), b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent-dir"), "{err:#}");
+    }
+}

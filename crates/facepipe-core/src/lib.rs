@@ -1,0 +1,28 @@
+//! facepipe-core: the contract shared by every facepipe stage.
+//!
+//! * [`manifest`]: the dataset manifest (types, read/write rules, JSON Schema).
+//! * [`palette`]: classes and their label colours.
+//! * [`paths`]: how paths in manifests resolve, and dataset-name confinement.
+//! * [`io`]: atomic writes and input hashing.
+//! * [`colour`]: sRGB ⇄ CIE L\*a\*b\*.
+//! * [`rng`]: the seeded PRNG behind every random choice.
+//! * [`cli`]: common flags, logging, exit codes.
+
+pub mod cli;
+pub mod colour;
+pub mod io;
+pub mod manifest;
+pub mod palette;
+pub mod paths;
+pub mod rng;
+
+pub use io::Output;
+pub use manifest::{Item, Manifest, Split, Step};
+pub use palette::Class;
+
+/// The version recorded in provenance: the crate version only (not the git revision), so
+/// that the same inputs give a byte-identical manifest across rebuilds of one release.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `--version` text: the workspace version and the git revision it was built from.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FACEPIPE_GIT_REV"), ")");
