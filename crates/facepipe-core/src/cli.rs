@@ -67,9 +67,11 @@ impl Common {
         }
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         pb.set_prefix(what.to_string());
         pb
@@ -86,20 +88,28 @@ pub fn init(stage: &'static str, common: &Common) -> Result<()> {
     if let Some(n) = common.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
         // Fails only if the pool was already built (in tests); the first setting stands.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
     Ok(())
 }
 
 /// Exit code for an error: a closed stdout pipe is not a failure (`stage | head`).
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The whole `main` of a stage: parse flags (usage errors exit 2), set up, run, and map an
 /// error to a message on stderr and exit code 1.
-pub fn main<A: Parser>(stage: &'static str, common: impl Fn(&A) -> &Common, run: impl FnOnce(A) -> Result<()>) -> ExitCode {
+pub fn main<A: Parser>(
+    stage: &'static str,
+    common: impl Fn(&A) -> &Common,
+    run: impl FnOnce(A) -> Result<()>,
+) -> ExitCode {
     let args = A::parse();
     let result = init(stage, common(&args)).and_then(|()| run(args));
     match result {
@@ -115,7 +125,10 @@ pub fn main<A: Parser>(stage: &'static str, common: impl Fn(&A) -> &Common, run:
 /// Parses `N` or `WxH` into (width, height).
 pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     let parse = |t: &str| -> Result<u32> {
-        let v: u32 = t.trim().parse().with_context(|| format!("{t:?} is not a whole number"))?;
+        let v: u32 = t
+            .trim()
+            .parse()
+            .with_context(|| format!("{t:?} is not a whole number"))?;
         anyhow::ensure!((8..=16384).contains(&v), "size {v} is outside 8..=16384");
         Ok(v)
     };

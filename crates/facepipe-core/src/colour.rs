@@ -9,7 +9,9 @@
 //!   space; Photoshop's Lab), the latter via the Bradford-adapted sRGB matrix.
 
 /// Reference white of the Lab conversion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WhitePoint {
     D65,
@@ -51,12 +53,20 @@ impl WhitePoint {
 
 /// sRGB-encoded value in 0..=1 → linear light.
 pub fn srgb_to_linear(c: f64) -> f64 {
-    if c <= 0.040_45 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    if c <= 0.040_45 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
 }
 
 /// Linear light → sRGB-encoded value in 0..=1 (not clamped).
 pub fn linear_to_srgb(c: f64) -> f64 {
-    if c <= 0.003_130_8 { c * 12.92 } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 }
+    if c <= 0.003_130_8 {
+        c * 12.92
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
 }
 
 fn mul(m: &M3, v: [f64; 3]) -> [f64; 3] {
@@ -68,24 +78,46 @@ fn mul(m: &M3, v: [f64; 3]) -> [f64; 3] {
 }
 
 fn inverse(m: &M3) -> M3 {
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-    let c = |r0: usize, c0: usize, r1: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
+    let c =
+        |r0: usize, c0: usize, r1: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
     [
-        [c(1, 1, 2, 2) / det, -c(0, 1, 2, 2) / det, c(0, 1, 1, 2) / det],
-        [-c(1, 0, 2, 2) / det, c(0, 0, 2, 2) / det, -c(0, 0, 1, 2) / det],
-        [c(1, 0, 2, 1) / det, -c(0, 0, 2, 1) / det, c(0, 0, 1, 1) / det],
+        [
+            c(1, 1, 2, 2) / det,
+            -c(0, 1, 2, 2) / det,
+            c(0, 1, 1, 2) / det,
+        ],
+        [
+            -c(1, 0, 2, 2) / det,
+            c(0, 0, 2, 2) / det,
+            -c(0, 0, 1, 2) / det,
+        ],
+        [
+            c(1, 0, 2, 1) / det,
+            -c(0, 0, 2, 1) / det,
+            c(0, 0, 1, 1) / det,
+        ],
     ]
 }
 
 const DELTA: f64 = 6.0 / 29.0;
 
 fn lab_f(t: f64) -> f64 {
-    if t > DELTA * DELTA * DELTA { t.cbrt() } else { t / (3.0 * DELTA * DELTA) + 4.0 / 29.0 }
+    if t > DELTA * DELTA * DELTA {
+        t.cbrt()
+    } else {
+        t / (3.0 * DELTA * DELTA) + 4.0 / 29.0
+    }
 }
 
 fn lab_f_inv(t: f64) -> f64 {
-    if t > DELTA { t * t * t } else { 3.0 * DELTA * DELTA * (t - 4.0 / 29.0) }
+    if t > DELTA {
+        t * t * t
+    } else {
+        3.0 * DELTA * DELTA * (t - 4.0 / 29.0)
+    }
 }
 
 /// Linear RGB (0..=1) → XYZ relative to `white` (Y of white = 1).
@@ -96,7 +128,11 @@ pub fn linear_rgb_to_xyz(rgb: [f64; 3], white: WhitePoint) -> [f64; 3] {
 /// XYZ → CIE L\*a\*b\*.
 pub fn xyz_to_lab(xyz: [f64; 3], white: WhitePoint) -> [f64; 3] {
     let w = white.xyz();
-    let (fx, fy, fz) = (lab_f(xyz[0] / w[0]), lab_f(xyz[1] / w[1]), lab_f(xyz[2] / w[2]));
+    let (fx, fy, fz) = (
+        lab_f(xyz[0] / w[0]),
+        lab_f(xyz[1] / w[1]),
+        lab_f(xyz[2] / w[2]),
+    );
     [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
 }
 
@@ -106,7 +142,11 @@ pub fn lab_to_xyz(lab: [f64; 3], white: WhitePoint) -> [f64; 3] {
     let fy = (lab[0] + 16.0) / 116.0;
     let fx = fy + lab[1] / 500.0;
     let fz = fy - lab[2] / 200.0;
-    [w[0] * lab_f_inv(fx), w[1] * lab_f_inv(fy), w[2] * lab_f_inv(fz)]
+    [
+        w[0] * lab_f_inv(fx),
+        w[1] * lab_f_inv(fy),
+        w[2] * lab_f_inv(fz),
+    ]
 }
 
 /// sRGB in 0..=1 (gamma-encoded, may be a mean of pixels) → L\*a\*b\*.
@@ -138,31 +178,83 @@ mod tests {
 
     #[test]
     fn white_and_black() {
-        close(srgb8_to_lab([255, 255, 255], WhitePoint::D65), [100.0, 0.0, 0.0], 1e-3);
-        close(srgb8_to_lab([255, 255, 255], WhitePoint::D50), [100.0, 0.0, 0.0], 1e-3);
-        close(srgb8_to_lab([0, 0, 0], WhitePoint::D65), [0.0, 0.0, 0.0], 1e-9);
+        close(
+            srgb8_to_lab([255, 255, 255], WhitePoint::D65),
+            [100.0, 0.0, 0.0],
+            1e-3,
+        );
+        close(
+            srgb8_to_lab([255, 255, 255], WhitePoint::D50),
+            [100.0, 0.0, 0.0],
+            1e-3,
+        );
+        close(
+            srgb8_to_lab([0, 0, 0], WhitePoint::D65),
+            [0.0, 0.0, 0.0],
+            1e-9,
+        );
     }
 
     #[test]
     fn primaries_match_published_values() {
         // D65: scikit-image rgb2lab / Lindbloom's calculator.
-        close(srgb8_to_lab([255, 0, 0], WhitePoint::D65), [53.2408, 80.0925, 67.2032], 0.01);
-        close(srgb8_to_lab([0, 255, 0], WhitePoint::D65), [87.7347, -86.1827, 83.1793], 0.01);
-        close(srgb8_to_lab([0, 0, 255], WhitePoint::D65), [32.2970, 79.1875, -107.8602], 0.01);
+        close(
+            srgb8_to_lab([255, 0, 0], WhitePoint::D65),
+            [53.2408, 80.0925, 67.2032],
+            0.01,
+        );
+        close(
+            srgb8_to_lab([0, 255, 0], WhitePoint::D65),
+            [87.7347, -86.1827, 83.1793],
+            0.01,
+        );
+        close(
+            srgb8_to_lab([0, 0, 255], WhitePoint::D65),
+            [32.2970, 79.1875, -107.8602],
+            0.01,
+        );
         // D50 (Bradford), Lindbloom's calculator.
-        close(srgb8_to_lab([255, 0, 0], WhitePoint::D50), [54.2917, 80.8125, 69.8851], 0.01);
-        close(srgb8_to_lab([0, 0, 255], WhitePoint::D50), [29.5676, 68.2986, -112.0294], 0.01);
+        close(
+            srgb8_to_lab([255, 0, 0], WhitePoint::D50),
+            [54.2917, 80.8125, 69.8851],
+            0.01,
+        );
+        close(
+            srgb8_to_lab([0, 0, 255], WhitePoint::D50),
+            [29.5676, 68.2986, -112.0294],
+            0.01,
+        );
     }
 
     #[test]
     fn skin_tones_match_scikit_image() {
         // skimage.color.rgb2lab 0.25 on uint8 inputs (D65, 2° observer).
-        close(srgb8_to_lab([224, 172, 105], WhitePoint::D65), [73.7885, 11.2767, 41.5337], 0.01);
-        close(srgb8_to_lab([141, 85, 36], WhitePoint::D65), [41.6711, 18.9050, 37.2399], 0.01);
-        close(srgb8_to_lab([255, 219, 172], WhitePoint::D65), [89.3483, 5.9264, 27.7704], 0.01);
+        close(
+            srgb8_to_lab([224, 172, 105], WhitePoint::D65),
+            [73.7885, 11.2767, 41.5337],
+            0.01,
+        );
+        close(
+            srgb8_to_lab([141, 85, 36], WhitePoint::D65),
+            [41.6711, 18.9050, 37.2399],
+            0.01,
+        );
+        close(
+            srgb8_to_lab([255, 219, 172], WhitePoint::D65),
+            [89.3483, 5.9264, 27.7704],
+            0.01,
+        );
         // colour-science 0.4: sRGB → XYZ (Bradford to D50) → Lab (D50).
-        close(srgb8_to_lab([224, 172, 105], WhitePoint::D50), [74.1989, 14.0131, 41.8941], 0.02);
-        close(srgb8_to_lab([141, 85, 36], WhitePoint::D50), [42.0692, 20.7782, 37.6696], 0.02);
+        close(
+            srgb8_to_lab([224, 172, 105], WhitePoint::D50),
+            [74.1989, 14.0131, 41.8941],
+            0.02,
+        );
+        close(
+            srgb8_to_lab([141, 85, 36], WhitePoint::D50),
+            [42.0692, 20.7782, 37.6696],
+            0.02,
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Like [`write_atomic`], with the content produced by a writer callback.
-pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut fs::File) -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -46,10 +49,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// An input file as recorded in a manifest's provenance.
@@ -68,14 +73,20 @@ pub struct InputFile {
 pub fn read_input(path: &Path) -> Result<(Vec<u8>, InputFile)> {
     let (bytes, shown) = if path == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
         (buf, "-".to_string())
     } else {
         let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let abs = crate::paths::absolute(path)?;
         (bytes, crate::paths::to_manifest_string(&abs)?)
     };
-    let rec = InputFile { path: shown, sha256: sha256_hex(&bytes), bytes: bytes.len() as u64 };
+    let rec = InputFile {
+        path: shown,
+        sha256: sha256_hex(&bytes),
+        bytes: bytes.len() as u64,
+    };
     Ok((bytes, rec))
 }
 
@@ -88,7 +99,11 @@ pub enum Output {
 
 impl Output {
     pub fn parse(s: &Path) -> Self {
-        if s == Path::new("-") { Output::Stdout } else { Output::File(s.to_path_buf()) }
+        if s == Path::new("-") {
+            Output::Stdout
+        } else {
+            Output::File(s.to_path_buf())
+        }
     }
 
     /// The directory relative paths written into this output resolve against.
@@ -131,7 +146,10 @@ mod tests {
 
     #[test]
     fn sha256_of_abc() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -93,7 +93,10 @@ pub struct Item {
 
 impl Item {
     pub fn new(id: impl Into<String>) -> Self {
-        Item { id: id.into(), ..Default::default() }
+        Item {
+            id: id.into(),
+            ..Default::default()
+        }
     }
 
     fn path_fields_mut(&mut self) -> [(&'static str, &mut Option<String>); 4] {
@@ -134,16 +137,28 @@ pub struct Step {
 
 impl Step {
     pub fn new(stage: &str, version: &str) -> Self {
-        Step { stage: stage.into(), version: version.into(), params: Map::new(), inputs: vec![], summary: Map::new() }
+        Step {
+            stage: stage.into(),
+            version: version.into(),
+            params: Map::new(),
+            inputs: vec![],
+            summary: Map::new(),
+        }
     }
 
     pub fn param(mut self, key: &str, value: impl Serialize) -> Self {
-        self.params.insert(key.into(), serde_json::to_value(value).expect("parameter serialises"));
+        self.params.insert(
+            key.into(),
+            serde_json::to_value(value).expect("parameter serialises"),
+        );
         self
     }
 
     pub fn count(&mut self, key: &str, value: impl Serialize) {
-        self.summary.insert(key.into(), serde_json::to_value(value).expect("summary value serialises"));
+        self.summary.insert(
+            key.into(),
+            serde_json::to_value(value).expect("summary value serialises"),
+        );
     }
 }
 
@@ -196,10 +211,14 @@ impl Manifest {
     /// Parses a manifest document. Relative paths stay as they are; see [`Manifest::read`].
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let value: Value = serde_json::from_slice(bytes).context("not valid JSON")?;
-        let obj = value.as_object().context("a manifest must be a JSON object")?;
+        let obj = value
+            .as_object()
+            .context("a manifest must be a JSON object")?;
         match obj.get("schema") {
             Some(Value::String(s)) if s == SCHEMA => {}
-            Some(other) => bail!("`schema` is {other}, expected \"{SCHEMA}\": this is not a facepipe dataset manifest"),
+            Some(other) => bail!(
+                "`schema` is {other}, expected \"{SCHEMA}\": this is not a facepipe dataset manifest"
+            ),
             None => bail!("no `schema` field: this is not a facepipe dataset manifest"),
         }
         match obj.get("schema_version").and_then(Value::as_u64) {
@@ -209,7 +228,8 @@ impl Manifest {
             Some(0) | None => bail!("`schema_version` must be a positive integer"),
             Some(_) => {}
         }
-        let m: Manifest = serde_json::from_value(value).context("manifest does not match the facepipe/dataset schema")?;
+        let m: Manifest = serde_json::from_value(value)
+            .context("manifest does not match the facepipe/dataset schema")?;
         m.validate()?;
         Ok(m)
     }
@@ -236,12 +256,19 @@ impl Manifest {
     /// stdin). Errors name the file.
     pub fn read(path: &Path) -> Result<Loaded> {
         let (bytes, input) = crate::io::read_input(path)?;
-        let shown = if input.path == "-" { "<stdin>".to_string() } else { path.display().to_string() };
+        let shown = if input.path == "-" {
+            "<stdin>".to_string()
+        } else {
+            path.display().to_string()
+        };
         let mut manifest = Self::parse(&bytes).with_context(|| format!("manifest {shown}"))?;
         let base = if input.path == "-" {
             paths::absolute(Path::new("."))?
         } else {
-            PathBuf::from(&input.path).parent().map(Path::to_path_buf).unwrap_or_default()
+            PathBuf::from(&input.path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
         };
         manifest.rebase(&base, None)?;
         Ok(Loaded { manifest, input })
@@ -303,7 +330,6 @@ impl Manifest {
         let bytes = self.to_bytes_for(out)?;
         out.write(&bytes)
     }
-
 }
 
 /// Refuses to replace `path` unless it does not exist, is a facepipe manifest, or `force`.
@@ -343,7 +369,9 @@ pub fn json_schema() -> Value {
 fn allow_extra_fields(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if m.get("type").and_then(Value::as_str) == Some("object") && m.contains_key("properties") {
+            if m.get("type").and_then(Value::as_str) == Some("object")
+                && m.contains_key("properties")
+            {
                 m.insert("additionalProperties".into(), Value::Bool(true));
             }
             for (k, child) in m.iter_mut() {
@@ -359,7 +387,8 @@ fn allow_extra_fields(v: &mut Value) {
 
 /// JSON Schema of a palette file.
 pub fn palette_json_schema() -> Value {
-    let mut v = serde_json::to_value(schemars::schema_for!(crate::palette::PaletteFile)).expect("schema serialises");
+    let mut v = serde_json::to_value(schemars::schema_for!(crate::palette::PaletteFile))
+        .expect("schema serialises");
     allow_extra_fields(&mut v);
     v
 }
@@ -393,11 +422,18 @@ mod tests {
         let wrong = doc("").replace("facepipe/dataset", "other/thing");
         let e = Manifest::parse(wrong.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("not a facepipe dataset manifest"), "{e}");
-        let dup = doc("").replace(r#""provenance":[]"#, r#""provenance":[]"#).replace(
-            r#"{"id":"a","image":"img/a.png","custom":{"x":1}}"#,
-            r#"{"id":"a"},{"id":"a"}"#,
+        let dup = doc("")
+            .replace(r#""provenance":[]"#, r#""provenance":[]"#)
+            .replace(
+                r#"{"id":"a","image":"img/a.png","custom":{"x":1}}"#,
+                r#"{"id":"a"},{"id":"a"}"#,
+            );
+        assert!(
+            Manifest::parse(dup.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("more than once")
         );
-        assert!(Manifest::parse(dup.as_bytes()).unwrap_err().to_string().contains("more than once"));
     }
 
     #[test]
@@ -408,11 +444,17 @@ mod tests {
         std::fs::write(&src, doc("")).unwrap();
         let loaded = Manifest::read(&src).unwrap();
         let img = loaded.manifest.items[0].image.clone().unwrap();
-        assert_eq!(PathBuf::from(&img), paths::absolute(&d.path().join("in/img/a.png")).unwrap());
+        assert_eq!(
+            PathBuf::from(&img),
+            paths::absolute(&d.path().join("in/img/a.png")).unwrap()
+        );
 
         let dst = d.path().join("out/deeper/m.json");
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        loaded.manifest.write(&Output::File(dst.clone()), false).unwrap();
+        loaded
+            .manifest
+            .write(&Output::File(dst.clone()), false)
+            .unwrap();
         let back: Value = serde_json::from_slice(&std::fs::read(&dst).unwrap()).unwrap();
         assert_eq!(back["items"][0]["image"], "../../in/img/a.png");
         // and reading it again lands on the same file
@@ -426,7 +468,10 @@ mod tests {
         let p = d.path().join("notes.json");
         std::fs::write(&p, "{\"mine\": true}").unwrap();
         let m = Manifest::new(vec![Item::new("a")]);
-        let e = m.write(&Output::File(p.clone()), false).unwrap_err().to_string();
+        let e = m
+            .write(&Output::File(p.clone()), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("refusing to overwrite"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"mine\": true}");
         m.write(&Output::File(p.clone()), true).unwrap();

@@ -30,7 +30,13 @@ pub struct Class {
 
 impl Class {
     pub fn new(id: u8, name: &str, rgb: [u8; 3]) -> Self {
-        Class { id, name: name.to_string(), rgb, pixels: None, extra: Map::new() }
+        Class {
+            id,
+            name: name.to_string(),
+            rgb,
+            pixels: None,
+            extra: Map::new(),
+        }
     }
 }
 
@@ -58,7 +64,10 @@ pub fn mut1ny() -> Vec<Class> {
 
 /// Index of a class by name in the Mut1ny palette (panics on a typo: for constants).
 pub fn mut1ny_index(name: &str) -> u8 {
-    mut1ny().iter().position(|c| c.name == name).unwrap_or_else(|| panic!("no class {name:?}")) as u8
+    mut1ny()
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no class {name:?}")) as u8
 }
 
 /// A palette file: either a bare array of classes or any object with a `classes` array
@@ -77,17 +86,29 @@ pub fn validate(classes: &[Class]) -> Result<()> {
         bail!("palette has no classes");
     }
     if classes.len() > 255 {
-        bail!("palette has {} classes; at most 255 are allowed (255 means 'ignore')", classes.len());
+        bail!(
+            "palette has {} classes; at most 255 are allowed (255 means 'ignore')",
+            classes.len()
+        );
     }
     for (i, c) in classes.iter().enumerate() {
         if usize::from(c.id) != i {
-            bail!("class {:?} has id {} but is at position {i}: ids must be 0..n-1 in order", c.name, c.id);
+            bail!(
+                "class {:?} has id {} but is at position {i}: ids must be 0..n-1 in order",
+                c.name,
+                c.id
+            );
         }
         if c.name.trim().is_empty() {
             bail!("class {i} has an empty name");
         }
         if let Some(other) = classes[..i].iter().find(|o| o.rgb == c.rgb) {
-            bail!("classes {:?} and {:?} share the colour {:?}", other.name, c.name, c.rgb);
+            bail!(
+                "classes {:?} and {:?} share the colour {:?}",
+                other.name,
+                c.name,
+                c.rgb
+            );
         }
     }
     Ok(())
@@ -95,7 +116,8 @@ pub fn validate(classes: &[Class]) -> Result<()> {
 
 /// Reads and validates a palette file.
 pub fn load(path: &Path) -> Result<Vec<Class>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read palette {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read palette {}", path.display()))?;
     let file: PaletteFile = serde_json::from_str(&text).with_context(|| {
         format!("palette {} is not a JSON array of {{id, name, rgb}} classes nor an object with `classes`", path.display())
     })?;
@@ -134,10 +156,20 @@ mod tests {
     fn bad_palettes_are_rejected() {
         let mut p = mut1ny();
         p[3].rgb = p[2].rgb;
-        assert!(validate(&p).unwrap_err().to_string().contains("share the colour"));
+        assert!(
+            validate(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("share the colour")
+        );
         let mut p = mut1ny();
         p.swap(0, 1);
-        assert!(validate(&p).unwrap_err().to_string().contains("ids must be 0..n-1"));
+        assert!(
+            validate(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("ids must be 0..n-1")
+        );
         assert!(validate(&[]).is_err());
     }
 
@@ -145,10 +177,18 @@ mod tests {
     fn palette_file_forms() {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.json");
-        std::fs::write(&a, r#"[{"id":0,"name":"bg","rgb":[0,0,0]},{"id":1,"name":"skin","rgb":[9,9,9]}]"#).unwrap();
+        std::fs::write(
+            &a,
+            r#"[{"id":0,"name":"bg","rgb":[0,0,0]},{"id":1,"name":"skin","rgb":[9,9,9]}]"#,
+        )
+        .unwrap();
         assert_eq!(load(&a).unwrap().len(), 2);
         let b = d.path().join("b.json");
-        std::fs::write(&b, r#"{"schema":"x","classes":[{"id":0,"name":"bg","rgb":[0,0,0]}]}"#).unwrap();
+        std::fs::write(
+            &b,
+            r#"{"schema":"x","classes":[{"id":0,"name":"bg","rgb":[0,0,0]}]}"#,
+        )
+        .unwrap();
         assert_eq!(load(&b).unwrap().len(), 1);
         let c = d.path().join("c.json");
         std::fs::write(&c, r#"{"colours": []}"#).unwrap();

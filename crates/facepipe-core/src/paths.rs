@@ -102,10 +102,18 @@ pub fn dataset_relative(name: &str) -> Result<String> {
 pub fn common_dir<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Option<PathBuf> {
     let mut acc: Option<Vec<Component<'a>>> = None;
     for p in paths {
-        let parent: Vec<Component> = p.parent().map(|d| d.components().collect()).unwrap_or_default();
+        let parent: Vec<Component> = p
+            .parent()
+            .map(|d| d.components().collect())
+            .unwrap_or_default();
         acc = Some(match acc {
             None => parent,
-            Some(a) => a.into_iter().zip(parent).take_while(|(x, y)| x == y).map(|(x, _)| x).collect(),
+            Some(a) => a
+                .into_iter()
+                .zip(parent)
+                .take_while(|(x, y)| x == y)
+                .map(|(x, _)| x)
+                .collect(),
         });
     }
     acc.map(|c| c.iter().map(|c| c.as_os_str()).collect())
@@ -119,8 +127,14 @@ mod tests {
     fn relative_paths_walk_up_and_down() {
         let r = relative_to(Path::new("/a/b/c/x.png"), Path::new("/a/d"));
         assert_eq!(r, PathBuf::from("../b/c/x.png"));
-        assert_eq!(relative_to(Path::new("/a/x"), Path::new("/a")), PathBuf::from("x"));
-        assert_eq!(relative_to(Path::new("/a"), Path::new("/a")), PathBuf::from("."));
+        assert_eq!(
+            relative_to(Path::new("/a/x"), Path::new("/a")),
+            PathBuf::from("x")
+        );
+        assert_eq!(
+            relative_to(Path::new("/a"), Path::new("/a")),
+            PathBuf::from(".")
+        );
     }
 
     #[test]
@@ -130,17 +144,36 @@ mod tests {
 
     #[test]
     fn dataset_names_are_confined() {
-        assert_eq!(dataset_relative(r"samples\g1\a.png").unwrap(), "samples/g1/a.png");
+        assert_eq!(
+            dataset_relative(r"samples\g1\a.png").unwrap(),
+            "samples/g1/a.png"
+        );
         assert_eq!(dataset_relative("./x//y.png").unwrap(), "x/y.png");
-        for bad in ["", "  ", "/etc/passwd", r"C:\x.png", "c:x.png", r"\\server\share\x.png", r"a\..\..\x.png", "..", "."] {
+        for bad in [
+            "",
+            "  ",
+            "/etc/passwd",
+            r"C:\x.png",
+            "c:x.png",
+            r"\\server\share\x.png",
+            r"a\..\..\x.png",
+            "..",
+            ".",
+        ] {
             assert!(dataset_relative(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 
     #[test]
     fn common_dir_of_files() {
-        let ps = [PathBuf::from("/d/labels/g1/a.png"), PathBuf::from("/d/labels/g2/b.png")];
-        assert_eq!(common_dir(ps.iter().map(|p| p.as_path())), Some(PathBuf::from("/d/labels")));
+        let ps = [
+            PathBuf::from("/d/labels/g1/a.png"),
+            PathBuf::from("/d/labels/g2/b.png"),
+        ];
+        assert_eq!(
+            common_dir(ps.iter().map(|p| p.as_path())),
+            Some(PathBuf::from("/d/labels"))
+        );
         assert_eq!(common_dir(std::iter::empty()), None);
     }
 }

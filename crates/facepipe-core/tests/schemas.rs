@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use facepipe_core::manifest::{json_schema, palette_json_schema};
 
 fn check(name: &str, schema: serde_json::Value) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../schemas")
+        .join(name);
     let mut want = serde_json::to_string_pretty(&schema).unwrap();
     want.push('\n');
     if std::env::var_os("UPDATE_SCHEMAS").is_some() {
