@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use facepipe_core::colour::{self, WhitePoint};
-use facepipe_core::io::{create_dir_all, write_atomic, write_atomic_with};
+use facepipe_core::io::{create_dir_all, write_atomic, write_atomic_fast};
 use facepipe_core::rng::SplitMix64;
 use image::ImageEncoder;
 use rayon::prelude::*;
@@ -100,8 +100,7 @@ fn check_out_dir(out: &Path, force: bool) -> Result<()> {
     if !out.exists() || force {
         return Ok(());
     }
-    let mut entries =
-        std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
+    let mut entries = std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
     if entries.next().is_none() || out.join(MARKER).is_file() {
         return Ok(());
     }
@@ -114,30 +113,20 @@ fn check_out_dir(out: &Path, force: bool) -> Result<()> {
 /// Generates the dataset; returns the faces' truths.
 pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Vec<FaceTruth>> {
     anyhow::ensure!(cfg.count > 0, "--count must be at least 1");
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&cfg.aa_labels),
-        "--aa-labels must be in 0..=1"
-    );
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&cfg.two_faces),
-        "--two-faces must be in 0..=1"
-    );
+    anyhow::ensure!((0.0..=1.0).contains(&cfg.aa_labels), "--aa-labels must be in 0..=1");
+    anyhow::ensure!((0.0..=1.0).contains(&cfg.two_faces), "--two-faces must be in 0..=1");
     check_out_dir(&cfg.out, cfg.force)?;
     create_dir_all(&cfg.out)?;
     // The XML is written last: while it is missing the folder is incomplete.
     let xml_path = cfg.out.join("training.xml");
     if xml_path.exists() {
-        std::fs::remove_file(&xml_path)
-            .with_context(|| format!("removing stale {}", xml_path.display()))?;
+        std::fs::remove_file(&xml_path).with_context(|| format!("removing stale {}", xml_path.display()))?;
     }
     let mut params = serde_json::to_vec_pretty(cfg)?;
     params.push(b'\n');
     write_atomic(&cfg.out.join(MARKER), &params)?;
 
-    let palette: Vec<[u8; 3]> = facepipe_core::palette::mut1ny()
-        .iter()
-        .map(|c| c.rgb)
-        .collect();
+    let palette: Vec<[u8; 3]> = facepipe_core::palette::mut1ny().iter().map(|c| c.rgb).collect();
     progress.set_length(u64::from(cfg.count));
     let truths: Vec<Vec<FaceTruth>> = (0..cfg.count)
         .into_par_iter()
@@ -169,19 +158,8 @@ fn make_one(cfg: &Config, i: u32, palette: &[[u8; 3]]) -> Result<Vec<FaceTruth>>
     for (face_no, k) in (0..scene.faces.len()).rev().enumerate() {
         let f = &scene.faces[k];
         let face_width = 2.0 * f.s * f.wx;
-        let side = (PATCH_PX * face_width / REFERENCE_FACE_WIDTH)
-            .round()
-            .max(3.0);
-        let cheek = |left: bool| {
-            measure_cheek(
-                &px,
-                cfg.width,
-                cfg.height,
-                f.cheek_centre(left),
-                side,
-                k as u8,
-            )
-        };
+        let side = (PATCH_PX * face_width / REFERENCE_FACE_WIDTH).round().max(3.0);
+        let cheek = |left: bool| measure_cheek(&px, cfg.width, cfg.height, f.cheek_centre(left), side, k as u8);
         let l = f.skin_lab[0];
         rows.push(FaceTruth {
             item_id: id.clone(),
@@ -213,20 +191,16 @@ fn measure_cheek(px: &render::Rendered, w: u32, h: u32, c: (f64, f64), side: f64
         for x in x0..x1 {
             let i = (y * w + x) as usize;
             if px.skin_of[i] == k {
-                for j in 0..3 {
-                    sum[j] += u64::from(px.photo[i * 3 + j]);
+                for (s, &v) in sum.iter_mut().zip(&px.photo[i * 3..i * 3 + 3]) {
+                    *s += u64::from(v);
                 }
                 n += 1;
             }
         }
     }
     let area = side * side;
-    let lab = (f64::from(n) >= MIN_SKIN_FRACTION * area).then(|| {
-        colour::srgb_to_lab(
-            sum.map(|s| s as f64 / f64::from(n) / 255.0),
-            WhitePoint::D65,
-        )
-    });
+    let lab = (f64::from(n) >= MIN_SKIN_FRACTION * area)
+        .then(|| colour::srgb_to_lab(sum.map(|s| s as f64 / f64::from(n) / 255.0), WhitePoint::D65));
     Cheek {
         lab,
         pixels: n,
@@ -250,7 +224,7 @@ fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
     if let Some(d) = path.parent() {
         create_dir_all(d)?;
     }
-    write_atomic_with(path, |f| {
+    write_atomic_fast(path, |f| {
         let mut buf = std::io::BufWriter::new(f);
         image::codecs::png::PngEncoder::new_with_quality(
             &mut buf,
@@ -396,20 +370,14 @@ mod tests {
         let mut c = cfg(d.path());
         c.aa_labels = 0.0;
         run(&c, &indicatif::ProgressBar::hidden()).unwrap();
-        let palette: Vec<[u8; 3]> = facepipe_core::palette::mut1ny()
-            .iter()
-            .map(|c| c.rgb)
-            .collect();
+        let palette: Vec<[u8; 3]> = facepipe_core::palette::mut1ny().iter().map(|c| c.rgb).collect();
         let lab = image::open(d.path().join("labels/g000/face_00000.png"))
             .unwrap()
             .to_rgb8();
         assert!(lab.pixels().all(|p| palette.contains(&p.0)));
         // a face has skin, eyes, nose and lips
         for class in [2, 3, 1, 8] {
-            assert!(
-                lab.pixels().any(|p| p.0 == palette[class]),
-                "class {class} missing"
-            );
+            assert!(lab.pixels().any(|p| p.0 == palette[class]), "class {class} missing");
         }
     }
 
@@ -421,10 +389,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("refusing"), "{e}");
-        assert_eq!(
-            std::fs::read_to_string(d.path().join("thesis.tex")).unwrap(),
-            "mine"
-        );
+        assert_eq!(std::fs::read_to_string(d.path().join("thesis.tex")).unwrap(), "mine");
     }
 
     #[test]
@@ -439,11 +404,7 @@ mod tests {
             .iter()
             .filter_map(|t| t.left.lab.map(|l| (l, t.skin_lab)))
             .collect();
-        assert!(
-            measured.len() >= 6,
-            "too few measurable cheeks: {}",
-            measured.len()
-        );
+        assert!(measured.len() >= 6, "too few measurable cheeks: {}", measured.len());
         for (lab, skin) in measured {
             // shading and texture move it, but not far
             assert!((lab[0] - skin[0]).abs() < 12.0, "{lab:?} vs {skin:?}");

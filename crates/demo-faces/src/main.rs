@@ -55,8 +55,7 @@ fn main() -> ExitCode {
                 two_faces: a.two_faces,
                 force: a.force,
             };
-            let faces =
-                demo_faces::run(&cfg, &a.common.progress(u64::from(cfg.count), "demo-faces"))?;
+            let faces = demo_faces::run(&cfg, &a.common.progress(u64::from(cfg.count), "demo-faces"))?;
             log::info!(
                 "wrote {} images with {} faces to {}",
                 cfg.count,

@@ -112,10 +112,7 @@ impl Face {
         let skin_lab = [l, a, b];
         let sex = if r.chance(0.5) { "female" } else { "male" };
         let hair = if sex == "female" {
-            pick(
-                r,
-                &[Hair::Long, Hair::Long, Hair::Fringe, Hair::Big, Hair::Short],
-            )
+            pick(r, &[Hair::Long, Hair::Long, Hair::Fringe, Hair::Big, Hair::Short])
         } else {
             pick(
                 r,
@@ -165,14 +162,7 @@ impl Face {
             hair_rgb,
             beard,
             glasses,
-            frame_rgb: pick(
-                r,
-                &[
-                    [20.0, 20.0, 20.0],
-                    [120.0, 80.0, 40.0],
-                    [180.0, 180.0, 190.0],
-                ],
-            ),
+            frame_rgb: pick(r, &[[20.0, 20.0, 20.0], [120.0, 80.0, 40.0], [180.0, 180.0, 190.0]]),
             iris_rgb: pick(
                 r,
                 &[
@@ -182,11 +172,7 @@ impl Face {
                     [80.0, 110.0, 70.0],
                 ],
             ),
-            mouth_open: if r.chance(0.3) {
-                r.range(0.5, 1.0)
-            } else {
-                0.0
-            },
+            mouth_open: if r.chance(0.3) { r.range(0.5, 1.0) } else { 0.0 },
             lip_rgb: lab_to_rgb8f([l * 0.85, a + 14.0, b * 0.8]),
             clothes_rgb: [
                 r.range(20.0, 230.0) as f32,
@@ -257,16 +243,10 @@ impl Face {
                 let lens = e <= 1.0;
                 let frame = lens && e >= 0.72;
                 if frame || (lens && self.glasses == Glasses::Sun) {
-                    let c = if frame {
-                        self.frame_rgb
-                    } else {
-                        [25.0, 28.0, 32.0]
-                    };
+                    let c = if frame { self.frame_rgb } else { [25.0, 28.0, 32.0] };
                     return Some((class::SPECS, c));
                 }
-                let temple = side * fu > EYE_U + 0.24
-                    && side * fu < 1.02
-                    && (v - EYE_V + 0.04).abs() < 0.025;
+                let temple = side * fu > EYE_U + 0.24 && side * fu < 1.02 && (v - EYE_V + 0.04).abs() < 0.025;
                 if temple {
                     return Some((class::SPECS, self.frame_rgb));
                 }
@@ -282,8 +262,7 @@ impl Face {
                 Beard::None => false,
                 Beard::Moustache => ell(fu, v, 0.0, LIP_V - 0.14, 0.3, 0.06) <= 1.0,
                 Beard::Goatee => {
-                    ell(fu, v, 0.0, 1.05, 0.24, 0.25) <= 1.0
-                        || ell(fu, v, 0.0, LIP_V - 0.14, 0.28, 0.05) <= 1.0
+                    ell(fu, v, 0.0, 1.05, 0.24, 0.25) <= 1.0 || ell(fu, v, 0.0, LIP_V - 0.14, 0.28, 0.05) <= 1.0
                 }
                 Beard::Full => {
                     let chin = ell(u, v, 0.0, 0.12, 1.02, 1.36) <= 1.0 && v > 0.42;
@@ -324,27 +303,17 @@ impl Face {
                 }
             }
             // Mouth: teeth inside open lips.
-            if self.mouth_open > 0.0 && ell(fu, v, 0.0, LIP_V, 0.18, 0.035 * self.mouth_open) <= 1.0
-            {
+            if self.mouth_open > 0.0 && ell(fu, v, 0.0, LIP_V, 0.18, 0.035 * self.mouth_open) <= 1.0 {
                 return Some((
                     class::TEETH,
                     [235.0, 232.0, 220.0].map(|c| c * self.texture(px, py, 0.05)),
                 ));
             }
             let lip_w = 0.27 + 0.02 * self.wx;
-            if ell(
-                fu,
-                v,
-                0.0,
-                LIP_V,
-                lip_w,
-                LIP_RV * (1.0 + 0.4 * self.mouth_open),
-            ) <= 1.0
-            {
+            if ell(fu, v, 0.0, LIP_V, lip_w, LIP_RV * (1.0 + 0.4 * self.mouth_open)) <= 1.0 {
                 return Some((
                     class::LIPS,
-                    self.shade(u, v, self.lip_rgb)
-                        .map(|c| c * self.texture(px, py, 0.05)),
+                    self.shade(u, v, self.lip_rgb).map(|c| c * self.texture(px, py, 0.05)),
                 ));
             }
             // Nose: a widening ridge and the nostril wings.
@@ -373,11 +342,8 @@ impl Face {
         }
 
         // Behind the face: long hair over the ears, ears, the back of the hair, neck, clothes.
-        let long_side = self.hair == Hair::Long
-            && u.abs() > 0.7
-            && u.abs() < 1.38
-            && v > -0.6
-            && v < 1.7 - 0.3 * (u.abs() - 0.7);
+        let long_side =
+            self.hair == Hair::Long && u.abs() > 0.7 && u.abs() < 1.38 && v > -0.6 && v < 1.7 - 0.3 * (u.abs() - 0.7);
         if long_side {
             return Some((class::HAIR, self.hair_colour(u, v, px, py)));
         }
@@ -439,11 +405,7 @@ fn face_half_width(v: f64) -> f64 {
         return 0.0;
     }
     let base = (1.0 - t * t).sqrt();
-    if v > 0.0 {
-        base * (1.0 - 0.12 * t)
-    } else {
-        base
-    }
+    if v > 0.0 { base * (1.0 - 0.12 * t) } else { base }
 }
 
 fn in_ellipse_face(u: f64, v: f64) -> bool {
@@ -586,8 +548,7 @@ impl Scene {
                 let mut classes = [0u8; 4];
                 let mut owners = [0u8; 4];
                 for (i, (ox, oy)) in OFF.iter().enumerate() {
-                    let (c, rgb, k) =
-                        self.sample(px as f64 + ox, py as f64 + oy, px as u32, py as u32);
+                    let (c, rgb, k) = self.sample(px as f64 + ox, py as f64 + oy, px as u32, py as u32);
                     classes[i] = c;
                     owners[i] = k;
                     for j in 0..3 {
@@ -619,11 +580,7 @@ impl Scene {
                 }
             }
         }
-        Rendered {
-            photo,
-            label,
-            skin_of,
-        }
+        Rendered { photo, label, skin_of }
     }
 }
 

@@ -67,11 +67,9 @@ impl Common {
         }
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         pb.set_prefix(what.to_string());
         pb
@@ -88,9 +86,7 @@ pub fn init(stage: &'static str, common: &Common) -> Result<()> {
     if let Some(n) = common.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
         // Fails only if the pool was already built (in tests); the first setting stands.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
     Ok(())
 }

@@ -9,9 +9,7 @@
 //!   space; Photoshop's Lab), the latter via the Bradford-adapted sRGB matrix.
 
 /// Reference white of the Lab conversion.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum WhitePoint {
     D65,
@@ -78,27 +76,13 @@ fn mul(m: &M3, v: [f64; 3]) -> [f64; 3] {
 }
 
 fn inverse(m: &M3) -> M3 {
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-    let c =
-        |r0: usize, c0: usize, r1: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
+    let c = |r0: usize, c0: usize, r1: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
     [
-        [
-            c(1, 1, 2, 2) / det,
-            -c(0, 1, 2, 2) / det,
-            c(0, 1, 1, 2) / det,
-        ],
-        [
-            -c(1, 0, 2, 2) / det,
-            c(0, 0, 2, 2) / det,
-            -c(0, 0, 1, 2) / det,
-        ],
-        [
-            c(1, 0, 2, 1) / det,
-            -c(0, 0, 2, 1) / det,
-            c(0, 0, 1, 1) / det,
-        ],
+        [c(1, 1, 2, 2) / det, -c(0, 1, 2, 2) / det, c(0, 1, 1, 2) / det],
+        [-c(1, 0, 2, 2) / det, c(0, 0, 2, 2) / det, -c(0, 0, 1, 2) / det],
+        [c(1, 0, 2, 1) / det, -c(0, 0, 2, 1) / det, c(0, 0, 1, 1) / det],
     ]
 }
 
@@ -128,11 +112,7 @@ pub fn linear_rgb_to_xyz(rgb: [f64; 3], white: WhitePoint) -> [f64; 3] {
 /// XYZ → CIE L\*a\*b\*.
 pub fn xyz_to_lab(xyz: [f64; 3], white: WhitePoint) -> [f64; 3] {
     let w = white.xyz();
-    let (fx, fy, fz) = (
-        lab_f(xyz[0] / w[0]),
-        lab_f(xyz[1] / w[1]),
-        lab_f(xyz[2] / w[2]),
-    );
+    let (fx, fy, fz) = (lab_f(xyz[0] / w[0]), lab_f(xyz[1] / w[1]), lab_f(xyz[2] / w[2]));
     [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
 }
 
@@ -142,11 +122,7 @@ pub fn lab_to_xyz(lab: [f64; 3], white: WhitePoint) -> [f64; 3] {
     let fy = (lab[0] + 16.0) / 116.0;
     let fx = fy + lab[1] / 500.0;
     let fz = fy - lab[2] / 200.0;
-    [
-        w[0] * lab_f_inv(fx),
-        w[1] * lab_f_inv(fy),
-        w[2] * lab_f_inv(fz),
-    ]
+    [w[0] * lab_f_inv(fx), w[1] * lab_f_inv(fy), w[2] * lab_f_inv(fz)]
 }
 
 /// sRGB in 0..=1 (gamma-encoded, may be a mean of pixels) → L\*a\*b\*.
@@ -178,21 +154,9 @@ mod tests {
 
     #[test]
     fn white_and_black() {
-        close(
-            srgb8_to_lab([255, 255, 255], WhitePoint::D65),
-            [100.0, 0.0, 0.0],
-            1e-3,
-        );
-        close(
-            srgb8_to_lab([255, 255, 255], WhitePoint::D50),
-            [100.0, 0.0, 0.0],
-            1e-3,
-        );
-        close(
-            srgb8_to_lab([0, 0, 0], WhitePoint::D65),
-            [0.0, 0.0, 0.0],
-            1e-9,
-        );
+        close(srgb8_to_lab([255, 255, 255], WhitePoint::D65), [100.0, 0.0, 0.0], 1e-3);
+        close(srgb8_to_lab([255, 255, 255], WhitePoint::D50), [100.0, 0.0, 0.0], 1e-3);
+        close(srgb8_to_lab([0, 0, 0], WhitePoint::D65), [0.0, 0.0, 0.0], 1e-9);
     }
 
     #[test]

@@ -25,9 +25,4 @@ pub use palette::Class;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `--version` text: the workspace version and the git revision it was built from.
-pub const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("FACEPIPE_GIT_REV"),
-    ")"
-);
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FACEPIPE_GIT_REV"), ")");

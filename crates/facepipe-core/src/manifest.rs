@@ -147,10 +147,8 @@ impl Step {
     }
 
     pub fn param(mut self, key: &str, value: impl Serialize) -> Self {
-        self.params.insert(
-            key.into(),
-            serde_json::to_value(value).expect("parameter serialises"),
-        );
+        self.params
+            .insert(key.into(), serde_json::to_value(value).expect("parameter serialises"));
         self
     }
 
@@ -211,14 +209,10 @@ impl Manifest {
     /// Parses a manifest document. Relative paths stay as they are; see [`Manifest::read`].
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let value: Value = serde_json::from_slice(bytes).context("not valid JSON")?;
-        let obj = value
-            .as_object()
-            .context("a manifest must be a JSON object")?;
+        let obj = value.as_object().context("a manifest must be a JSON object")?;
         match obj.get("schema") {
             Some(Value::String(s)) if s == SCHEMA => {}
-            Some(other) => bail!(
-                "`schema` is {other}, expected \"{SCHEMA}\": this is not a facepipe dataset manifest"
-            ),
+            Some(other) => bail!("`schema` is {other}, expected \"{SCHEMA}\": this is not a facepipe dataset manifest"),
             None => bail!("no `schema` field: this is not a facepipe dataset manifest"),
         }
         match obj.get("schema_version").and_then(Value::as_u64) {
@@ -228,8 +222,8 @@ impl Manifest {
             Some(0) | None => bail!("`schema_version` must be a positive integer"),
             Some(_) => {}
         }
-        let m: Manifest = serde_json::from_value(value)
-            .context("manifest does not match the facepipe/dataset schema")?;
+        let m: Manifest =
+            serde_json::from_value(value).context("manifest does not match the facepipe/dataset schema")?;
         m.validate()?;
         Ok(m)
     }
@@ -369,9 +363,7 @@ pub fn json_schema() -> Value {
 fn allow_extra_fields(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if m.get("type").and_then(Value::as_str) == Some("object")
-                && m.contains_key("properties")
-            {
+            if m.get("type").and_then(Value::as_str) == Some("object") && m.contains_key("properties") {
                 m.insert("additionalProperties".into(), Value::Bool(true));
             }
             for (k, child) in m.iter_mut() {
@@ -387,8 +379,7 @@ fn allow_extra_fields(v: &mut Value) {
 
 /// JSON Schema of a palette file.
 pub fn palette_json_schema() -> Value {
-    let mut v = serde_json::to_value(schemars::schema_for!(crate::palette::PaletteFile))
-        .expect("schema serialises");
+    let mut v = serde_json::to_value(schemars::schema_for!(crate::palette::PaletteFile)).expect("schema serialises");
     allow_extra_fields(&mut v);
     v
 }
@@ -422,12 +413,10 @@ mod tests {
         let wrong = doc("").replace("facepipe/dataset", "other/thing");
         let e = Manifest::parse(wrong.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("not a facepipe dataset manifest"), "{e}");
-        let dup = doc("")
-            .replace(r#""provenance":[]"#, r#""provenance":[]"#)
-            .replace(
-                r#"{"id":"a","image":"img/a.png","custom":{"x":1}}"#,
-                r#"{"id":"a"},{"id":"a"}"#,
-            );
+        let dup = doc("").replace(
+            r#"{"id":"a","image":"img/a.png","custom":{"x":1}}"#,
+            r#"{"id":"a"},{"id":"a"}"#,
+        );
         assert!(
             Manifest::parse(dup.as_bytes())
                 .unwrap_err()
@@ -451,10 +440,7 @@ mod tests {
 
         let dst = d.path().join("out/deeper/m.json");
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        loaded
-            .manifest
-            .write(&Output::File(dst.clone()), false)
-            .unwrap();
+        loaded.manifest.write(&Output::File(dst.clone()), false).unwrap();
         let back: Value = serde_json::from_slice(&std::fs::read(&dst).unwrap()).unwrap();
         assert_eq!(back["items"][0]["image"], "../../in/img/a.png");
         // and reading it again lands on the same file
@@ -468,10 +454,7 @@ mod tests {
         let p = d.path().join("notes.json");
         std::fs::write(&p, "{\"mine\": true}").unwrap();
         let m = Manifest::new(vec![Item::new("a")]);
-        let e = m
-            .write(&Output::File(p.clone()), false)
-            .unwrap_err()
-            .to_string();
+        let e = m.write(&Output::File(p.clone()), false).unwrap_err().to_string();
         assert!(e.contains("refusing to overwrite"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"mine\": true}");
         m.write(&Output::File(p.clone()), true).unwrap();

@@ -103,12 +103,7 @@ pub fn validate(classes: &[Class]) -> Result<()> {
             bail!("class {i} has an empty name");
         }
         if let Some(other) = classes[..i].iter().find(|o| o.rgb == c.rgb) {
-            bail!(
-                "classes {:?} and {:?} share the colour {:?}",
-                other.name,
-                c.name,
-                c.rgb
-            );
+            bail!("classes {:?} and {:?} share the colour {:?}", other.name, c.name, c.rgb);
         }
     }
     Ok(())
@@ -116,10 +111,12 @@ pub fn validate(classes: &[Class]) -> Result<()> {
 
 /// Reads and validates a palette file.
 pub fn load(path: &Path) -> Result<Vec<Class>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read palette {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read palette {}", path.display()))?;
     let file: PaletteFile = serde_json::from_str(&text).with_context(|| {
-        format!("palette {} is not a JSON array of {{id, name, rgb}} classes nor an object with `classes`", path.display())
+        format!(
+            "palette {} is not a JSON array of {{id, name, rgb}} classes nor an object with `classes`",
+            path.display()
+        )
     })?;
     let classes = match file {
         PaletteFile::List(c) | PaletteFile::Object { classes: c } => c,
@@ -156,20 +153,10 @@ mod tests {
     fn bad_palettes_are_rejected() {
         let mut p = mut1ny();
         p[3].rgb = p[2].rgb;
-        assert!(
-            validate(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("share the colour")
-        );
+        assert!(validate(&p).unwrap_err().to_string().contains("share the colour"));
         let mut p = mut1ny();
         p.swap(0, 1);
-        assert!(
-            validate(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("ids must be 0..n-1")
-        );
+        assert!(validate(&p).unwrap_err().to_string().contains("ids must be 0..n-1"));
         assert!(validate(&[]).is_err());
     }
 
@@ -184,11 +171,7 @@ mod tests {
         .unwrap();
         assert_eq!(load(&a).unwrap().len(), 2);
         let b = d.path().join("b.json");
-        std::fs::write(
-            &b,
-            r#"{"schema":"x","classes":[{"id":0,"name":"bg","rgb":[0,0,0]}]}"#,
-        )
-        .unwrap();
+        std::fs::write(&b, r#"{"schema":"x","classes":[{"id":0,"name":"bg","rgb":[0,0,0]}]}"#).unwrap();
         assert_eq!(load(&b).unwrap().len(), 1);
         let c = d.path().join("c.json");
         std::fs::write(&c, r#"{"colours": []}"#).unwrap();

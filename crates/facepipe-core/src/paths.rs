@@ -102,10 +102,7 @@ pub fn dataset_relative(name: &str) -> Result<String> {
 pub fn common_dir<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Option<PathBuf> {
     let mut acc: Option<Vec<Component<'a>>> = None;
     for p in paths {
-        let parent: Vec<Component> = p
-            .parent()
-            .map(|d| d.components().collect())
-            .unwrap_or_default();
+        let parent: Vec<Component> = p.parent().map(|d| d.components().collect()).unwrap_or_default();
         acc = Some(match acc {
             None => parent,
             Some(a) => a
@@ -127,14 +124,8 @@ mod tests {
     fn relative_paths_walk_up_and_down() {
         let r = relative_to(Path::new("/a/b/c/x.png"), Path::new("/a/d"));
         assert_eq!(r, PathBuf::from("../b/c/x.png"));
-        assert_eq!(
-            relative_to(Path::new("/a/x"), Path::new("/a")),
-            PathBuf::from("x")
-        );
-        assert_eq!(
-            relative_to(Path::new("/a"), Path::new("/a")),
-            PathBuf::from(".")
-        );
+        assert_eq!(relative_to(Path::new("/a/x"), Path::new("/a")), PathBuf::from("x"));
+        assert_eq!(relative_to(Path::new("/a"), Path::new("/a")), PathBuf::from("."));
     }
 
     #[test]
@@ -144,10 +135,7 @@ mod tests {
 
     #[test]
     fn dataset_names_are_confined() {
-        assert_eq!(
-            dataset_relative(r"samples\g1\a.png").unwrap(),
-            "samples/g1/a.png"
-        );
+        assert_eq!(dataset_relative(r"samples\g1\a.png").unwrap(), "samples/g1/a.png");
         assert_eq!(dataset_relative("./x//y.png").unwrap(), "x/y.png");
         for bad in [
             "",
@@ -166,10 +154,7 @@ mod tests {
 
     #[test]
     fn common_dir_of_files() {
-        let ps = [
-            PathBuf::from("/d/labels/g1/a.png"),
-            PathBuf::from("/d/labels/g2/b.png"),
-        ];
+        let ps = [PathBuf::from("/d/labels/g1/a.png"), PathBuf::from("/d/labels/g2/b.png")];
         assert_eq!(
             common_dir(ps.iter().map(|p| p.as_path())),
             Some(PathBuf::from("/d/labels"))

@@ -1,1 +1,632 @@
+//! `rgb2class`: RGB colour-coded label images → single-channel class-index masks.
+//!
+//! For every item with a `label_rgb`, writes an 8-bit single-channel TIFF of class indices
+//! (255 = ignore) under `--out-dir`, mirroring the label's path below the dataset root, and
+//! adds `mask`, `width`, `height` and `off_palette` to the item.
+//!
+//! Each mask carries a TIFF `ImageDescription` with the palette fingerprint, the off-palette
+//! mode and the off-palette count. A rerun skips a mask that is newer than its label and was
+//! made with the same palette and mode (masks are written atomically, so an existing one is
+//! complete): a killed run resumes where it stopped, and `--force` redoes everything.
 
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufReader, BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use facepipe_core::palette::{self, Class, IGNORE};
+use facepipe_core::{Manifest, Step, io, paths};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub const STAGE: &str = "rgb2class";
+
+/// What to do with label pixels whose colour is not exactly a palette colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OffPalette {
+    /// Snap to the nearest palette colour (Euclidean RGB distance; ties to the lower index).
+    Nearest,
+    /// Write 255: excluded from training and metrics.
+    Ignore,
+    /// Stop with an error naming the file, pixel and colour.
+    Error,
+}
+
+/// TIFF compression of the masks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskCompression {
+    None,
+    Packbits,
+    Lzw,
+    Deflate,
+}
+
+impl MaskCompression {
+    fn tiff(self) -> tiff::encoder::Compression {
+        use tiff::encoder::Compression as C;
+        match self {
+            MaskCompression::None => C::Uncompressed,
+            MaskCompression::Packbits => C::Packbits,
+            MaskCompression::Lzw => C::Lzw,
+            MaskCompression::Deflate => C::Deflate(tiff::encoder::DeflateLevel::Fast),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub input: PathBuf,
+    pub out_dir: PathBuf,
+    pub palette: Option<PathBuf>,
+    pub off_palette: OffPalette,
+    pub compression: MaskCompression,
+    pub force: bool,
+}
+
+/// Pixel mapping from RGB to class index.
+#[derive(Clone, Debug)]
+pub struct Mapper {
+    colours: Vec<[u8; 3]>,
+    exact: HashMap<u32, u8>,
+    mode: OffPalette,
+    /// The palette has only grays, so a grayscale label is a colour label.
+    pub all_gray: bool,
+}
+
+fn key(p: [u8; 3]) -> u32 {
+    u32::from(p[0]) << 16 | u32::from(p[1]) << 8 | u32::from(p[2])
+}
+
+/// A pixel whose colour is not in the palette, under `--off-palette error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffPalettePixel {
+    pub x: u32,
+    pub y: u32,
+    pub rgb: [u8; 3],
+}
+
+impl Mapper {
+    pub fn new(classes: &[Class], mode: OffPalette) -> Self {
+        let colours: Vec<[u8; 3]> = classes.iter().map(|c| c.rgb).collect();
+        let exact = colours.iter().enumerate().map(|(i, &c)| (key(c), i as u8)).collect();
+        let all_gray = colours.iter().all(|c| c[0] == c[1] && c[1] == c[2]);
+        Mapper {
+            colours,
+            exact,
+            mode,
+            all_gray,
+        }
+    }
+
+    fn nearest(&self, p: [u8; 3]) -> u8 {
+        let d = |c: &[u8; 3]| -> i32 { (0..3).map(|i| (i32::from(c[i]) - i32::from(p[i])).pow(2)).sum() };
+        let (i, _) = self
+            .colours
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, c)| d(c))
+            .expect("palette is not empty");
+        i as u8
+    }
+
+    /// Class of one colour, and whether it was off the palette.
+    #[inline]
+    fn lookup(&self, p: [u8; 3], cache: &mut HashMap<u32, u8>) -> Option<(u8, bool)> {
+        let k = key(p);
+        // Small palettes: a linear scan beats hashing.
+        let exact = if self.colours.len() <= 32 {
+            self.colours.iter().position(|c| *c == p).map(|i| i as u8)
+        } else {
+            self.exact.get(&k).copied()
+        };
+        match (exact, self.mode) {
+            (Some(c), _) => Some((c, false)),
+            (None, OffPalette::Nearest) => Some((*cache.entry(k).or_insert_with(|| self.nearest(p)), true)),
+            (None, OffPalette::Ignore) => Some((IGNORE, true)),
+            (None, OffPalette::Error) => None,
+        }
+    }
+
+    /// Maps packed RGB pixels into `out` and adds to `counts` (one per class, plus one for
+    /// ignore at the end). Returns the number of off-palette pixels.
+    ///
+    /// Labels are long runs of one colour, so the work is done per run: look the colour up
+    /// once, then find where the run ends eight pixels (three 64-bit words) at a time.
+    pub fn map(&self, rgb: &[u8], width: u32, out: &mut [u8], counts: &mut [u64]) -> Result<u64, OffPalettePixel> {
+        assert_eq!(rgb.len(), out.len() * 3, "pixel buffer sizes disagree");
+        let n = out.len();
+        let n_classes = self.colours.len();
+        let mut off = 0u64;
+        let mut cache: HashMap<u32, u8> = HashMap::new();
+        let mut i = 0;
+        while i < n {
+            let p = [rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]];
+            let Some((class, is_off)) = self.lookup(p, &mut cache) else {
+                let i = i as u32;
+                return Err(OffPalettePixel {
+                    x: i % width,
+                    y: i / width,
+                    rgb: p,
+                });
+            };
+            let j = run_end(rgb, i, n, p);
+            out[i..j].fill(class);
+            let len = (j - i) as u64;
+            counts[if class == IGNORE { n_classes } else { usize::from(class) }] += len;
+            if is_off {
+                off += len;
+            }
+            i = j;
+        }
+        Ok(off)
+    }
+}
+
+/// End (exclusive) of the run of colour `p` that starts at pixel `i`.
+#[inline]
+fn run_end(rgb: &[u8], i: usize, n: usize, p: [u8; 3]) -> usize {
+    let mut pat = [0u8; 24];
+    for k in 0..8 {
+        pat[3 * k..3 * k + 3].copy_from_slice(&p);
+    }
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    let (w0, w1, w2) = (word(&pat[0..8]), word(&pat[8..16]), word(&pat[16..24]));
+    let mut j = i + 1;
+    while j + 8 <= n {
+        let b = &rgb[3 * j..3 * j + 24];
+        if word(&b[0..8]) != w0 || word(&b[8..16]) != w1 || word(&b[16..24]) != w2 {
+            break;
+        }
+        j += 8;
+    }
+    while j < n && rgb[3 * j..3 * j + 3] == p {
+        j += 1;
+    }
+    j
+}
+
+/// Decodes a label image to packed 8-bit RGB, accepting what can be read without guessing.
+///
+/// * RGB8: as is. Palette PNGs arrive expanded to RGB(A).
+/// * RGBA: accepted when every pixel is opaque (alpha ignored), refused otherwise.
+/// * 16-bit RGB(A): scaled to 8 bits.
+/// * Grayscale: accepted only when the palette is all grays; otherwise it is most likely
+///   already a class-index mask, and is refused with that hint.
+/// * Floating point: refused.
+pub fn decode_label(path: &Path, all_gray_palette: bool) -> Result<(u32, u32, Vec<u8>)> {
+    use image::DynamicImage as D;
+    let img = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .with_context(|| format!("cannot open label {}", path.display()))?
+        .decode()
+        .with_context(|| format!("cannot decode label {}", path.display()))?;
+    let (w, h) = (img.width(), img.height());
+    let opaque8 = |a: &image::RgbaImage| a.pixels().all(|p| p.0[3] == 255);
+    let rgb = match img {
+        D::ImageRgb8(b) => b.into_raw(),
+        D::ImageRgba8(b) => {
+            if !opaque8(&b) {
+                bail!(
+                    "label {} has transparent pixels; a label's classes must be given by colour alone",
+                    path.display()
+                );
+            }
+            D::ImageRgba8(b).into_rgb8().into_raw()
+        }
+        D::ImageRgb16(_) => img.into_rgb8().into_raw(),
+        D::ImageRgba16(ref b) => {
+            if !b.pixels().all(|p| p.0[3] == u16::MAX) {
+                bail!(
+                    "label {} has transparent pixels; a label's classes must be given by colour alone",
+                    path.display()
+                );
+            }
+            img.into_rgb8().into_raw()
+        }
+        D::ImageLuma8(_) | D::ImageLuma16(_) | D::ImageLumaA8(_) | D::ImageLumaA16(_) => {
+            if !all_gray_palette {
+                bail!(
+                    "label {} is a grayscale image but the palette has colours: it may already be a \
+                     class-index mask (put it in the item's `mask` field instead of `label_rgb`)",
+                    path.display()
+                );
+            }
+            img.into_rgb8().into_raw()
+        }
+        other => bail!(
+            "label {} has an unsupported pixel format ({:?})",
+            path.display(),
+            other.color()
+        ),
+    };
+    Ok((w, h, rgb))
+}
+
+/// What the mask's TIFF ImageDescription records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct MaskInfo {
+    facepipe: String,
+    palette: String,
+    mode: OffPalette,
+    off_palette: u64,
+}
+
+fn write_mask(path: &Path, w: u32, h: u32, data: &[u8], info: &MaskInfo, compression: MaskCompression) -> Result<()> {
+    let desc = serde_json::to_string(info)?;
+    io::write_atomic_fast(path, |f| {
+        let mut buf = BufWriter::new(f);
+        let mut enc = tiff::encoder::TiffEncoder::new(&mut buf)?.with_compression(compression.tiff());
+        let mut img = enc.new_image::<tiff::encoder::colortype::Gray8>(w, h)?;
+        img.encoder()
+            .write_tag(tiff::tags::Tag::ImageDescription, desc.as_str())?;
+        img.write_data(data)?;
+        buf.flush()?;
+        Ok(())
+    })
+}
+
+/// Reads a mask written by this stage: its description (None if it is not ours) and pixels.
+fn read_mask(path: &Path) -> Result<(Option<MaskInfo>, u32, u32, Vec<u8>)> {
+    let f = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut dec =
+        tiff::decoder::Decoder::new(BufReader::new(f)).with_context(|| format!("{} is not a TIFF", path.display()))?;
+    let info = dec
+        .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
+        .ok()
+        .and_then(|s| serde_json::from_str::<MaskInfo>(s.trim_end_matches('\0')).ok())
+        .filter(|i| i.facepipe == STAGE);
+    let (w, h) = dec.dimensions()?;
+    let data = match dec.read_image()? {
+        tiff::decoder::DecodingResult::U8(v) if v.len() == (w * h) as usize => v,
+        _ => bail!("{} is not an 8-bit single-channel mask", path.display()),
+    };
+    Ok((info, w, h, data))
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Result of one item.
+#[derive(Debug, Clone)]
+struct Done {
+    width: u32,
+    height: u32,
+    off_palette: u64,
+    counts: Vec<u64>,
+    reused: bool,
+}
+
+struct Job<'a> {
+    label: PathBuf,
+    image: Option<PathBuf>,
+    mask: PathBuf,
+    mapper: &'a Mapper,
+    info: MaskInfo,
+    compression: MaskCompression,
+    force: bool,
+}
+
+impl Job<'_> {
+    fn image_size(&self) -> Result<Option<(u32, u32)>> {
+        let Some(img) = &self.image else { return Ok(None) };
+        let size = image::ImageReader::open(img)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.into_dimensions().map_err(Into::into))
+            .with_context(|| format!("cannot read the size of image {}", img.display()))?;
+        Ok(Some(size))
+    }
+
+    fn check_size(&self, image: Option<(u32, u32)>, w: u32, h: u32) -> Result<()> {
+        if let (Some((iw, ih)), Some(img)) = (image, &self.image) {
+            if (iw, ih) != (w, h) {
+                bail!(
+                    "label {} is {w}×{h} but its image {} is {iw}×{ih}",
+                    self.label.display(),
+                    img.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Reuses an up-to-date mask made with the same palette and mode.
+    fn reuse(&self, image: Option<(u32, u32)>, n_counts: usize) -> Result<Option<Done>> {
+        if self.force {
+            return Ok(None);
+        }
+        let (Some(m), Some(l)) = (mtime(&self.mask), mtime(&self.label)) else {
+            return Ok(None);
+        };
+        let (info, w, h, data) = match read_mask(&self.mask) {
+            Ok(x) => x,
+            Err(_) => return self.foreign(),
+        };
+        let Some(info) = info else { return self.foreign() };
+        if m < l || info.palette != self.info.palette || info.mode != self.info.mode {
+            return Ok(None);
+        }
+        if image.is_some_and(|s| s != (w, h)) {
+            return Ok(None);
+        }
+        let mut counts = vec![0u64; n_counts];
+        let n = n_counts - 1;
+        for &v in &data {
+            let i = usize::from(v);
+            counts[if v == IGNORE || i >= n { n } else { i }] += 1;
+        }
+        Ok(Some(Done {
+            width: w,
+            height: h,
+            off_palette: info.off_palette,
+            counts,
+            reused: true,
+        }))
+    }
+
+    fn foreign(&self) -> Result<Option<Done>> {
+        bail!(
+            "{} exists and was not written by rgb2class; refusing to overwrite it (use --force)",
+            self.mask.display()
+        )
+    }
+
+    fn run(&self, n_counts: usize) -> Result<Done> {
+        let image = self.image_size()?;
+        if let Some(done) = self.reuse(image, n_counts)? {
+            return Ok(done);
+        }
+        if self.mask.exists() && !self.force && read_mask(&self.mask).ok().and_then(|m| m.0).is_none() {
+            self.foreign()?;
+        }
+        let (w, h, rgb) = decode_label(&self.label, self.mapper.all_gray)?;
+        self.check_size(image, w, h)?;
+        // One output buffer per worker thread, reused: a fresh zeroed allocation per mask
+        // costs as much as the mapping.
+        thread_local!(static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+        OUT.with_borrow_mut(|out| self.map_and_write(out, w, h, &rgb, n_counts))
+    }
+
+    fn map_and_write(&self, out: &mut Vec<u8>, w: u32, h: u32, rgb: &[u8], n_counts: usize) -> Result<Done> {
+        out.resize((w as usize) * (h as usize), 0);
+        let mut counts = vec![0u64; n_counts];
+        let off = self.mapper.map(rgb, w, out, &mut counts).map_err(|p| {
+            anyhow::anyhow!(
+                "label {}: pixel ({}, {}) has colour {:?}, which is not in the palette (--off-palette error)",
+                self.label.display(),
+                p.x,
+                p.y,
+                p.rgb
+            )
+        })?;
+        if let Some(d) = self.mask.parent() {
+            io::create_dir_all(d)?;
+        }
+        let info = MaskInfo {
+            off_palette: off,
+            ..self.info.clone()
+        };
+        write_mask(&self.mask, w, h, out, &info, self.compression)?;
+        Ok(Done {
+            width: w,
+            height: h,
+            off_palette: off,
+            counts,
+            reused: false,
+        })
+    }
+}
+
+/// Converts every labelled item; returns the output manifest (masks are written, the manifest
+/// is not).
+pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> {
+    let loaded = Manifest::read(&cfg.input)?;
+    let mut m = loaded.manifest;
+    let mut inputs = vec![loaded.input];
+    let (classes, source) = match &cfg.palette {
+        Some(p) => {
+            let classes = palette::load(p)?;
+            inputs.push(io::read_input(p)?.1);
+            (classes, "file")
+        }
+        None if !m.classes.is_empty() => (m.classes.clone(), "manifest"),
+        None => (palette::mut1ny(), "mut1ny"),
+    };
+    let shown = cfg.input.display();
+    if m.items.is_empty() {
+        bail!("manifest {shown} has no items");
+    }
+    let labelled: Vec<usize> = (0..m.items.len()).filter(|&i| m.items[i].label_rgb.is_some()).collect();
+    if labelled.is_empty() {
+        bail!("no item in {shown} has a `label_rgb` to convert");
+    }
+
+    // Where masks go: mirror each label's path below the dataset root (or below the labels'
+    // common folder when the manifest names no root that holds them all).
+    let labels: Vec<PathBuf> = labelled
+        .iter()
+        .map(|&i| PathBuf::from(m.items[i].label_rgb.as_ref().unwrap()))
+        .collect();
+    let root = m
+        .root
+        .as_ref()
+        .map(PathBuf::from)
+        .filter(|r| labels.iter().all(|l| l.starts_with(r)))
+        .or_else(|| paths::common_dir(labels.iter().map(PathBuf::as_path)))
+        .context("labels have no common folder")?;
+    let out_dir = paths::absolute(&cfg.out_dir)?;
+    let masks: Vec<PathBuf> = labels
+        .iter()
+        .map(|l| out_dir.join(l.strip_prefix(&root).unwrap_or(l)).with_extension("tif"))
+        .collect();
+    let mut owner: HashMap<&Path, usize> = HashMap::new();
+    for (k, mask) in masks.iter().enumerate() {
+        if let Some(prev) = owner.insert(mask, k) {
+            bail!(
+                "labels {} and {} would both be written to {}",
+                labels[prev].display(),
+                labels[k].display(),
+                mask.display()
+            );
+        }
+        let it = &m.items[labelled[k]];
+        if [&it.label_rgb, &it.image]
+            .iter()
+            .any(|p| p.as_deref().map(Path::new) == Some(mask.as_path()))
+        {
+            bail!(
+                "mask {} would overwrite an input; choose another --out-dir",
+                mask.display()
+            );
+        }
+    }
+    io::create_dir_all(&out_dir)?;
+
+    let mapper = Mapper::new(&classes, cfg.off_palette);
+    let info = MaskInfo {
+        facepipe: STAGE.into(),
+        palette: palette::fingerprint(&classes),
+        mode: cfg.off_palette,
+        off_palette: 0,
+    };
+    let n_counts = classes.len() + 1;
+    progress.set_length(labelled.len() as u64);
+    let results: Vec<Done> = labelled
+        .par_iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let it = &m.items[i];
+            let job = Job {
+                label: labels[k].clone(),
+                image: it.image.as_ref().map(PathBuf::from),
+                mask: masks[k].clone(),
+                mapper: &mapper,
+                info: info.clone(),
+                compression: cfg.compression,
+                force: cfg.force,
+            };
+            let r = job.run(n_counts).with_context(|| format!("item {:?}", it.id));
+            progress.inc(1);
+            r
+        })
+        .collect::<Result<_>>()?;
+    progress.finish_and_clear();
+
+    let mut totals = vec![0u64; n_counts];
+    let (mut off_total, mut reused, mut pixels) = (0u64, 0usize, 0u64);
+    for ((k, &i), d) in labelled.iter().enumerate().zip(&results) {
+        let it = &mut m.items[i];
+        it.mask = Some(paths::to_manifest_string(&masks[k])?);
+        it.width = Some(d.width);
+        it.height = Some(d.height);
+        it.off_palette = Some(d.off_palette);
+        off_total += d.off_palette;
+        reused += usize::from(d.reused);
+        pixels += u64::from(d.width) * u64::from(d.height);
+        totals.iter_mut().zip(&d.counts).for_each(|(t, c)| *t += c);
+    }
+    m.classes = classes
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut cl)| {
+            cl.pixels = Some(totals[c]);
+            cl
+        })
+        .collect();
+
+    let mut step = Step::new(STAGE, facepipe_core::VERSION)
+        .param("palette", source)
+        .param("off_palette", cfg.off_palette)
+        .param("compression", cfg.compression);
+    step.inputs = inputs;
+    step.count("masks", results.len());
+    step.count("masks_reused", reused);
+    step.count("unlabelled_items", m.items.len() - labelled.len());
+    step.count("pixels", pixels);
+    step.count("off_palette_pixels", off_total);
+    step.count("ignored_pixels", totals[n_counts - 1]);
+    m.provenance.push(step);
+    if reused > 0 {
+        log::info!("{reused} of {} masks were up to date and reused", results.len());
+    }
+    if off_total > 0 {
+        log::info!(
+            "{off_total} of {pixels} label pixels were off the palette ({:?})",
+            cfg.off_palette
+        );
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_exact_nearest_ignore_and_error() {
+        let classes = palette::mut1ny();
+        let px = [0u8, 0, 0, 128, 128, 128, 250, 5, 5, 128, 128, 128, 130, 126, 127];
+        let mut out = [0u8; 5];
+        let mut counts = vec![0u64; 13];
+        let off = Mapper::new(&classes, OffPalette::Nearest)
+            .map(&px, 5, &mut out, &mut counts)
+            .unwrap();
+        assert_eq!(out, [0, 8, 1, 8, 8]);
+        assert_eq!(off, 2);
+        assert_eq!(counts[8], 3);
+
+        let mut counts = vec![0u64; 13];
+        let off = Mapper::new(&classes, OffPalette::Ignore)
+            .map(&px, 5, &mut out, &mut counts)
+            .unwrap();
+        assert_eq!(out, [0, 8, 255, 8, 255]);
+        assert_eq!((off, counts[12]), (2, 2));
+
+        let e = Mapper::new(&classes, OffPalette::Error)
+            .map(&px, 2, &mut out, &mut counts)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            OffPalettePixel {
+                x: 0,
+                y: 1,
+                rgb: [250, 5, 5]
+            }
+        );
+    }
+
+    #[test]
+    fn nearest_breaks_ties_to_the_lower_index() {
+        let classes = vec![Class::new(0, "a", [0, 0, 0]), Class::new(1, "b", [10, 0, 0])];
+        let m = Mapper::new(&classes, OffPalette::Nearest);
+        assert_eq!(m.nearest([5, 0, 0]), 0);
+        assert_eq!(m.nearest([6, 0, 0]), 1);
+    }
+
+    #[test]
+    fn mask_round_trip_keeps_description() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.tif");
+        let info = MaskInfo {
+            facepipe: STAGE.into(),
+            palette: "abc".into(),
+            mode: OffPalette::Nearest,
+            off_palette: 7,
+        };
+        for c in [
+            MaskCompression::None,
+            MaskCompression::Packbits,
+            MaskCompression::Lzw,
+            MaskCompression::Deflate,
+        ] {
+            write_mask(&p, 3, 2, &[0, 1, 2, 3, 4, 255], &info, c).unwrap();
+            let (i, w, h, data) = read_mask(&p).unwrap();
+            assert_eq!((i.unwrap(), w, h, data), (info.clone(), 3, 2, vec![0, 1, 2, 3, 4, 255]));
+        }
+    }
+}

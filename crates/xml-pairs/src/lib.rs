@@ -95,7 +95,9 @@ pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<Pair>> {
         match kind {
             Kind::Src => {
                 if let Some((img, (pl, pc))) = pending.take() {
-                    bail!("{file}:{pl}:{pc}: <srcimg name=\"{img}\"> has no <labelimg>: the next <srcimg> follows at line {l}, column {c}");
+                    bail!(
+                        "{file}:{pl}:{pc}: <srcimg name=\"{img}\"> has no <labelimg>: the next <srcimg> follows at line {l}, column {c}"
+                    );
                 }
                 if let Some((dl, dc)) = seen_img.get(&rel) {
                     bail!("{file}:{l}:{c}: duplicate pair: image {rel} is already listed at line {dl}, column {dc}");
@@ -111,7 +113,11 @@ pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<Pair>> {
                     bail!("{file}:{l}:{c}: label {rel} is already paired at line {dl}, column {dc}");
                 }
                 seen_lab.insert(rel.clone(), pos);
-                pairs.push(Pair { image: img, label: rel, at: src_at });
+                pairs.push(Pair {
+                    image: img,
+                    label: rel,
+                    at: src_at,
+                });
             }
         }
     }
@@ -128,8 +134,13 @@ pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<Pair>> {
 }
 
 fn name_attr(e: &BytesStart) -> Result<String> {
-    let attr = e.try_get_attribute("name").context("malformed attributes")?.context("missing the `name` attribute")?;
-    let v = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).context("malformed `name` attribute")?;
+    let attr = e
+        .try_get_attribute("name")
+        .context("malformed attributes")?
+        .context("missing the `name` attribute")?;
+    let v = attr
+        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+        .context("malformed `name` attribute")?;
     Ok(v.into_owned())
 }
 
@@ -181,7 +192,10 @@ pub fn build(cfg: &Config) -> Result<Manifest> {
     let shown = cfg.xml.display().to_string();
     let text = String::from_utf8(bytes).with_context(|| format!("{shown} is not UTF-8 text"))?;
     let pairs = parse_pairs(&text, &shown)?;
-    let root = paths::absolute(&cfg.xml)?.parent().map(Path::to_path_buf).context("XML file has no folder")?;
+    let root = paths::absolute(&cfg.xml)?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("XML file has no folder")?;
 
     let mut cache = HashMap::new();
     let mut missing = Vec::new();
@@ -204,10 +218,15 @@ pub fn build(cfg: &Config) -> Result<Manifest> {
                 missing.push(format!("{rel} (line {l}, column {c})"));
             }
         }
-        let (Some(img), Some(lab)) = (resolved[0].take(), resolved[1].take()) else { continue };
+        let (Some(img), Some(lab)) = (resolved[0].take(), resolved[1].take()) else {
+            continue;
+        };
         let id = item_id(&p.image);
         if let Some(other) = ids.insert(id.clone(), p.image.clone()) {
-            bail!("{shown}:{l}:{c}: images {other} and {} would share the id {id:?}", p.image);
+            bail!(
+                "{shown}:{l}:{c}: images {other} and {} would share the id {id:?}",
+                p.image
+            );
         }
         let mut it = Item::new(id);
         it.group = group_of(&p.image);
@@ -216,7 +235,9 @@ pub fn build(cfg: &Config) -> Result<Manifest> {
         items.push(it);
     }
     if case_fixed > 0 {
-        log::warn!("{case_fixed} file names in {shown} matched files on disk only when ignoring case; using the files' real names");
+        log::warn!(
+            "{case_fixed} file names in {shown} matched files on disk only when ignoring case; using the files' real names"
+        );
     }
     if !missing.is_empty() {
         let n = missing.len();
@@ -227,7 +248,10 @@ pub fn build(cfg: &Config) -> Result<Manifest> {
                 missing.join("\n  ")
             );
         }
-        log::warn!("skipping pairs with {n} missing file(s): {}", missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "));
+        log::warn!(
+            "skipping pairs with {n} missing file(s): {}",
+            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
     }
     if items.is_empty() {
         bail!("{shown}: none of the {} pairs has both files present", pairs.len());
@@ -271,7 +295,10 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_column() {
         let e = err("<s>\n<srcimg name=\"a.png\"/>\n<srcimg name=\"b.png\"/>\n<labelimg name=\"l.png\"/></s>");
-        assert!(e.starts_with("t.xml:2:1:") && e.contains("no <labelimg>") && e.contains("line 3"), "{e}");
+        assert!(
+            e.starts_with("t.xml:2:1:") && e.contains("no <labelimg>") && e.contains("line 3"),
+            "{e}"
+        );
         let e = err("<s>\n  <labelimg name=\"l.png\"/></s>");
         assert!(e.starts_with("t.xml:2:3:") && e.contains("no <srcimg>"), "{e}");
         let e = err("<s><srcimg name=\"a.png\"/></s>");
@@ -300,7 +327,9 @@ mod tests {
 
     #[test]
     fn duplicates_are_errors() {
-        let e = err("<s><srcimg name=\"a.png\"/><labelimg name=\"l.png\"/>\n<srcimg name=\"a.png\"/><labelimg name=\"m.png\"/></s>");
+        let e = err(
+            "<s><srcimg name=\"a.png\"/><labelimg name=\"l.png\"/>\n<srcimg name=\"a.png\"/><labelimg name=\"m.png\"/></s>",
+        );
         assert!(e.contains("duplicate pair") && e.contains("line 1"), "{e}");
     }
 
@@ -318,7 +347,10 @@ mod tests {
         std::fs::create_dir_all(d.path().join("Samples/G1")).unwrap();
         std::fs::write(d.path().join("Samples/G1/A.PNG"), b"x").unwrap();
         let mut cache = HashMap::new();
-        assert_eq!(find_ignoring_case(d.path(), "samples/g1/a.png", &mut cache).as_deref(), Some("Samples/G1/A.PNG"));
+        assert_eq!(
+            find_ignoring_case(d.path(), "samples/g1/a.png", &mut cache).as_deref(),
+            Some("Samples/G1/A.PNG")
+        );
         assert_eq!(find_ignoring_case(d.path(), "samples/g1/b.png", &mut cache), None);
     }
 }

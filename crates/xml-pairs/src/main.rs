@@ -26,10 +26,17 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    facepipe_core::cli::main(xml_pairs::STAGE, |a: &Args| &a.common, |a| {
-        let m = xml_pairs::build(&xml_pairs::Config { xml: a.xml, skip_missing: a.skip_missing })?;
-        m.write(&Output::parse(&a.output), a.force)?;
-        log::info!("{} pairs", m.items.len());
-        Ok(())
-    })
+    facepipe_core::cli::main(
+        xml_pairs::STAGE,
+        |a: &Args| &a.common,
+        |a| {
+            let m = xml_pairs::build(&xml_pairs::Config {
+                xml: a.xml,
+                skip_missing: a.skip_missing,
+            })?;
+            m.write(&Output::parse(&a.output), a.force)?;
+            log::info!("{} pairs", m.items.len());
+            Ok(())
+        },
+    )
 }

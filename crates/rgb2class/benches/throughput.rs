@@ -1,0 +1,110 @@
+//! rgb2class throughput against decoding the same label PNGs with the same crate, measured
+//! in one run (the machines are noisy: compare the ratio, not the absolute numbers).
+//!
+//! `cargo bench -p rgb2class --bench throughput -- PAIRS.json [REPEATS]` (see `make bench`).
+
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use rgb2class::{Config, MaskCompression, OffPalette};
+
+fn best_of<T>(reps: usize, mut f: impl FnMut(usize) -> T) -> f64 {
+    (0..reps)
+        .map(|r| {
+            let t = Instant::now();
+            std::hint::black_box(f(r));
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let Some(pairs) = args.first().map(PathBuf::from) else {
+        eprintln!("usage: throughput PAIRS.json [REPEATS]   (make bench prepares the data)");
+        std::process::exit(2);
+    };
+    let reps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let m = facepipe_core::Manifest::read(&pairs)
+        .expect("reading pairs manifest")
+        .manifest;
+    let labels: Vec<PathBuf> = m
+        .items
+        .iter()
+        .filter_map(|i| i.label_rgb.as_ref().map(PathBuf::from))
+        .collect();
+    let mpx: f64 = labels
+        .iter()
+        .map(|l| {
+            let (w, h) = image::image_dimensions(l).expect("label size");
+            f64::from(w) * f64::from(h) / 1e6
+        })
+        .sum();
+    let threads = rayon::current_num_threads();
+    println!(
+        "{} label images, {mpx:.1} Mpx, {threads} threads, best of {reps}",
+        labels.len()
+    );
+
+    let decode = best_of(reps, |_| {
+        labels
+            .par_iter()
+            .map(|l| {
+                image::ImageReader::open(l)
+                    .unwrap()
+                    .with_guessed_format()
+                    .unwrap()
+                    .decode()
+                    .unwrap()
+                    .width()
+            })
+            .sum::<u32>()
+    });
+    println!("decode only (image crate)       {:8.1} Mpx/s", mpx / decode);
+    let classes = facepipe_core::palette::mut1ny();
+    let mapper = rgb2class::Mapper::new(&classes, OffPalette::Nearest);
+    let dm = best_of(reps, |_| {
+        labels
+            .par_iter()
+            .map(|l| {
+                let (w, _, rgb) = rgb2class::decode_label(l, false).unwrap();
+                let mut out = vec![0u8; rgb.len() / 3];
+                let mut counts = vec![0u64; 13];
+                mapper.map(&rgb, w, &mut out, &mut counts).unwrap()
+            })
+            .sum::<u64>()
+    });
+    println!(
+        "decode + map, no write          {:8.1} Mpx/s  = {:5.1} % of decode-only",
+        mpx / dm,
+        100.0 * decode / dm
+    );
+    let out = tempfile::tempdir().expect("temp dir");
+    for compression in [
+        MaskCompression::Packbits,
+        MaskCompression::None,
+        MaskCompression::Deflate,
+        MaskCompression::Lzw,
+    ] {
+        let cfg = Config {
+            input: pairs.clone(),
+            out_dir: out.path().join(format!("{compression:?}")),
+            palette: None,
+            off_palette: OffPalette::Nearest,
+            compression,
+            force: true,
+        };
+        let t = best_of(reps, |_| {
+            rgb2class::run(&cfg, &indicatif::ProgressBar::hidden()).expect("rgb2class run")
+        });
+        println!(
+            "rgb2class --compression {:<9} {:8.1} Mpx/s  = {:5.1} % of decode-only",
+            format!("{compression:?}").to_lowercase(),
+            mpx / t,
+            100.0 * decode / t
+        );
+    }
+}
