@@ -1,1 +1,54 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use facepipe_core::Output;
+use facepipe_core::cli::Common;
+
+/// Seeded train/valid split: sets every item's `split` to "train" or "valid".
+///
+/// Exactly floor(valid_pct * n) items go to valid; the choice depends only on the seed and
+/// the item ids. --group-by keeps items sharing a field value on one side.
+#[derive(Parser, Debug)]
+#[command(
+    version = facepipe_core::LONG_VERSION,
+    after_help = "Example:\n  split -i out/masks.json -o out/split.json --valid-pct 0.35 --seed 2020 --group-by group"
+)]
+struct Args {
+    /// Input manifest (`-` for stdin).
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    input: PathBuf,
+    /// Output manifest (`-` for stdout).
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    output: PathBuf,
+    /// Share of items for validation, in [0, 1).
+    #[arg(long, default_value_t = 0.35)]
+    valid_pct: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 2020)]
+    seed: u64,
+    /// Keep all items with the same value of this item field on one side (e.g. `group`).
+    #[arg(long, value_name = "FIELD")]
+    group_by: Option<String>,
+    /// Replace an output file that is not a facepipe manifest.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn main() -> ExitCode {
+    facepipe_core::cli::main(
+        split::STAGE,
+        |a: &Args| &a.common,
+        |a| {
+            let cfg = split::Config {
+                input: a.input,
+                valid_pct: a.valid_pct,
+                seed: a.seed,
+                group_by: a.group_by,
+            };
+            split::run(&cfg)?.write(&Output::parse(&a.output), a.force)
+        },
+    )
+}
