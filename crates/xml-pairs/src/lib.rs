@@ -144,32 +144,44 @@ fn name_attr(e: &BytesStart) -> Result<String> {
     Ok(v.into_owned())
 }
 
-/// Finds `rel` under `root`, matching each component case-insensitively where the exact name is
-/// missing (Mut1ny was made on Windows, whose file names ignore case). Only a unique match counts.
+/// Finds `rel` under `root`, matching components case-insensitively (Mut1ny was made on
+/// Windows, whose file names ignore case). Only a unique match counts.
 fn find_ignoring_case(root: &Path, rel: &str, cache: &mut HashMap<PathBuf, Vec<String>>) -> Option<String> {
-    let mut dir = root.to_path_buf();
-    let mut out = Vec::new();
-    for part in rel.split('/') {
-        let exact = dir.join(part);
-        let found = if exact.exists() {
-            part.to_string()
-        } else {
-            let names = cache.entry(dir.clone()).or_insert_with(|| {
-                std::fs::read_dir(&dir)
-                    .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-                    .unwrap_or_default()
-            });
-            let mut hits = names.iter().filter(|n| n.eq_ignore_ascii_case(part));
-            let hit = hits.next()?.clone();
-            if hits.next().is_some() {
-                return None;
-            }
-            hit
-        };
-        dir.push(&found);
-        out.push(found);
+    let parts: Vec<&str> = rel.split('/').collect();
+    let mut found = Vec::new();
+    search(root, &parts, &mut Vec::new(), &mut found, cache);
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
     }
-    dir.is_file().then(|| out.join("/"))
+}
+
+fn search(
+    dir: &Path,
+    parts: &[&str],
+    prefix: &mut Vec<String>,
+    found: &mut Vec<String>,
+    cache: &mut HashMap<PathBuf, Vec<String>>,
+) {
+    let Some((first, rest)) = parts.split_first() else { return };
+    let names = cache.entry(dir.to_path_buf()).or_insert_with(|| {
+        std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default()
+    });
+    let hits: Vec<String> = names.iter().filter(|n| n.eq_ignore_ascii_case(first)).cloned().collect();
+    for hit in hits {
+        let path = dir.join(&hit);
+        prefix.push(hit);
+        if rest.is_empty() {
+            if path.is_file() {
+                found.push(prefix.join("/"));
+            }
+        } else if path.is_dir() {
+            search(&path, rest, prefix, found, cache);
+        }
+        prefix.pop();
+    }
 }
 
 /// The id of an item: the image's dataset path without its extension.
@@ -352,5 +364,15 @@ mod tests {
             Some("Samples/G1/A.PNG")
         );
         assert_eq!(find_ignoring_case(d.path(), "samples/g1/b.png", &mut cache), None);
+        // the exact-case folder exists but holds a different file: look in the other one
+        std::fs::create_dir_all(d.path().join("samples/g2")).unwrap();
+        let mut cache = HashMap::new();
+        assert_eq!(find_ignoring_case(d.path(), "samples/g1/a.png", &mut cache).as_deref(), Some("Samples/G1/A.PNG"));
+        // two candidates: ambiguous, no match
+        std::fs::create_dir_all(d.path().join("samples/g1")).unwrap();
+        std::fs::write(d.path().join("samples/g1/a.png"), b"x").unwrap();
+        std::fs::write(d.path().join("samples/g1/A.png"), b"x").unwrap();
+        let mut cache = HashMap::new();
+        assert_eq!(find_ignoring_case(d.path(), "SAMPLES/G1/a.png", &mut cache), None);
     }
 }

@@ -1,0 +1,90 @@
+# facepipe: the pipeline as make targets. Each stage's output manifest is its target, so an
+# interrupted `make all` resumes and an unchanged stage does not rerun.
+#
+#   make all                          demo data → xml-pairs → rgb2class → split
+#   make all DATA_DIR=/data/mut1ny    the same on a real dataset (folder holding training.xml)
+#   make all SPLIT="python3 pipelines/split.py"    swap a stage for your own command
+#   make help                         everything else
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+
+CARGO ?= cargo
+CARGO_TARGET_DIR ?= target
+BIN ?= $(CARGO_TARGET_DIR)/release
+
+OUT_DIR ?= out
+DEMO_DIR := $(OUT_DIR)/demo-data
+DATA_DIR ?= $(DEMO_DIR)
+DEMO_COUNT ?= 200
+DEMO_SIZE ?= 256
+SEED ?= 2020
+VALID_PCT ?= 0.35
+GROUP_BY ?=
+OFF_PALETTE ?= nearest
+PALETTE ?=
+
+# One variable per stage command: override any of them to swap a stage.
+DEMO_FACES ?= $(BIN)/demo-faces
+XML_PAIRS ?= $(BIN)/xml-pairs
+RGB2CLASS ?= $(BIN)/rgb2class
+SPLIT ?= $(BIN)/split
+CHECK ?= $(BIN)/manifest-check
+
+BENCH_DIR ?= $(OUT_DIR)/bench
+BENCH_COUNT ?= 300
+BENCH_SIZE ?= 512
+
+.PHONY: all build test lint fmt schemas bench clean help
+
+all: $(OUT_DIR)/split.json ## run the pipeline (demo data unless DATA_DIR is set) and summarise
+	@$(CHECK) --require mask --require split $<
+
+build: ## build every stage (release)
+	@$(CARGO) build --release --workspace --bins --quiet
+
+$(DEMO_DIR)/training.xml: | build
+	$(DEMO_FACES) --out $(DEMO_DIR) --count $(DEMO_COUNT) --size $(DEMO_SIZE) --seed $(SEED)
+
+$(OUT_DIR)/pairs.json: $(DATA_DIR)/training.xml | build
+	$(XML_PAIRS) --xml $< -o $@
+
+$(OUT_DIR)/masks.json: $(OUT_DIR)/pairs.json | build
+	$(RGB2CLASS) -i $< -o $@ --out-dir $(OUT_DIR)/masks --off-palette $(OFF_PALETTE) $(if $(PALETTE),--palette $(PALETTE))
+
+$(OUT_DIR)/split.json: $(OUT_DIR)/masks.json | build
+	$(SPLIT) -i $< -o $@ --valid-pct $(VALID_PCT) --seed $(SEED) $(if $(GROUP_BY),--group-by $(GROUP_BY))
+
+test: ## build and run every test (release profile, shared with `make all`)
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) test --release --workspace
+
+lint: ## formatting and clippy, warnings as errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+schemas: ## regenerate schemas/ from the Rust types
+	UPDATE_SCHEMAS=1 $(CARGO) test --release -p facepipe-core --test schemas
+
+$(BENCH_DIR)/pairs.json: | build
+	$(DEMO_FACES) --out $(BENCH_DIR)/data --count $(BENCH_COUNT) --size $(BENCH_SIZE) --seed 1 -q
+	$(XML_PAIRS) --xml $(BENCH_DIR)/data/training.xml -o $@
+
+bench: $(BENCH_DIR)/pairs.json ## rgb2class throughput vs decode-only and vs numpy+Pillow
+	$(CARGO) bench --quiet -p rgb2class --bench throughput -- $(abspath $<)
+
+clean: ## remove outputs ($(OUT_DIR)); never touches DATA_DIR outside it
+	rm -rf -- $(OUT_DIR)
+
+help: ## list targets and the variables you can override
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
+	@echo
+	@echo "Variables: OUT_DIR=$(OUT_DIR) DATA_DIR=$(DATA_DIR) DEMO_COUNT=$(DEMO_COUNT) DEMO_SIZE=$(DEMO_SIZE)"
+	@echo "           SEED=$(SEED) VALID_PCT=$(VALID_PCT) GROUP_BY=$(GROUP_BY) OFF_PALETTE=$(OFF_PALETTE) PALETTE=$(PALETTE)"
+	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK (set one to swap that stage)"

@@ -1,0 +1,39 @@
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use facepipe_core::cli::Common;
+
+/// Validate facepipe manifests (schema, reader rules, files) and print a summary of each.
+#[derive(Parser, Debug)]
+#[command(
+    version = facepipe_core::LONG_VERSION,
+    after_help = "Example:\n  manifest-check out/split.json --require mask --require split"
+)]
+struct Args {
+    /// Manifests to check.
+    #[arg(required = true, value_name = "FILE")]
+    inputs: Vec<PathBuf>,
+    /// Do not check that the files named by items exist.
+    #[arg(long)]
+    no_files: bool,
+    /// An item field that every item must have (repeatable).
+    #[arg(long, value_name = "FIELD")]
+    require: Vec<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn main() -> ExitCode {
+    facepipe_core::cli::main("manifest-check", |a: &Args| &a.common, |a| {
+        for input in a.inputs {
+            let cfg = manifest_check::Config { input, check_files: !a.no_files, require: a.require.clone() };
+            let s = manifest_check::check(&cfg)?;
+            if !a.common.quiet {
+                writeln!(std::io::stdout(), "{s}")?;
+            }
+        }
+        Ok(())
+    })
+}
