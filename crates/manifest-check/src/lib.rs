@@ -20,13 +20,20 @@ pub struct Config {
 pub fn check(cfg: &Config) -> Result<String> {
     let shown = cfg.input.display().to_string();
     let bytes = std::fs::read(&cfg.input).with_context(|| format!("cannot read {shown}"))?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{shown} is not valid JSON"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{shown} is not valid JSON"))?;
     let schema = facepipe_core::manifest::json_schema();
     let validator = jsonschema::validator_for(&schema).context("compiling the manifest schema")?;
-    let errors: Vec<String> =
-        validator.iter_errors(&value).take(10).map(|e| format!("  at {}: {e}", e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .take(10)
+        .map(|e| format!("  at {}: {e}", e.instance_path()))
+        .collect();
     if !errors.is_empty() {
-        bail!("{shown} does not match schemas/dataset.schema.json:\n{}", errors.join("\n"));
+        bail!(
+            "{shown} does not match schemas/dataset.schema.json:\n{}",
+            errors.join("\n")
+        );
     }
     let m = Manifest::read(&cfg.input)?.manifest;
 
@@ -51,7 +58,10 @@ pub fn check(cfg: &Config) -> Result<String> {
     if !missing.is_empty() {
         let n = missing.len();
         missing.truncate(20);
-        bail!("{shown}: {n} file(s) named by items do not exist:\n{}", missing.join("\n"));
+        bail!(
+            "{shown}: {n} file(s) named by items do not exist:\n{}",
+            missing.join("\n")
+        );
     }
     Ok(summary(&shown, &m))
 }
@@ -60,28 +70,46 @@ fn summary(shown: &str, m: &Manifest) -> String {
     let n = m.items.len();
     let count = |s: Split| m.items.iter().filter(|i| i.split == Some(s)).count();
     let has = |f: &str| m.items.iter().filter(|i| i.field(f).is_some()).count();
-    let fields: Vec<String> = PATH_FIELDS.iter().filter(|f| has(f) > 0).map(|f| format!("{f} {}", has(f))).collect();
+    let fields: Vec<String> = PATH_FIELDS
+        .iter()
+        .filter(|f| has(f) > 0)
+        .map(|f| format!("{f} {}", has(f)))
+        .collect();
     let steps: Vec<&str> = m.provenance.iter().map(|s| s.stage.as_str()).collect();
     let mut out = format!(
         "{shown}: ok: {n} items (train {}, valid {}), {} classes; {}; made by {}",
         count(Split::Train),
         count(Split::Valid),
         m.classes.len(),
-        if fields.is_empty() { "no files".to_string() } else { fields.join(", ") },
-        if steps.is_empty() { "-".to_string() } else { steps.join(" → ") },
+        if fields.is_empty() {
+            "no files".to_string()
+        } else {
+            fields.join(", ")
+        },
+        if steps.is_empty() {
+            "-".to_string()
+        } else {
+            steps.join(" → ")
+        },
     );
     let total: u64 = m.classes.iter().filter_map(|c| c.pixels).sum();
     if total > 0 {
         let balance: Vec<String> = m
             .classes
             .iter()
-            .filter_map(|c| c.pixels.map(|p| format!("{} {:.1}%", c.name, 100.0 * p as f64 / total as f64)))
+            .filter_map(|c| {
+                c.pixels
+                    .map(|p| format!("{} {:.1}%", c.name, 100.0 * p as f64 / total as f64))
+            })
             .collect();
         out.push_str(&format!("\n  class balance: {}", balance.join(", ")));
     }
     let off: u64 = m.items.iter().filter_map(|i| i.off_palette).sum();
     if total > 0 {
-        out.push_str(&format!("\n  off-palette label pixels: {off} ({:.2}%)", 100.0 * off as f64 / total as f64));
+        out.push_str(&format!(
+            "\n  off-palette label pixels: {off} ({:.2}%)",
+            100.0 * off as f64 / total as f64
+        ));
     }
     out
 }

@@ -26,14 +26,22 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    facepipe_core::cli::main("manifest-check", |a: &Args| &a.common, |a| {
-        for input in a.inputs {
-            let cfg = manifest_check::Config { input, check_files: !a.no_files, require: a.require.clone() };
-            let s = manifest_check::check(&cfg)?;
-            if !a.common.quiet {
-                writeln!(std::io::stdout(), "{s}")?;
+    facepipe_core::cli::main(
+        "manifest-check",
+        |a: &Args| &a.common,
+        |a| {
+            for input in a.inputs {
+                let cfg = manifest_check::Config {
+                    input,
+                    check_files: !a.no_files,
+                    require: a.require.clone(),
+                };
+                let s = manifest_check::check(&cfg)?;
+                if !a.common.quiet {
+                    writeln!(std::io::stdout(), "{s}")?;
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }

@@ -26,12 +26,23 @@ fn best_of<T>(reps: usize, mut f: impl FnMut(usize) -> T) -> f64 {
 /// Runs the numpy + Pillow baseline if python3 has both; returns its Mpx/s.
 fn numpy_baseline(pairs: &Path, out: &Path) -> Option<f64> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/bench/rgb2class_numpy.py");
-    let ok = Command::new("python3").args(["-c", "import numpy, PIL"]).output().ok()?.status.success();
+    let ok = Command::new("python3")
+        .args(["-c", "import numpy, PIL"])
+        .output()
+        .ok()?
+        .status
+        .success();
     if !ok {
         println!("numpy + Pillow baseline skipped: python3 lacks numpy or Pillow (pip install numpy pillow)");
         return None;
     }
-    let o = Command::new("python3").arg(script).arg(pairs).arg(out).env("OMP_NUM_THREADS", "1").output().ok()?;
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(pairs)
+        .arg(out)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&o.stdout);
     text.split_whitespace().nth(1)?.parse().ok()
 }
@@ -43,8 +54,14 @@ fn main() {
         std::process::exit(2);
     };
     let reps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let m = facepipe_core::Manifest::read(&pairs).expect("reading pairs manifest").manifest;
-    let labels: Vec<PathBuf> = m.items.iter().filter_map(|i| i.label_rgb.as_ref().map(PathBuf::from)).collect();
+    let m = facepipe_core::Manifest::read(&pairs)
+        .expect("reading pairs manifest")
+        .manifest;
+    let labels: Vec<PathBuf> = m
+        .items
+        .iter()
+        .filter_map(|i| i.label_rgb.as_ref().map(PathBuf::from))
+        .collect();
     let mpx: f64 = labels
         .iter()
         .map(|l| {
@@ -53,12 +70,23 @@ fn main() {
         })
         .sum();
     let threads = rayon::current_num_threads();
-    println!("{} label images, {mpx:.1} Mpx, {threads} threads, best of {reps}", labels.len());
+    println!(
+        "{} label images, {mpx:.1} Mpx, {threads} threads, best of {reps}",
+        labels.len()
+    );
 
     let decode = best_of(reps, |_| {
         labels
             .par_iter()
-            .map(|l| image::ImageReader::open(l).unwrap().with_guessed_format().unwrap().decode().unwrap().width())
+            .map(|l| {
+                image::ImageReader::open(l)
+                    .unwrap()
+                    .with_guessed_format()
+                    .unwrap()
+                    .decode()
+                    .unwrap()
+                    .width()
+            })
             .sum::<u32>()
     });
     println!("decode only (image crate)          {:8.1} Mpx/s", mpx / decode);
@@ -76,11 +104,19 @@ fn main() {
             })
             .sum::<u64>()
     });
-    println!("decode + map, nothing written      {:8.1} Mpx/s  {:5.1} % of decode-only", mpx / dm, 100.0 * decode / dm);
+    println!(
+        "decode + map, nothing written      {:8.1} Mpx/s  {:5.1} % of decode-only",
+        mpx / dm,
+        100.0 * decode / dm
+    );
 
     let out = tempfile::tempdir().expect("temp dir");
     let mut default_rate = 0.0;
-    for compression in [MaskCompression::Deflate, MaskCompression::None, MaskCompression::Packbits] {
+    for compression in [
+        MaskCompression::Deflate,
+        MaskCompression::None,
+        MaskCompression::Packbits,
+    ] {
         // A fresh output folder each time: the first conversion of a dataset, the common case.
         let t = best_of(reps, |r| {
             let cfg = Config {
@@ -105,6 +141,9 @@ fn main() {
     }
     if let Some(np) = numpy_baseline(&pairs, &out.path().join("numpy")) {
         println!("numpy + Pillow, 1 core             {np:8.1} Mpx/s");
-        println!("rgb2class (default, {threads} threads) / numpy + Pillow (1 core): {:.1}×", default_rate / np);
+        println!(
+            "rgb2class (default, {threads} threads) / numpy + Pillow (1 core): {:.1}×",
+            default_rate / np
+        );
     }
 }

@@ -163,13 +163,19 @@ fn search(
     found: &mut Vec<String>,
     cache: &mut HashMap<PathBuf, Vec<String>>,
 ) {
-    let Some((first, rest)) = parts.split_first() else { return };
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
     let names = cache.entry(dir.to_path_buf()).or_insert_with(|| {
         std::fs::read_dir(dir)
             .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
             .unwrap_or_default()
     });
-    let hits: Vec<String> = names.iter().filter(|n| n.eq_ignore_ascii_case(first)).cloned().collect();
+    let hits: Vec<String> = names
+        .iter()
+        .filter(|n| n.eq_ignore_ascii_case(first))
+        .cloned()
+        .collect();
     for hit in hits {
         let path = dir.join(&hit);
         prefix.push(hit);
@@ -367,7 +373,10 @@ mod tests {
         // the exact-case folder exists but holds a different file: look in the other one
         std::fs::create_dir_all(d.path().join("samples/g2")).unwrap();
         let mut cache = HashMap::new();
-        assert_eq!(find_ignoring_case(d.path(), "samples/g1/a.png", &mut cache).as_deref(), Some("Samples/G1/A.PNG"));
+        assert_eq!(
+            find_ignoring_case(d.path(), "samples/g1/a.png", &mut cache).as_deref(),
+            Some("Samples/G1/A.PNG")
+        );
         // two candidates: ambiguous, no match
         std::fs::create_dir_all(d.path().join("samples/g1")).unwrap();
         std::fs::write(d.path().join("samples/g1/a.png"), b"x").unwrap();

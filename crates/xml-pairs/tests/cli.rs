@@ -20,7 +20,12 @@ const XML: &str = "\u{feff}<?xml version=\"1.0\"?>\r\n<trainingset>\r\n\
     <srcimg name=\"samples\\g1\\a.png\"/>\r\n<labelimg name=\"labels\\g1\\a.png\"/>\r\n\
     <bboxes><bbox x=\"1\"/></bboxes>\r\n\
     <srcimg name=\"samples\\g2\\b.png\"/>\r\n<labelimg name=\"labels\\g2\\b.png\"/>\r\n</trainingset>\r\n";
-const FILES: &[&str] = &["samples/g1/a.png", "labels/g1/a.png", "samples/g2/b.png", "labels/g2/b.png"];
+const FILES: &[&str] = &[
+    "samples/g1/a.png",
+    "labels/g1/a.png",
+    "samples/g2/b.png",
+    "labels/g2/b.png",
+];
 
 fn bin() -> Command {
     Command::cargo_bin("xml-pairs").unwrap()
@@ -34,7 +39,14 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
     dataset(&data, XML, FILES);
     let out = d.path().join("out/pairs.json");
     fs::create_dir_all(out.parent().unwrap()).unwrap();
-    bin().args(["--xml"]).arg(data.join("training.xml")).arg("-o").arg(&out).assert().success().stdout("");
+    bin()
+        .args(["--xml"])
+        .arg(data.join("training.xml"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout("");
     let m: Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
     assert_eq!(m["schema"], "facepipe/dataset");
     assert_eq!(m["items"].as_array().unwrap().len(), 2);
@@ -51,9 +63,22 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
     // A rerun gives the same bytes (no timestamps), and stdout output is the same document
     // with paths relative to the working directory.
     let first = fs::read(&out).unwrap();
-    bin().arg("--xml").arg(data.join("training.xml")).arg("-o").arg(&out).assert().success();
+    bin()
+        .arg("--xml")
+        .arg(data.join("training.xml"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
     assert_eq!(first, fs::read(&out).unwrap());
-    let stdout = bin().current_dir(&data).args(["--xml", "training.xml"]).assert().success().get_output().stdout.clone();
+    let stdout = bin()
+        .current_dir(&data)
+        .args(["--xml", "training.xml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let m2: Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(m2["items"][0]["image"], "samples/g1/a.png");
 }
@@ -62,27 +87,76 @@ fn fails_with(xml: &str, files: &[&str], needles: &[&str]) {
     let d = tempfile::tempdir().unwrap();
     dataset(d.path(), xml, files);
     let out = d.path().join("pairs.json");
-    let a = bin().current_dir(d.path()).args(["--xml", "training.xml", "-o", "pairs.json"]).assert().code(1);
+    let a = bin()
+        .current_dir(d.path())
+        .args(["--xml", "training.xml", "-o", "pairs.json"])
+        .assert()
+        .code(1);
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
     assert!(!out.exists(), "no output may be written on error");
-    let leftovers: Vec<_> = fs::read_dir(d.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-    assert!(leftovers.iter().all(|n| !n.to_string_lossy().starts_with(".facepipe-tmp")), "{leftovers:?}");
+    let leftovers: Vec<_> = fs::read_dir(d.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        leftovers
+            .iter()
+            .all(|n| !n.to_string_lossy().starts_with(".facepipe-tmp")),
+        "{leftovers:?}"
+    );
 }
 
 #[test]
 fn bad_xml_is_refused_with_file_line_and_column() {
-    fails_with("<s>\n<srcimg name=\"a.png\"/>\n<labelimg name=\"l.png\"/>\n</t>", &[], &["training.xml:4:", "malformed"]);
-    fails_with("<s>\n<srcimg name=\"a.png\"/>\n<labelimg name=\"l.p", &[], &["training.xml:3:1", "malformed"]);
-    fails_with("<s>\n<srcimg name=\"a.png\"/>\n<labelimg name=\"l.png\"/>\n", &[], &["truncated"]);
-    fails_with("<s>\n<srcimg name=\"a.png\"/>\n<srcimg name=\"b.png\"/>\n<labelimg name=\"l.png\"/></s>", &[], &["training.xml:2:1", "no <labelimg>"]);
-    fails_with("<s>\n\n<labelimg name=\"l.png\"/></s>", &[], &["training.xml:3:1", "no <srcimg>"]);
-    fails_with("<s>\n<srcimg file=\"a.png\"/><labelimg name=\"l.png\"/></s>", &[], &["training.xml:2:1", "`name`"]);
-    fails_with("<s><srcimg name=\"..\\..\\etc\\passwd\"/><labelimg name=\"l.png\"/></s>", &[], &["'..'"]);
-    fails_with("<s><srcimg name=\"/etc/passwd\"/><labelimg name=\"l.png\"/></s>", &[], &["absolute"]);
-    fails_with("<s><srcimg name=\"D:\\data\\a.png\"/><labelimg name=\"l.png\"/></s>", &[], &["drive-letter"]);
+    fails_with(
+        "<s>\n<srcimg name=\"a.png\"/>\n<labelimg name=\"l.png\"/>\n</t>",
+        &[],
+        &["training.xml:4:", "malformed"],
+    );
+    fails_with(
+        "<s>\n<srcimg name=\"a.png\"/>\n<labelimg name=\"l.p",
+        &[],
+        &["training.xml:3:1", "malformed"],
+    );
+    fails_with(
+        "<s>\n<srcimg name=\"a.png\"/>\n<labelimg name=\"l.png\"/>\n",
+        &[],
+        &["truncated"],
+    );
+    fails_with(
+        "<s>\n<srcimg name=\"a.png\"/>\n<srcimg name=\"b.png\"/>\n<labelimg name=\"l.png\"/></s>",
+        &[],
+        &["training.xml:2:1", "no <labelimg>"],
+    );
+    fails_with(
+        "<s>\n\n<labelimg name=\"l.png\"/></s>",
+        &[],
+        &["training.xml:3:1", "no <srcimg>"],
+    );
+    fails_with(
+        "<s>\n<srcimg file=\"a.png\"/><labelimg name=\"l.png\"/></s>",
+        &[],
+        &["training.xml:2:1", "`name`"],
+    );
+    fails_with(
+        "<s><srcimg name=\"..\\..\\etc\\passwd\"/><labelimg name=\"l.png\"/></s>",
+        &[],
+        &["'..'"],
+    );
+    fails_with(
+        "<s><srcimg name=\"/etc/passwd\"/><labelimg name=\"l.png\"/></s>",
+        &[],
+        &["absolute"],
+    );
+    fails_with(
+        "<s><srcimg name=\"D:\\data\\a.png\"/><labelimg name=\"l.png\"/></s>",
+        &[],
+        &["drive-letter"],
+    );
     fails_with("<s></s>", &[], &["no <srcimg>/<labelimg> pairs"]);
     fails_with(
         "<s><srcimg name=\"a.png\"/><labelimg name=\"l.png\"/>\n<srcimg name=\"a.png\"/><labelimg name=\"m.png\"/></s>",
@@ -94,7 +168,11 @@ fn bad_xml_is_refused_with_file_line_and_column() {
 #[test]
 fn missing_files_are_all_listed_or_skipped_on_request() {
     let files = &["samples/g1/a.png", "labels/g1/a.png"];
-    fails_with(XML, files, &["2 file(s)", "samples/g2/b.png", "labels/g2/b.png", "--skip-missing"]);
+    fails_with(
+        XML,
+        files,
+        &["2 file(s)", "samples/g2/b.png", "labels/g2/b.png", "--skip-missing"],
+    );
 
     let d = tempfile::tempdir().unwrap();
     dataset(d.path(), XML, files);
@@ -113,7 +191,16 @@ fn missing_files_are_all_listed_or_skipped_on_request() {
 #[test]
 fn names_differing_only_in_case_resolve_to_the_real_files() {
     let d = tempfile::tempdir().unwrap();
-    dataset(d.path(), XML, &["Samples/G1/A.png", "labels/g1/a.PNG", "samples/g2/b.png", "labels/g2/b.png"]);
+    dataset(
+        d.path(),
+        XML,
+        &[
+            "Samples/G1/A.png",
+            "labels/g1/a.PNG",
+            "samples/g2/b.png",
+            "labels/g2/b.png",
+        ],
+    );
     bin()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "pairs.json"])
@@ -137,9 +224,16 @@ fn outputs_are_never_clobbered_or_half_written() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("notes.json").and(predicate::str::contains("--force")));
-    assert_eq!(fs::read_to_string(d.path().join("notes.json")).unwrap(), "{\"mine\": 1}");
+    assert_eq!(
+        fs::read_to_string(d.path().join("notes.json")).unwrap(),
+        "{\"mine\": 1}"
+    );
     // Not even the input itself.
-    bin().current_dir(d.path()).args(["--xml", "training.xml", "-o", "training.xml"]).assert().code(1);
+    bin()
+        .current_dir(d.path())
+        .args(["--xml", "training.xml", "-o", "training.xml"])
+        .assert()
+        .code(1);
     assert_eq!(fs::read_to_string(d.path().join("training.xml")).unwrap(), XML);
     // An output folder that does not exist / cannot be written.
     bin()
@@ -149,7 +243,11 @@ fn outputs_are_never_clobbered_or_half_written() {
         .code(1)
         .stderr(predicate::str::contains("no/such/dir"));
     // A missing input.
-    bin().args(["--xml", "/nonexistent/training.xml"]).assert().code(1).stderr(predicate::str::contains("/nonexistent/training.xml"));
+    bin()
+        .args(["--xml", "/nonexistent/training.xml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("/nonexistent/training.xml"));
     // Usage errors exit 2.
     bin().arg("--bogus").assert().code(2);
 }
@@ -162,7 +260,10 @@ fn broken_pipe_is_not_a_crash() {
     let status = std::process::Command::new("bash")
         .current_dir(d.path())
         .arg("-c")
-        .arg(format!("set -o pipefail; {} --xml training.xml | head -c 10 >/dev/null", exe.display()))
+        .arg(format!(
+            "set -o pipefail; {} --xml training.xml | head -c 10 >/dev/null",
+            exe.display()
+        ))
         .status()
         .unwrap();
     assert!(status.success());
