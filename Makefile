@@ -34,6 +34,9 @@ RGB2CLASS ?= $(BIN)/rgb2class
 SPLIT ?= $(BIN)/split
 CHECK ?= $(BIN)/manifest-check
 
+# How `build` builds the stages (set BUILD=: to use binaries built elsewhere, with BIN=DIR).
+BUILD ?= $(CARGO) build --release --workspace --bins --quiet
+
 BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
@@ -44,7 +47,7 @@ all: $(OUT_DIR)/split.json ## run the pipeline (demo data unless DATA_DIR is set
 	@$(CHECK) --require mask --require split $<
 
 build: ## build every stage (release)
-	@$(CARGO) build --release --workspace --bins --quiet
+	@$(BUILD)
 
 $(DEMO_DIR)/training.xml: | build
 	$(DEMO_FACES) --out $(DEMO_DIR) --count $(DEMO_COUNT) --size $(DEMO_SIZE) --seed $(SEED)
@@ -79,7 +82,7 @@ $(BENCH_DIR)/pairs.json: | build
 bench: $(BENCH_DIR)/pairs.json ## rgb2class throughput vs decode-only and vs numpy+Pillow
 	$(CARGO) bench --quiet -p rgb2class --bench throughput -- $(abspath $<)
 
-clean: ## remove outputs ($(OUT_DIR)); never touches DATA_DIR outside it
+clean: ## remove the outputs (all of OUT_DIR); a DATA_DIR outside it is never touched
 	rm -rf -- $(OUT_DIR)
 
 help: ## list targets and the variables you can override

@@ -204,6 +204,6 @@ mod tests {
             assert_eq!(sides.len(), 1);
         }
         let v = s.iter().filter(|&&x| x == Split::Valid).count();
-        assert!(v <= 14 && v >= 12, "{v}");
+        assert!((12..=14).contains(&v), "{v}");
     }
 }

@@ -1,0 +1,53 @@
+//! The real `manifest-check` binary.
+
+use std::fs;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::json;
+
+fn check(dir: &std::path::Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("manifest-check")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .assert()
+}
+
+#[test]
+fn accepts_good_and_names_what_is_wrong() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("a.png"), b"x").unwrap();
+    let good = json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": [],
+                      "items": [{"id": "a", "image": "a.png", "split": "train"}], "provenance": []});
+    fs::write(d.path().join("m.json"), good.to_string()).unwrap();
+    check(d.path(), &["m.json", "--require", "split"])
+        .success()
+        .stdout(predicate::str::contains("1 items (train 1, valid 0)"));
+
+    check(d.path(), &["m.json", "--require", "mask"])
+        .code(1)
+        .stderr(predicate::str::contains("has no `mask`"));
+
+    let mut bad = good.clone();
+    bad["items"][0]["split"] = json!("test");
+    fs::write(d.path().join("bad.json"), bad.to_string()).unwrap();
+    check(d.path(), &["bad.json"])
+        .code(1)
+        .stderr(predicate::str::contains("/items/0/split"));
+
+    let mut missing = good.clone();
+    missing["items"][0]["image"] = json!("gone.png");
+    fs::write(d.path().join("missing.json"), missing.to_string()).unwrap();
+    check(d.path(), &["missing.json"])
+        .code(1)
+        .stderr(predicate::str::contains("gone.png"));
+    check(d.path(), &["missing.json", "--no-files"]).success();
+
+    let mut newer = good;
+    newer["schema_version"] = json!(3);
+    fs::write(d.path().join("newer.json"), newer.to_string()).unwrap();
+    check(d.path(), &["newer.json"])
+        .code(1)
+        .stderr(predicate::str::contains("schema_version"));
+}

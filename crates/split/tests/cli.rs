@@ -1,0 +1,108 @@
+//! The real `split` binary.
+
+use std::fs;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::{Value, json};
+
+fn manifest(n: usize) -> Value {
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("s/{i:03}"), "image": format!("img/{i}.png"), "group": format!("p{}", i / 5), "x": i}))
+        .collect();
+    json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": [], "items": items, "provenance": []})
+}
+
+fn split(args: &[&str], stdin: &Value) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("split")
+        .unwrap()
+        .args(args)
+        .write_stdin(stdin.to_string())
+        .assert()
+}
+
+fn sides(m: &Value) -> Vec<String> {
+    m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["split"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn exact_valid_count_seeded_and_carried_through() {
+    let out = split(&["-i", "-", "-o", "-"], &manifest(40))
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let m: Value = serde_json::from_slice(&out).unwrap();
+    let s = sides(&m);
+    assert_eq!(s.iter().filter(|x| *x == "valid").count(), 14); // floor(0.35 * 40)
+    assert_eq!(m["items"][3]["x"], 3);
+    assert_eq!(m["items"][3]["image"], "img/3.png");
+    let p = &m["provenance"][0];
+    assert_eq!(
+        (p["params"]["seed"].as_u64(), p["params"]["valid_pct"].as_f64()),
+        (Some(2020), Some(0.35))
+    );
+    assert_eq!(p["summary"]["valid"], 14);
+
+    let again = split(&["-i", "-", "-o", "-"], &manifest(40))
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(out, again, "same seed, same bytes");
+    let other = split(&["-i", "-", "-o", "-", "--seed", "1"], &manifest(40))
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_ne!(sides(&m), sides(&serde_json::from_slice(&other).unwrap()));
+}
+
+#[test]
+fn groups_stay_on_one_side() {
+    let out = split(&["--group-by", "group", "--valid-pct", "0.3"], &manifest(40))
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let m: Value = serde_json::from_slice(&out).unwrap();
+    let s = sides(&m);
+    for g in 0..8 {
+        assert!(
+            s[g * 5..g * 5 + 5].iter().all(|x| *x == s[g * 5]),
+            "group {g} split: {s:?}"
+        );
+    }
+    assert_eq!(s.iter().filter(|x| *x == "valid").count(), 10); // floor(0.3*40)=12 → two whole groups fit
+    split(&["--group-by", "subject"], &manifest(5))
+        .code(1)
+        .stderr(predicate::str::contains("no field \"subject\""));
+}
+
+#[test]
+fn bad_inputs() {
+    split(&["--valid-pct", "1.0"], &manifest(5))
+        .code(1)
+        .stderr(predicate::str::contains("--valid-pct"));
+    split(&["--valid-pct", "abc"], &manifest(5)).code(2);
+    split(&[], &manifest(0))
+        .code(1)
+        .stderr(predicate::str::contains("no items"));
+    let mut m = manifest(3);
+    m["schema_version"] = json!(2);
+    split(&[], &m).code(1).stderr(predicate::str::contains("newer"));
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("m.json"), manifest(3).to_string()).unwrap();
+    Command::cargo_bin("split")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["-i", "m.json", "-o", "missing-dir/s.json"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("missing-dir"));
+}
