@@ -136,7 +136,15 @@ impl Mapper {
     ///
     /// Labels are long runs of one colour, so the work is done per run: look the colour up
     /// once, then find where the run ends eight pixels (three 64-bit words) at a time.
-    pub fn map(&self, rgb: &[u8], width: u32, out: &mut [u8], counts: &mut [u64]) -> Result<u64, OffPalettePixel> {
+    /// `first` is the index of the first pixel in the image (for the position in errors).
+    pub fn map(
+        &self,
+        rgb: &[u8],
+        width: u32,
+        first: usize,
+        out: &mut [u8],
+        counts: &mut [u64],
+    ) -> Result<u64, OffPalettePixel> {
         assert_eq!(rgb.len(), out.len() * 3, "pixel buffer sizes disagree");
         let n = out.len();
         let n_classes = self.colours.len();
@@ -146,7 +154,7 @@ impl Mapper {
         while i < n {
             let p = [rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]];
             let Some((class, is_off)) = self.lookup(p, &mut cache) else {
-                let i = i as u32;
+                let i = (first + i) as u32;
                 return Err(OffPalettePixel {
                     x: i % width,
                     y: i / width,
@@ -246,6 +254,84 @@ pub fn decode_label(path: &Path, all_gray_palette: bool) -> Result<(u32, u32, Ve
     Ok((w, h, rgb))
 }
 
+/// Decodes a non-interlaced 8-bit RGB PNG (the usual label) row by row, handing each row to
+/// `on_row(y, height, rgb)`: no whole-image RGB buffer is allocated, and each row is mapped while it is
+/// still in cache. Returns `None`, having read only the header, for any other kind of image
+/// (the caller then uses [`decode_label`]).
+pub fn stream_rgb8_png(
+    path: &Path,
+    mut on_row: impl FnMut(u32, u32, &[u8]) -> Result<()>,
+) -> Result<Option<(u32, u32)>> {
+    let file = fs::File::open(path).with_context(|| format!("cannot open label {}", path.display()))?;
+    let mut sig = [0u8; 8];
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    use std::io::{Read as _, Seek as _};
+    if reader.read_exact(&mut sig).is_err() || sig != *b"\x89PNG\r\n\x1a\n" {
+        return Ok(None);
+    }
+    reader.rewind()?;
+    let mut dec = png::Decoder::new(reader);
+    dec.set_transformations(png::Transformations::IDENTITY);
+    let mut rd = dec
+        .read_info()
+        .with_context(|| format!("cannot decode label {}", path.display()))?;
+    let info = rd.info();
+    if info.color_type != png::ColorType::Rgb || info.bit_depth != png::BitDepth::Eight || info.interlaced {
+        return Ok(None);
+    }
+    let (w, h) = (info.width, info.height);
+    let mut y = 0;
+    while let Some(row) = rd
+        .next_row()
+        .with_context(|| format!("cannot decode label {}", path.display()))?
+    {
+        on_row(y, h, row.data())?;
+        y += 1;
+    }
+    if y != h {
+        bail!("cannot decode label {}: {y} of {h} rows", path.display());
+    }
+    Ok(Some((w, h)))
+}
+
+/// Length of the run of `row[i]` starting at `i`, at most `max`; compares eight bytes at a time.
+#[inline]
+fn run_len(row: &[u8], i: usize, max: usize) -> usize {
+    let v = row[i];
+    let splat = u64::from_ne_bytes([v; 8]);
+    let end = (i + max).min(row.len());
+    let mut j = i + 1;
+    while j + 8 <= end && u64::from_ne_bytes(row[j..j + 8].try_into().expect("8 bytes")) == splat {
+        j += 8;
+    }
+    while j < end && row[j] == v {
+        j += 1;
+    }
+    j - i
+}
+
+/// PackBits-compresses one row (TIFF compression 32773: runs never cross rows).
+fn packbits_row(row: &[u8], dst: &mut Vec<u8>) {
+    let n = row.len();
+    let mut i = 0;
+    while i < n {
+        let run = run_len(row, i, 128);
+        if run >= 2 {
+            dst.push((1 - run as i16) as i8 as u8);
+            dst.push(row[i]);
+            i += run;
+        } else {
+            let start = i;
+            i += 1;
+            while i < n && i - start < 128 && !(i + 1 < n && row[i] == row[i + 1]) {
+                i += 1;
+            }
+            dst.push((i - start - 1) as u8);
+            dst.extend_from_slice(&row[start..i]);
+        }
+    }
+}
+
 /// What the mask's TIFF ImageDescription records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct MaskInfo {
@@ -257,6 +343,10 @@ struct MaskInfo {
 
 fn write_mask(path: &Path, w: u32, h: u32, data: &[u8], info: &MaskInfo, compression: MaskCompression) -> Result<()> {
     let desc = serde_json::to_string(info)?;
+    if compression == MaskCompression::Packbits {
+        // The tiff crate's own PackBits is slower than deflate; runs make it trivial here.
+        return write_packbits_mask(path, w, h, data, &desc);
+    }
     io::write_atomic_fast(path, |f| {
         let mut buf = BufWriter::new(f);
         let mut enc = tiff::encoder::TiffEncoder::new(&mut buf)?.with_compression(compression.tiff());
@@ -264,6 +354,35 @@ fn write_mask(path: &Path, w: u32, h: u32, data: &[u8], info: &MaskInfo, compres
         img.encoder()
             .write_tag(tiff::tags::Tag::ImageDescription, desc.as_str())?;
         img.write_data(data)?;
+        buf.flush()?;
+        Ok(())
+    })
+}
+
+/// Writes a PackBits TIFF through the tiff crate's directory API: one strip, compressed here.
+fn write_packbits_mask(path: &Path, w: u32, h: u32, data: &[u8], desc: &str) -> Result<()> {
+    use tiff::tags::Tag;
+    let mut packed = Vec::with_capacity(data.len() / 16 + 64);
+    for row in data.chunks_exact(w as usize) {
+        packbits_row(row, &mut packed);
+    }
+    io::write_atomic_fast(path, |f| {
+        let mut buf = BufWriter::new(f);
+        let mut enc = tiff::encoder::TiffEncoder::new(&mut buf)?;
+        let mut dir = enc.image_directory()?;
+        let offset = dir.write_data(packed.as_slice())?;
+        let offset = u32::try_from(offset).context("mask too large for TIFF")?;
+        dir.write_tag(Tag::ImageWidth, w)?;
+        dir.write_tag(Tag::ImageLength, h)?;
+        dir.write_tag(Tag::BitsPerSample, 8u16)?;
+        dir.write_tag(Tag::Compression, 32773u16)?;
+        dir.write_tag(Tag::PhotometricInterpretation, 1u16)?;
+        dir.write_tag(Tag::ImageDescription, desc)?;
+        dir.write_tag(Tag::StripOffsets, offset)?;
+        dir.write_tag(Tag::SamplesPerPixel, 1u16)?;
+        dir.write_tag(Tag::RowsPerStrip, h)?;
+        dir.write_tag(Tag::StripByteCounts, packed.len() as u32)?;
+        dir.finish()?;
         buf.flush()?;
         Ok(())
     })
@@ -384,26 +503,53 @@ impl Job<'_> {
         if self.mask.exists() && !self.force && read_mask(&self.mask).ok().and_then(|m| m.0).is_none() {
             self.foreign()?;
         }
-        let (w, h, rgb) = decode_label(&self.label, self.mapper.all_gray)?;
-        self.check_size(image, w, h)?;
         // One output buffer per worker thread, reused: a fresh zeroed allocation per mask
         // costs as much as the mapping.
         thread_local!(static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
-        OUT.with_borrow_mut(|out| self.map_and_write(out, w, h, &rgb, n_counts))
+        OUT.with_borrow_mut(|out| {
+            let mut counts = vec![0u64; n_counts];
+            let mut off = 0u64;
+            let streamed = stream_rgb8_png(&self.label, |y, h, row| {
+                let w = row.len() / 3;
+                if y == 0 {
+                    // Same size as the last mask: no reallocation and no zeroing.
+                    out.resize(w * h as usize, 0);
+                }
+                let first = y as usize * w;
+                off += self
+                    .mapper
+                    .map(row, w as u32, first, &mut out[first..first + w], &mut counts)
+                    .map_err(|p| self.off_error(p))?;
+                Ok(())
+            })?;
+            let (w, h) = match streamed {
+                Some(size) => size,
+                None => {
+                    let (w, h, rgb) = decode_label(&self.label, self.mapper.all_gray)?;
+                    out.resize(rgb.len() / 3, 0);
+                    off = self
+                        .mapper
+                        .map(&rgb, w, 0, out, &mut counts)
+                        .map_err(|p| self.off_error(p))?;
+                    (w, h)
+                }
+            };
+            self.check_size(image, w, h)?;
+            self.write(out, w, h, off, counts)
+        })
     }
 
-    fn map_and_write(&self, out: &mut Vec<u8>, w: u32, h: u32, rgb: &[u8], n_counts: usize) -> Result<Done> {
-        out.resize((w as usize) * (h as usize), 0);
-        let mut counts = vec![0u64; n_counts];
-        let off = self.mapper.map(rgb, w, out, &mut counts).map_err(|p| {
-            anyhow::anyhow!(
-                "label {}: pixel ({}, {}) has colour {:?}, which is not in the palette (--off-palette error)",
-                self.label.display(),
-                p.x,
-                p.y,
-                p.rgb
-            )
-        })?;
+    fn off_error(&self, p: OffPalettePixel) -> anyhow::Error {
+        anyhow::anyhow!(
+            "label {}: pixel ({}, {}) has colour {:?}, which is not in the palette (--off-palette error)",
+            self.label.display(),
+            p.x,
+            p.y,
+            p.rgb
+        )
+    }
+
+    fn write(&self, out: &[u8], w: u32, h: u32, off: u64, counts: Vec<u64>) -> Result<Done> {
         if let Some(d) = self.mask.parent() {
             io::create_dir_all(d)?;
         }
@@ -574,7 +720,7 @@ mod tests {
         let mut out = [0u8; 5];
         let mut counts = vec![0u64; 13];
         let off = Mapper::new(&classes, OffPalette::Nearest)
-            .map(&px, 5, &mut out, &mut counts)
+            .map(&px, 5, 0, &mut out, &mut counts)
             .unwrap();
         assert_eq!(out, [0, 8, 1, 8, 8]);
         assert_eq!(off, 2);
@@ -582,13 +728,13 @@ mod tests {
 
         let mut counts = vec![0u64; 13];
         let off = Mapper::new(&classes, OffPalette::Ignore)
-            .map(&px, 5, &mut out, &mut counts)
+            .map(&px, 5, 0, &mut out, &mut counts)
             .unwrap();
         assert_eq!(out, [0, 8, 255, 8, 255]);
         assert_eq!((off, counts[12]), (2, 2));
 
         let e = Mapper::new(&classes, OffPalette::Error)
-            .map(&px, 2, &mut out, &mut counts)
+            .map(&px, 2, 0, &mut out, &mut counts)
             .unwrap_err();
         assert_eq!(
             e,
@@ -598,6 +744,50 @@ mod tests {
                 rgb: [250, 5, 5]
             }
         );
+    }
+
+    #[test]
+    fn packbits_round_trips_runs_and_literals() {
+        let rows: [&[u8]; 5] = [
+            &[0; 300],
+            &[1, 2, 3, 4, 5],
+            &[7],
+            &[1, 1, 2, 3, 3, 3, 4, 5, 5],
+            &[9, 8, 8],
+        ];
+        for row in rows {
+            let mut packed = vec![];
+            packbits_row(row, &mut packed);
+            // reference decoder (TIFF 6.0, section 9)
+            let mut out = vec![];
+            let mut i = 0;
+            while i < packed.len() {
+                let n = packed[i] as i8;
+                i += 1;
+                if n >= 0 {
+                    out.extend_from_slice(&packed[i..i + n as usize + 1]);
+                    i += n as usize + 1;
+                } else if n != -128 {
+                    out.extend(std::iter::repeat_n(packed[i], (1 - n as i16) as usize));
+                    i += 1;
+                }
+            }
+            assert_eq!(out, row);
+        }
+        let mut packed = vec![];
+        packbits_row(&[0; 300], &mut packed);
+        assert_eq!(packed.len(), 6, "three runs of at most 128");
+    }
+
+    #[test]
+    fn map_reports_positions_relative_to_the_image() {
+        let classes = palette::mut1ny();
+        let mut out = [0u8; 2];
+        let mut counts = vec![0u64; 13];
+        let e = Mapper::new(&classes, OffPalette::Error)
+            .map(&[0, 0, 0, 9, 9, 9], 4, 6, &mut out, &mut counts)
+            .unwrap_err();
+        assert_eq!((e.x, e.y), (3, 1));
     }
 
     #[test]

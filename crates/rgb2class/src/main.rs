@@ -30,7 +30,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = OffPalette::Nearest)]
     off_palette: OffPalette,
     /// TIFF compression of the masks.
-    #[arg(long, value_enum, default_value_t = MaskCompression::Deflate)]
+    #[arg(long, value_enum, default_value_t = MaskCompression::Packbits)]
     compression: MaskCompression,
     /// Redo every mask, and replace files that rgb2class did not write.
     #[arg(long)]
