@@ -52,6 +52,11 @@ build: ## build every stage (release)
 $(DEMO_DIR)/training.xml: | build
 	$(DEMO_FACES) --out $(DEMO_DIR) --count $(DEMO_COUNT) --size $(DEMO_SIZE) --seed $(SEED)
 
+ifneq ($(DATA_DIR),$(DEMO_DIR))
+$(DATA_DIR)/training.xml:
+	@echo "make: $@ does not exist: set DATA_DIR to the folder that holds the dataset's training.xml" >&2; exit 1
+endif
+
 $(OUT_DIR)/pairs.json: $(DATA_DIR)/training.xml | build
 	$(XML_PAIRS) --xml $< -o $@
 

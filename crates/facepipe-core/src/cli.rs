@@ -2,6 +2,7 @@
 //! bars that only show on a terminal, and the mapping of errors to exit codes.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -19,6 +20,32 @@ pub struct Common {
     /// More log output (-v info per item, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+}
+
+/// The input-manifest flag of every stage that reads a manifest.
+#[derive(Clone, Debug, clap::Args)]
+pub struct InputArgs {
+    /// Input manifest (`-` for stdin; its relative paths then resolve against the working directory).
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    pub input: PathBuf,
+}
+
+/// The output-manifest flags of every stage that writes a manifest.
+#[derive(Clone, Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Output manifest (`-` for stdout).
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+    /// Replace outputs this stage did not write (and redo per-item outputs it would reuse).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl OutputArgs {
+    /// Writes the manifest where `-o` says, atomically, refusing to clobber foreign files.
+    pub fn write(&self, m: &crate::Manifest) -> Result<()> {
+        m.write(&crate::Output::parse(&self.output), self.force)
+    }
 }
 
 struct StderrLogger {

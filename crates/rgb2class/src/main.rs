@@ -2,8 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use facepipe_core::Output;
-use facepipe_core::cli::Common;
+use facepipe_core::cli::{Common, InputArgs, OutputArgs};
 use rgb2class::{MaskCompression, OffPalette};
 
 /// Turn RGB colour-coded label images into single-channel class-index masks (8-bit TIFF).
@@ -14,12 +13,10 @@ use rgb2class::{MaskCompression, OffPalette};
                   Example:\n  rgb2class -i out/pairs.json -o out/masks.json --out-dir out/masks"
 )]
 struct Args {
-    /// Input manifest (`-` for stdin).
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
-    input: PathBuf,
-    /// Output manifest (`-` for stdout).
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
-    output: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Folder for the masks; each mirrors its label's path below the dataset root.
     #[arg(long, value_name = "DIR")]
     out_dir: PathBuf,
@@ -32,9 +29,6 @@ struct Args {
     /// TIFF compression of the masks.
     #[arg(long, value_enum, default_value_t = MaskCompression::Packbits)]
     compression: MaskCompression,
-    /// Redo every mask, and replace files that rgb2class did not write.
-    #[arg(long)]
-    force: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -45,15 +39,15 @@ fn main() -> ExitCode {
         |a: &Args| &a.common,
         |a| {
             let cfg = rgb2class::Config {
-                input: a.input,
+                input: a.input.input,
                 out_dir: a.out_dir,
                 palette: a.palette,
                 off_palette: a.off_palette,
                 compression: a.compression,
-                force: a.force,
+                force: a.output.force,
             };
             let m = rgb2class::run(&cfg, &a.common.progress(0, "rgb2class"))?;
-            m.write(&Output::parse(&a.output), a.force)
+            a.output.write(&m)
         },
     )
 }

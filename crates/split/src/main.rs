@@ -1,9 +1,7 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use facepipe_core::Output;
-use facepipe_core::cli::Common;
+use facepipe_core::cli::{Common, InputArgs, OutputArgs};
 
 /// Seeded train/valid split: sets every item's `split` to "train" or "valid".
 ///
@@ -15,12 +13,10 @@ use facepipe_core::cli::Common;
     after_help = "Example:\n  split -i out/masks.json -o out/split.json --valid-pct 0.35 --seed 2020 --group-by group"
 )]
 struct Args {
-    /// Input manifest (`-` for stdin).
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
-    input: PathBuf,
-    /// Output manifest (`-` for stdout).
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
-    output: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Share of items for validation, in [0, 1).
     #[arg(long, default_value_t = 0.35)]
     valid_pct: f64,
@@ -30,9 +26,6 @@ struct Args {
     /// Keep all items with the same value of this item field on one side (e.g. `group`).
     #[arg(long, value_name = "FIELD")]
     group_by: Option<String>,
-    /// Replace an output file that is not a facepipe manifest.
-    #[arg(long)]
-    force: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -43,12 +36,12 @@ fn main() -> ExitCode {
         |a: &Args| &a.common,
         |a| {
             let cfg = split::Config {
-                input: a.input,
+                input: a.input.input,
                 valid_pct: a.valid_pct,
                 seed: a.seed,
                 group_by: a.group_by,
             };
-            split::run(&cfg)?.write(&Output::parse(&a.output), a.force)
+            a.output.write(&split::run(&cfg)?)
         },
     )
 }

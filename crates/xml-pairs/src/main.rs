@@ -2,8 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use facepipe_core::Output;
-use facepipe_core::cli::Common;
+use facepipe_core::cli::{Common, OutputArgs};
 
 /// Read a Mut1ny training.xml into a facepipe manifest of image/label pairs.
 #[derive(Parser, Debug)]
@@ -12,15 +11,11 @@ struct Args {
     /// The dataset's training.xml (`-` for stdin; names then resolve against the working directory).
     #[arg(long, value_name = "FILE")]
     xml: PathBuf,
-    /// Output manifest (`-` for stdout).
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
-    output: PathBuf,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Drop pairs whose image or label is missing (with a warning) instead of failing.
     #[arg(long)]
     skip_missing: bool,
-    /// Replace an output file that is not a facepipe manifest.
-    #[arg(long)]
-    force: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -34,7 +29,7 @@ fn main() -> ExitCode {
                 xml: a.xml,
                 skip_missing: a.skip_missing,
             })?;
-            m.write(&Output::parse(&a.output), a.force)?;
+            a.output.write(&m)?;
             log::info!("{} pairs", m.items.len());
             Ok(())
         },
