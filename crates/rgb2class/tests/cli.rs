@@ -329,3 +329,22 @@ fn pipes_resolve_paths_against_the_working_directory() {
     assert_eq!(m["provenance"][0]["inputs"][0]["path"], "-");
     assert!(Path::new(&f.p("masks/labels/g/0.tif")).is_file());
 }
+
+#[test]
+fn unlabelled_items_pass_through_and_threads_are_bounded() {
+    let f = Fixture::new(2);
+    let mut m: Value = serde_json::from_slice(&fs::read(f.p("pairs.json")).unwrap()).unwrap();
+    m["items"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "photo-only", "image": "data/samples/g/0.png"}));
+    fs::write(f.p("pairs.json"), m.to_string()).unwrap();
+    f.run(&["--threads", "1"]).success();
+    let out = f.manifest();
+    assert_eq!(out["items"][2]["id"], "photo-only");
+    assert!(out["items"][2].get("mask").is_none());
+    assert_eq!(out["provenance"][0]["summary"]["unlabelled_items"], 1);
+    f.run(&["--threads", "0"])
+        .code(1)
+        .stderr(predicate::str::contains("--threads"));
+}
