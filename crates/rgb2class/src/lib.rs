@@ -203,6 +203,13 @@ impl Mapper {
     }
 }
 
+/// Pixel `j` of packed RGB as an array (compares inline; a 3-byte slice compare is a `bcmp`
+/// call).
+#[inline(always)]
+fn pixel(rgb: &[u8], j: usize) -> [u8; 3] {
+    [rgb[3 * j], rgb[3 * j + 1], rgb[3 * j + 2]]
+}
+
 /// End (exclusive) of the run of colour `p` that starts at pixel `i`.
 ///
 /// Sixteen pixels (48 bytes, three 128-bit words) are compared at a time; this scan is most
@@ -213,7 +220,7 @@ fn run_end(rgb: &[u8], i: usize, n: usize, p: [u8; 3]) -> usize {
     // Short runs (blended borders) are common: settle them before building the pattern.
     let mut j = i + 1;
     while j < n && j < i + 4 {
-        if rgb[3 * j..3 * j + 3] != p {
+        if pixel(rgb, j) != p {
             return j;
         }
         j += 1;
@@ -231,7 +238,7 @@ fn run_end(rgb: &[u8], i: usize, n: usize, p: [u8; 3]) -> usize {
         }
         j += 16;
     }
-    while j < n && rgb[3 * j..3 * j + 3] == p {
+    while j < n && pixel(rgb, j) == p {
         j += 1;
     }
     j
