@@ -1,0 +1,5 @@
+//! The UNet-ResNet34 stack: model, weights, and (to come) data and fastai-style training.
+//! The only facepipe crate that depends on burn.
+
+pub mod resnet;
+pub mod weights;

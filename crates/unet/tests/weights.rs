@@ -1,0 +1,177 @@
+//! torchvision's ResNet34 state dict, written as safetensors with torchvision's own key names
+//! and shapes (generated here from torchvision's architecture, not from our module), loads into
+//! the encoder with every key landing where it should.
+
+use std::path::Path;
+
+use burn::backend::Flex;
+
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+use unet::resnet::ResNet;
+use unet::weights::load_resnet;
+
+type B = Flex;
+
+/// torchvision.models.resnet34().state_dict(): names and shapes, in its order.
+fn torchvision_resnet34() -> Vec<(String, Vec<usize>)> {
+    let mut keys: Vec<(String, Vec<usize>)> = vec![("conv1.weight".into(), vec![64, 3, 7, 7])];
+    let bn = |keys: &mut Vec<(String, Vec<usize>)>, p: &str, c: usize| {
+        for s in ["weight", "bias", "running_mean", "running_var"] {
+            keys.push((format!("{p}.{s}"), vec![c]));
+        }
+        keys.push((format!("{p}.num_batches_tracked"), vec![]));
+    };
+    bn(&mut keys, "bn1", 64);
+    let mut cin = 64;
+    for (l, (blocks, c)) in [(3usize, 64usize), (4, 128), (6, 256), (3, 512)]
+        .into_iter()
+        .enumerate()
+    {
+        for b in 0..blocks {
+            let p = format!("layer{}.{b}", l + 1);
+            let i = if b == 0 { cin } else { c };
+            keys.push((format!("{p}.conv1.weight"), vec![c, i, 3, 3]));
+            bn(&mut keys, &format!("{p}.bn1"), c);
+            keys.push((format!("{p}.conv2.weight"), vec![c, c, 3, 3]));
+            bn(&mut keys, &format!("{p}.bn2"), c);
+            if b == 0 && l > 0 {
+                keys.push((format!("{p}.downsample.0.weight"), vec![c, cin, 1, 1]));
+                bn(&mut keys, &format!("{p}.downsample.1"), c);
+            }
+        }
+        cin = c;
+    }
+    keys.push(("fc.weight".into(), vec![1000, 512]));
+    keys.push(("fc.bias".into(), vec![1000]));
+    keys
+}
+
+/// Each tensor filled with its own value (index-derived), so we can tell where each landed.
+fn value_of(k: usize) -> f32 {
+    0.25 + k as f32 * 0.001
+}
+
+fn write(path: &Path, keys: &[(String, Vec<usize>)]) {
+    let bufs: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            if name.ends_with("num_batches_tracked") {
+                (name.clone(), shape.clone(), Dtype::I64, 7i64.to_le_bytes().to_vec())
+            } else {
+                let n: usize = shape.iter().product();
+                let bytes = std::iter::repeat_n(value_of(k).to_le_bytes(), n).flatten().collect();
+                (name.clone(), shape.clone(), Dtype::F32, bytes)
+            }
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = bufs
+        .iter()
+        .map(|(n, s, d, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+fn index(keys: &[(String, Vec<usize>)], name: &str) -> usize {
+    keys.iter().position(|(k, _)| k == name).unwrap()
+}
+
+fn all_equal<const D: usize>(t: burn::tensor::Tensor<B, D>, v: f32) -> bool {
+    t.into_data()
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .all(|&x| (x - v).abs() < 1e-7)
+}
+
+#[test]
+fn every_torchvision_key_lands() {
+    let device = burn::backend::flex::FlexDevice;
+    let keys = torchvision_resnet34();
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("resnet34.safetensors");
+    write(&file, &keys);
+    let mut enc = ResNet::<B>::resnet34(&device);
+    let report = load_resnet(&mut enc, &file).unwrap();
+    assert_eq!(report.applied, 180, "{report}");
+    assert!(report.missing.is_empty());
+    // fc.weight, fc.bias and one num_batches_tracked per BatchNorm (36) are unused
+    assert_eq!(report.unused.len(), 2 + 36, "{:?}", report.unused);
+
+    assert!(all_equal(
+        enc.conv1.weight.val(),
+        value_of(index(&keys, "conv1.weight"))
+    ));
+    assert!(all_equal(enc.bn1.gamma.val(), value_of(index(&keys, "bn1.weight"))));
+    assert!(all_equal(enc.bn1.beta.val(), value_of(index(&keys, "bn1.bias"))));
+    assert!(all_equal(
+        enc.layer3[2].conv1.weight.val(),
+        value_of(index(&keys, "layer3.2.conv1.weight"))
+    ));
+    assert!(all_equal(
+        enc.layer4[2].bn2.running_var.value(),
+        value_of(index(&keys, "layer4.2.bn2.running_var"))
+    ));
+    let ds = enc.layer2[0].downsample.as_ref().unwrap();
+    match (&ds[0], &ds[1]) {
+        (unet::resnet::DownsampleLayer::Conv(c), unet::resnet::DownsampleLayer::Norm(n)) => {
+            assert!(all_equal(
+                c.weight.val(),
+                value_of(index(&keys, "layer2.0.downsample.0.weight"))
+            ));
+            assert!(all_equal(
+                n.running_mean.value(),
+                value_of(index(&keys, "layer2.0.downsample.1.running_mean"))
+            ));
+        }
+        _ => panic!("downsample layers out of order"),
+    }
+}
+
+#[test]
+fn a_wrong_shape_or_a_missing_key_names_the_key() {
+    let device = burn::backend::flex::FlexDevice;
+    let d = tempfile::tempdir().unwrap();
+
+    let mut keys = torchvision_resnet34();
+    let k = index(&keys, "layer2.1.conv2.weight");
+    keys[k].1 = vec![128, 128, 5, 5];
+    let file = d.path().join("shape.safetensors");
+    write(&file, &keys);
+    let e = format!(
+        "{:#}",
+        load_resnet(&mut ResNet::<B>::resnet34(&device), &file).unwrap_err()
+    );
+    assert!(
+        e.contains("layer2.1.conv2.weight") && e.contains("shape.safetensors"),
+        "{e}"
+    );
+
+    let mut keys = torchvision_resnet34();
+    keys.retain(|(k, _)| k != "layer4.2.bn2.running_var");
+    let file = d.path().join("missing.safetensors");
+    write(&file, &keys);
+    let e = format!(
+        "{:#}",
+        load_resnet(&mut ResNet::<B>::resnet34(&device), &file).unwrap_err()
+    );
+    assert!(e.contains("layer4.2.bn2.running_var"), "{e}");
+
+    let e = format!(
+        "{:#}",
+        load_resnet(&mut ResNet::<B>::resnet34(&device), &d.path().join("nope.pth")).unwrap_err()
+    );
+    assert!(e.contains("nope.pth") && e.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn encoder_feature_shapes() {
+    let device = burn::backend::flex::FlexDevice;
+    let enc = ResNet::<B>::resnet34(&device);
+    let x = burn::tensor::Tensor::<B, 4>::zeros([1, 3, 64, 96], &device);
+    let f = enc.forward(x);
+    assert_eq!(f.stem.dims(), [1, 64, 32, 48]);
+    let dims: Vec<[usize; 4]> = f.stages.iter().map(|t| t.dims()).collect();
+    assert_eq!(dims, [[1, 64, 16, 24], [1, 128, 8, 12], [1, 256, 4, 6], [1, 512, 2, 3]]);
+}
