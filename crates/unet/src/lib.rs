@@ -1,5 +1,6 @@
 //! The UNet-ResNet34 stack: model, weights, and (to come) data and fastai-style training.
 //! The only facepipe crate that depends on burn.
 
+pub mod model;
 pub mod resnet;
 pub mod weights;

@@ -175,3 +175,13 @@ fn encoder_feature_shapes() {
     let dims: Vec<[usize; 4]> = f.stages.iter().map(|t| t.dims()).collect();
     assert_eq!(dims, [[1, 64, 16, 24], [1, 128, 8, 12], [1, 256, 4, 6], [1, 512, 2, 3]]);
 }
+
+#[test]
+fn unet_logits_have_the_input_size_for_any_size() {
+    let device = burn::backend::flex::FlexDevice;
+    let net = unet::model::SmpUnet::<B>::new(12, &device);
+    for (h, w) in [(64, 64), (50, 70), (33, 97)] {
+        let y = net.forward(burn::tensor::Tensor::<B, 4>::zeros([2, 3, h, w], &device));
+        assert_eq!(y.dims(), [2, 12, h, w]);
+    }
+}
