@@ -3,4 +3,5 @@
 
 pub mod model;
 pub mod resnet;
+pub mod schedule;
 pub mod weights;
