@@ -3,12 +3,12 @@
 //!
 //! * [`resnet`]: the encoder, with torchvision's parameter names.
 //! * [`weights`]: ImageNet weights from torchvision's `.pth` or `.safetensors`, with a report.
-//! * [`model`]: the UNet (smp-style decoder so far); logits at the input's size.
+//! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one; logits at the input's size.
 //! * [`loss`]: cross-entropy that ignores label 255.
 //! * [`data`]: fastai's crop/resize/normalise, with mask validation.
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
 //!
-//! Still to come (issue 3): the fastai DynamicUnet decoder, the grouped Adam, the training
+//! Still to come (issue 3): the grouped Adam, the training
 //! loop with fine_tune/lr_find/fit_one_cycle, the model directory, `unet-train`, and CUDA.
 
 pub mod data;

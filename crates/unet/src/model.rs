@@ -128,3 +128,142 @@ impl<B: Backend> SmpUnet<B> {
         nearest(self.head.forward(y), [h, w])
     }
 }
+
+/// Rearranges `[B, C·r², H, W]` into `[B, C, H·r, W·r]` (PyTorch's `PixelShuffle` channel order:
+/// input channel `c·r² + i·r + j` lands at row offset i, column offset j).
+pub fn pixel_shuffle<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B, 4> {
+    let [b, c, h, w] = x.dims();
+    let c_out = c / (r * r);
+    x.reshape([b, c_out, r, r, h, w])
+        .permute([0, 1, 4, 2, 5, 3])
+        .reshape([b, c_out, h * r, w * r])
+}
+
+fn conv_relu_cfg(cin: usize, cout: usize, k: usize) -> Conv2dConfig {
+    let p = k / 2;
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .with_initializer(burn::nn::Initializer::KaimingNormal {
+            gain: std::f64::consts::SQRT_2,
+            fan_out_only: false,
+        })
+}
+
+/// fastai's `PixelShuffle_ICNR` without blur: 1×1 conv (bias) to `cout·4`, ReLU, shuffle ×2.
+/// ICNR initialisation: the four sub-pixel filters of each output channel start equal, so the
+/// upsampling starts as nearest-neighbour instead of a checkerboard.
+#[derive(Module, Debug)]
+pub struct PixelShuffleIcnr<B: Backend> {
+    pub conv: Conv2d<B>,
+}
+
+impl<B: Backend> PixelShuffleIcnr<B> {
+    pub fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
+        let mut conv = conv_relu_cfg(cin, cout * 4, 1).init(device);
+        let base = conv_relu_cfg(cin, cout, 1).init::<B>(device).weight.val(); // [cout, cin, 1, 1]
+        let icnr = base
+            .unsqueeze_dim::<5>(1)
+            .repeat_dim(1, 4)
+            .reshape([cout * 4, cin, 1, 1]);
+        conv.weight = burn::module::Param::from_tensor(icnr);
+        conv.bias = conv.bias.map(|b| b.map(|t| t.zeros_like()));
+        PixelShuffleIcnr { conv }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        pixel_shuffle(relu(self.conv.forward(x)), 2)
+    }
+}
+
+/// fastai's `UnetBlock`: shuffle-upsample, resize to the skip if needed, concatenate with the
+/// BatchNorm'd skip, ReLU, two conv3×3 + ReLU (bias, no norm).
+#[derive(Module, Debug)]
+pub struct UnetBlock<B: Backend> {
+    pub shuf: PixelShuffleIcnr<B>,
+    pub bn: BatchNorm<B>,
+    pub conv1: Conv2d<B>,
+    pub conv2: Conv2d<B>,
+}
+
+impl<B: Backend> UnetBlock<B> {
+    /// `up_in` channels from below, `skip` channels from the encoder; the last block halves
+    /// its width (`final_div = false`). Returns the block and its output channels.
+    pub fn new(up_in: usize, skip: usize, final_div: bool, device: &B::Device) -> (Self, usize) {
+        let ni = up_in / 2 + skip;
+        let nf = if final_div { ni } else { ni / 2 };
+        let mut bn = BatchNormConfig::new(skip).init(device);
+        bn.beta = bn.beta.map(|b| b.ones_like().mul_scalar(1e-3));
+        let block = UnetBlock {
+            shuf: PixelShuffleIcnr::new(up_in, up_in / 2, device),
+            bn,
+            conv1: conv_relu_cfg(ni, nf, 3).init(device),
+            conv2: conv_relu_cfg(nf, nf, 3).init(device),
+        };
+        (block, nf)
+    }
+
+    pub fn forward(&self, up_in: Tensor<B, 4>, skip: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = skip.dims();
+        let up = nearest(self.shuf.forward(up_in), [h, w]);
+        let x = relu(Tensor::cat(vec![up, self.bn.forward(skip)], 1));
+        relu(self.conv2.forward(relu(self.conv1.forward(x))))
+    }
+}
+
+/// fastai's `DynamicUnet` over ResNet34 (`--arch fastai`), as in FASTAI.md: BatchNorm+ReLU
+/// after the encoder, two middle convs (512→1024→512), four `UnetBlock`s (512, 384, 256, 96
+/// channels at 1/16 … 1/2), a final shuffle to full size, the input concatenated ("last
+/// cross", 99 channels), a `ResBlock` and a 1×1 conv to the classes. The `ResBlock` follows
+/// fastai's code: `relu(conv2(relu(conv1(x))) + x)`.
+#[derive(Module, Debug)]
+pub struct FastaiUnet<B: Backend> {
+    pub encoder: ResNet<B>,
+    pub bn: BatchNorm<B>,
+    pub middle1: Conv2d<B>,
+    pub middle2: Conv2d<B>,
+    pub blocks: Vec<UnetBlock<B>>,
+    pub shuf: PixelShuffleIcnr<B>,
+    pub res1: Conv2d<B>,
+    pub res2: Conv2d<B>,
+    pub head: Conv2d<B>,
+}
+
+impl<B: Backend> FastaiUnet<B> {
+    pub fn new(num_classes: usize, device: &B::Device) -> Self {
+        let mut blocks = Vec::new();
+        let mut up = 512;
+        for (i, skip) in [256, 128, 64, 64].into_iter().enumerate() {
+            let (b, nf) = UnetBlock::new(up, skip, i != 3, device);
+            blocks.push(b);
+            up = nf;
+        }
+        let cross = up + 3;
+        FastaiUnet {
+            encoder: ResNet::resnet34(device),
+            bn: BatchNormConfig::new(512).init(device),
+            middle1: conv_relu_cfg(512, 1024, 3).init(device),
+            middle2: conv_relu_cfg(1024, 512, 3).init(device),
+            blocks,
+            shuf: PixelShuffleIcnr::new(up, up, device),
+            res1: conv_relu_cfg(cross, cross, 3).init(device),
+            res2: conv_relu_cfg(cross, cross, 3).init(device),
+            head: Conv2dConfig::new([cross, num_classes], [1, 1]).init(device),
+        }
+    }
+
+    /// Logits `[batch, classes, height, width]` at the input's size.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        let f = self.encoder.forward(x.clone());
+        let [s1, s2, s3, s4] = f.stages;
+        let mut y = relu(self.bn.forward(s4));
+        y = relu(self.middle2.forward(relu(self.middle1.forward(y))));
+        for (block, skip) in self.blocks.iter().zip([s3, s2, s1, f.stem]) {
+            y = block.forward(y, skip);
+        }
+        let y = nearest(self.shuf.forward(y), [h, w]);
+        let y = Tensor::cat(vec![y, x], 1);
+        let r = self.res2.forward(relu(self.res1.forward(y.clone())));
+        self.head.forward(relu(r + y))
+    }
+}

@@ -185,3 +185,44 @@ fn unet_logits_have_the_input_size_for_any_size() {
         assert_eq!(y.dims(), [2, 12, h, w]);
     }
 }
+
+#[test]
+fn fastai_unet_matches_the_reference_size_and_shapes() {
+    let device = burn::backend::flex::FlexDevice;
+    let net = unet::model::FastaiUnet::<B>::new(12, &device);
+    // fastai's DynamicUnet(resnet34, n_out=12): 41,222,168 parameters, worked out layer by
+    // layer from fastai's code (FASTAI.md: "about 41.2 M"). burn also counts BatchNorm running
+    // means and variances: 9,536 BatchNorm channels (8,512 in the encoder, 512 after it, 512 on
+    // the skips) add 2 × 9,536.
+    assert_eq!(burn::module::Module::num_params(&net), 41_222_168 + 2 * 9_536);
+    for (h, w) in [(64, 64), (50, 70)] {
+        let y = net.forward(burn::tensor::Tensor::<B, 4>::zeros([1, 3, h, w], &device));
+        assert_eq!(y.dims(), [1, 12, h, w]);
+    }
+}
+
+#[test]
+fn pixel_shuffle_follows_pytorch_order() {
+    let device = burn::backend::flex::FlexDevice;
+    // 4 channels of 1×1 → 1 channel of 2×2: channel k goes to (k / 2, k % 2)
+    let x = burn::tensor::Tensor::<B, 4>::from_data(
+        burn::tensor::TensorData::new(vec![0f32, 1.0, 2.0, 3.0], [1, 4, 1, 1]),
+        &device,
+    );
+    let y = unet::model::pixel_shuffle(x, 2);
+    assert_eq!(y.dims(), [1, 1, 2, 2]);
+    assert_eq!(y.into_data().to_vec::<f32>().unwrap(), vec![0.0, 1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn icnr_starts_with_equal_subpixel_filters() {
+    let device = burn::backend::flex::FlexDevice;
+    let s = unet::model::PixelShuffleIcnr::<B>::new(5, 3, &device);
+    let w = s.conv.weight.val().into_data().to_vec::<f32>().unwrap(); // [12, 5, 1, 1]
+    for c in 0..3 {
+        for k in 1..4 {
+            assert_eq!(w[(4 * c) * 5..(4 * c + 1) * 5], w[(4 * c + k) * 5..(4 * c + k + 1) * 5]);
+        }
+    }
+    assert_ne!(w[0..5], w[20..25], "different output channels differ");
+}
