@@ -7,13 +7,14 @@
 //! * [`loss`]: cross-entropy that ignores label 255.
 //! * [`data`]: fastai's crop/resize/normalise, with mask validation.
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
+//! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
 //!
-//! Still to come (issue 3): the grouped Adam, the training
-//! loop with fine_tune/lr_find/fit_one_cycle, the model directory, `unet-train`, and CUDA.
+//! Still to come (issue 3): the training loop with fine_tune/lr_find/fit_one_cycle, the model directory, `unet-train`, and CUDA.
 
 pub mod data;
 pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod resnet;
 pub mod schedule;
 pub mod weights;
