@@ -6,12 +6,14 @@
 //! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one; logits at the input's size.
 //! * [`loss`]: cross-entropy that ignores label 255.
 //! * [`data`]: fastai's crop/resize/normalise, with mask validation.
+//! * [`loader`]: seeded batches from a split manifest, prepared in parallel ahead of use.
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
 //! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
 //!
 //! Still to come (issue 3): the training loop with fine_tune/lr_find/fit_one_cycle, the model directory, `unet-train`, and CUDA.
 
 pub mod data;
+pub mod loader;
 pub mod loss;
 pub mod model;
 pub mod optim;
