@@ -9,6 +9,7 @@
 //! * [`loader`]: seeded batches from a split manifest, prepared in parallel ahead of use.
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
 //! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
+//! * [`train`]: training steps and `lr_find` (which leaves the model as it was).
 //!
 //! Still to come (issue 3): the training loop with fine_tune/lr_find/fit_one_cycle, the model directory, `unet-train`, and CUDA.
 
@@ -19,4 +20,5 @@ pub mod model;
 pub mod optim;
 pub mod resnet;
 pub mod schedule;
+pub mod train;
 pub mod weights;

@@ -82,7 +82,7 @@ struct Moments<B: Backend> {
 }
 
 /// fastai's Adam over three parameter groups.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GroupAdam<B: AutodiffBackend> {
     pub beta2: f64,
     pub eps: f64,

@@ -65,3 +65,30 @@ fn loss_falls_on_a_short_cpu_run() {
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(last < 0.4 * first, "loss did not fall: {losses:?}");
 }
+
+#[test]
+fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
+    let d = FlexDevice;
+    let (n, s, num_it) = (2, 32, 20);
+    let net = SmpUnet::<AB>::new(3, &d);
+    let opt = GroupAdam::<AB>::new(&net);
+    let mut rng = SplitMix64::new(7);
+    let (images, masks) = batch(n, s, &mut rng);
+    let b = unet::loader::Batch {
+        n,
+        size: s,
+        images,
+        masks,
+    };
+    let before = net.head.weight.val().into_data();
+    let found = unet::train::lr_find(&net, &opt, |_| Ok(b.clone()), 1e-6, 1.0, num_it, &d).unwrap();
+    assert_eq!(net.head.weight.val().into_data(), before, "the model is restored");
+    assert!((found.lrs[0] - 1e-6).abs() < 1e-18);
+    assert!(found.lrs.windows(2).all(|w| w[1] > w[0]));
+    assert!(found.lrs.len() <= num_it && found.lrs.len() == found.losses.len());
+    eprintln!("lr_find: {} points, {:?}", found.lrs.len(), found.suggestions);
+    assert_eq!(found.suggestions.is_some(), found.lrs.len() >= num_it / 10 + 7);
+    if let Some(sug) = &found.suggestions {
+        assert!(sug.valley >= 1e-6 && sug.valley <= 1.0, "{sug:?}");
+    }
+}
