@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::loader::Batch;
@@ -11,21 +11,33 @@ use crate::model::{FastaiUnet, SmpUnet};
 use crate::optim::GroupAdam;
 use crate::schedule::{LossSmoother, Suggestions, lr_find_lr, suggest};
 
-/// A segmentation network: images in, logits at the input's size out.
-pub trait Segmenter<B: AutodiffBackend>: AutodiffModule<B> + Clone {
+/// A segmentation network on any backend: images in, logits at the input's size out.
+pub trait Infer<B: Backend> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
 }
 
-impl<B: AutodiffBackend> Segmenter<B> for SmpUnet<B> {
+impl<B: Backend> Infer<B> for SmpUnet<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x)
     }
 }
 
-impl<B: AutodiffBackend> Segmenter<B> for FastaiUnet<B> {
+impl<B: Backend> Infer<B> for FastaiUnet<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x)
     }
+}
+
+/// A trainable network whose inference twin (no autodiff: BatchNorm uses running statistics)
+/// can also run.
+pub trait Segmenter<B: AutodiffBackend>:
+    AutodiffModule<B, InnerModule: Infer<B::InnerBackend>> + Infer<B> + Clone
+{
+}
+
+impl<B: AutodiffBackend, M> Segmenter<B> for M where
+    M: AutodiffModule<B, InnerModule: Infer<B::InnerBackend>> + Infer<B> + Clone
+{
 }
 
 /// A batch as tensors on `device`.
@@ -96,4 +108,141 @@ pub fn lr_find<B: AutodiffBackend, M: Segmenter<B>>(
         losses,
         suggestions,
     })
+}
+
+/// Segmentation scores accumulated over a whole set (global sums, as fastai's `DiceMulti`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Scores {
+    pub loss_sum: f64,
+    pub pixels: u64,
+    pub correct: u64,
+    /// Per class: intersection, predicted, true pixel counts.
+    pub inter: Vec<u64>,
+    pub pred: Vec<u64>,
+    pub truth: Vec<u64>,
+}
+
+impl Scores {
+    pub fn new(n_classes: usize) -> Self {
+        Scores {
+            inter: vec![0; n_classes],
+            pred: vec![0; n_classes],
+            truth: vec![0; n_classes],
+            ..Default::default()
+        }
+    }
+
+    /// Adds a batch of predictions against labels (255 ignored) with its mean loss.
+    pub fn add(&mut self, pred: &[i64], truth: &[i64], mean_loss: f64) {
+        let mut n = 0u64;
+        for (&p, &t) in pred.iter().zip(truth) {
+            if t == i64::from(facepipe_core::palette::IGNORE) {
+                continue;
+            }
+            n += 1;
+            let (p, t) = (p as usize, t as usize);
+            self.pred[p] += 1;
+            self.truth[t] += 1;
+            if p == t {
+                self.inter[t] += 1;
+                self.correct += 1;
+            }
+        }
+        self.loss_sum += mean_loss * n as f64;
+        self.pixels += n;
+    }
+
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.pixels.max(1) as f64
+    }
+
+    pub fn pixel_accuracy(&self) -> f64 {
+        self.correct as f64 / self.pixels.max(1) as f64
+    }
+
+    /// Per-class dice, `None` for a class absent from both prediction and truth.
+    pub fn dice(&self) -> Vec<Option<f64>> {
+        (0..self.inter.len())
+            .map(|c| {
+                let d = self.pred[c] + self.truth[c];
+                (d > 0).then(|| 2.0 * self.inter[c] as f64 / d as f64)
+            })
+            .collect()
+    }
+
+    /// Per-class IoU, `None` for a class absent from both.
+    pub fn iou(&self) -> Vec<Option<f64>> {
+        (0..self.inter.len())
+            .map(|c| {
+                let u = self.pred[c] + self.truth[c] - self.inter[c];
+                (u > 0).then(|| self.inter[c] as f64 / u as f64)
+            })
+            .collect()
+    }
+}
+
+/// Mean over the classes present (fastai's `DiceMulti` skips NaN).
+pub fn mean_present(v: &[Option<f64>]) -> f64 {
+    let present: Vec<f64> = v.iter().flatten().copied().collect();
+    present.iter().sum::<f64>() / present.len().max(1) as f64
+}
+
+/// Runs the inference twin of `net` over batches and scores it.
+pub fn evaluate<B: AutodiffBackend, M: Segmenter<B>>(
+    net: &M,
+    batches: impl Iterator<Item = Result<Batch>>,
+    n_classes: usize,
+    device: &B::Device,
+) -> Result<Scores> {
+    let inner = net.valid();
+    let mut scores = Scores::new(n_classes);
+    for b in batches {
+        let b = b?;
+        let x = Tensor::<B::InnerBackend, 4>::from_data(
+            TensorData::new(b.images.clone(), [b.n, 3, b.size, b.size]),
+            device,
+        );
+        let y = Tensor::<B::InnerBackend, 3, Int>::from_data(
+            TensorData::new(b.masks.clone(), [b.n, b.size, b.size]),
+            device,
+        );
+        let logits = inner.logits(x);
+        let loss: f64 = burn::tensor::ElementConversion::elem(masked_cross_entropy(logits.clone(), y).into_scalar());
+        let pred: Vec<i64> = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .map_err(|e| anyhow::anyhow!("reading predictions: {e:?}"))?;
+        scores.add(&pred, &b.masks, loss);
+    }
+    Ok(scores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_on_hand_made_masks() {
+        let mut s = Scores::new(4);
+        // truth:  0 0 1 1 255 ; pred: 0 1 1 1 3   (class 2 absent from both, class 3 only
+        // predicted on an ignored pixel, so absent too)
+        s.add(&[0, 1, 1, 1, 3], &[0, 0, 1, 1, 255], 0.5);
+        assert_eq!(s.pixels, 4);
+        assert!((s.pixel_accuracy() - 0.75).abs() < 1e-12);
+        let dice = s.dice();
+        assert_eq!(dice[0], Some(2.0 * 1.0 / (1.0 + 2.0)));
+        assert_eq!(dice[1], Some(2.0 * 2.0 / (3.0 + 2.0)));
+        assert_eq!((dice[2], dice[3]), (None, None));
+        let iou = s.iou();
+        assert_eq!(iou[0], Some(0.5));
+        assert_eq!(iou[1], Some(2.0 / 3.0));
+        assert!((mean_present(&dice) - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-12);
+        assert!((s.loss() - 0.5).abs() < 1e-12);
+        // a batch of only ignored pixels changes nothing
+        let before = s.clone();
+        s.add(&[1, 1], &[255, 255], 9.0);
+        assert_eq!(s, before);
+    }
 }

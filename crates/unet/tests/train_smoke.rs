@@ -92,3 +92,36 @@ fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
         assert!(sug.valley >= 1e-6 && sug.valley <= 1.0, "{sug:?}");
     }
 }
+
+#[test]
+fn evaluation_uses_running_statistics_and_counts_labelled_pixels() {
+    let d = FlexDevice;
+    let (n, s) = (2, 32);
+    let net = SmpUnet::<AB>::new(3, &d);
+    let mut rng = SplitMix64::new(3);
+    let (images, masks) = batch(n, s, &mut rng);
+    let b = unet::loader::Batch {
+        n,
+        size: s,
+        images,
+        masks,
+    };
+    let labelled = b.masks.iter().filter(|&&m| m != 255).count() as u64;
+    let a = unet::train::evaluate(&net, std::iter::once(Ok(b.clone())), 3, &d).unwrap();
+    assert_eq!(a.pixels, labelled);
+    assert_eq!(a.pred.iter().sum::<u64>(), labelled);
+    // BatchNorm uses its running statistics at inference: the images scored one at a time give
+    // the same predictions as scored together (batch statistics would differ)
+    let half = s * s;
+    let one = |k: usize| unet::loader::Batch {
+        n: 1,
+        size: s,
+        images: b.images[k * 3 * half..(k + 1) * 3 * half].to_vec(),
+        masks: b.masks[k * half..(k + 1) * half].to_vec(),
+    };
+    let split = unet::train::evaluate(&net, [Ok(one(0)), Ok(one(1))].into_iter(), 3, &d).unwrap();
+    assert_eq!(
+        (&a.pred, &a.inter, a.correct),
+        (&split.pred, &split.inter, split.correct)
+    );
+}
