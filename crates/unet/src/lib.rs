@@ -9,8 +9,8 @@
 //! * [`loader`]: seeded batches from a split manifest, prepared in parallel ahead of use.
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
 //! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
-//! * [`train`]: training steps, `lr_find` (which leaves the model as it was), and evaluation
-//!   with global-sum dice/IoU and pixel accuracy.
+//! * [`train`]: training steps, `lr_find` (which leaves the model as it was), evaluation
+//!   with global-sum dice/IoU and pixel accuracy, and `fit_one_cycle` with per-epoch records.
 //!
 //! Still to come (issue 3): the training loop with fine_tune/lr_find/fit_one_cycle, the model directory, `unet-train`, and CUDA.
 

@@ -5,11 +5,11 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::loader::Batch;
+use crate::loader::{Batch, SplitSet, batches};
 use crate::loss::masked_cross_entropy;
 use crate::model::{FastaiUnet, SmpUnet};
 use crate::optim::GroupAdam;
-use crate::schedule::{LossSmoother, Suggestions, lr_find_lr, suggest};
+use crate::schedule::{LossSmoother, OneCycle, Suggestions, lr_find_lr, position, suggest};
 
 /// A segmentation network on any backend: images in, logits at the input's size out.
 pub trait Infer<B: Backend> {
@@ -217,6 +217,109 @@ pub fn evaluate<B: AutodiffBackend, M: Segmenter<B>>(
         scores.add(&pred, &b.masks, loss);
     }
     Ok(scores)
+}
+
+/// One epoch's record: a row of `metrics.csv`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EpochRecord {
+    pub phase: String,
+    pub epoch: usize,
+    /// Mean of the epoch's batch losses (fastai shows an EMA instead).
+    pub train_loss: f64,
+    /// Mean cross-entropy over the labelled validation pixels.
+    pub valid_loss: f64,
+    pub dice: Vec<Option<f64>>,
+    pub iou: Vec<Option<f64>>,
+    pub mean_dice: f64,
+    pub mean_iou: f64,
+    pub pixel_accuracy: f64,
+    /// Learning rates of the three groups at the epoch's last batch.
+    pub lrs: [f64; 3],
+    pub seconds: f64,
+}
+
+/// What a fit trains on, for how long, and under which name its epochs are recorded.
+#[derive(Clone, Debug)]
+pub struct FitData<'a> {
+    pub data: &'a SplitSet,
+    pub epochs: usize,
+    /// Recorded in each [`EpochRecord`] (e.g. `frozen`, `unfrozen`, `fit`).
+    pub phase: &'a str,
+    pub bs: usize,
+    pub size: u32,
+    pub seed: u64,
+    /// Added to the epoch number when deriving random streams, so that the phases of a
+    /// recipe (fine_tune's frozen epoch, then the unfrozen ones) see different crops.
+    pub epoch_offset: u64,
+}
+
+/// fastai's `fit_one_cycle`: learning rates and β1 from the schedule at every training batch,
+/// evaluation after every epoch. `on_epoch` sees each record and the network and returns
+/// whether to stop (early stopping, checkpoints and best-model keeping live there).
+pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
+    mut net: M,
+    opt: &mut GroupAdam<B>,
+    fit: &FitData,
+    sched: &OneCycle,
+    device: &B::Device,
+    mut on_epoch: impl FnMut(&EpochRecord, &M) -> Result<bool>,
+) -> Result<M> {
+    anyhow::ensure!(
+        sched.lr_max.len() == 3,
+        "the schedule needs one learning rate per group (3)"
+    );
+    let (data, epochs) = (fit.data, fit.epochs);
+    let n_iter = data.train.len() / fit.bs;
+    if n_iter == 0 {
+        anyhow::bail!("{} training items make no full batch of {}", data.train.len(), fit.bs);
+    }
+    for e in 0..epochs {
+        let t0 = std::time::Instant::now();
+        let (mut sum, mut count, mut last) = (0.0, 0usize, [0.0; 3]);
+        let epoch_seed = fit.epoch_offset + e as u64;
+        for (i, b) in batches(
+            data.train.clone(),
+            fit.bs,
+            fit.size,
+            data.n_classes,
+            true,
+            fit.seed,
+            epoch_seed,
+        )
+        .enumerate()
+        {
+            let (lrs, mom) = sched.at(position(e, i, epochs, n_iter));
+            last = [lrs[0], lrs[1], lrs[2]];
+            let (next, loss) = train_step(net, opt, &b?, last, mom, device);
+            net = next;
+            sum += loss;
+            count += 1;
+        }
+        let scores = evaluate(
+            &net,
+            batches(data.valid.clone(), fit.bs, fit.size, data.n_classes, false, fit.seed, 0),
+            data.n_classes,
+            device,
+        )?;
+        let (dice, iou) = (scores.dice(), scores.iou());
+        let rec = EpochRecord {
+            phase: fit.phase.to_string(),
+            epoch: e,
+            train_loss: sum / count.max(1) as f64,
+            valid_loss: scores.loss(),
+            mean_dice: mean_present(&dice),
+            mean_iou: mean_present(&iou),
+            dice,
+            iou,
+            pixel_accuracy: scores.pixel_accuracy(),
+            lrs: last,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        if on_epoch(&rec, &net)? {
+            break;
+        }
+    }
+    Ok(net)
 }
 
 #[cfg(test)]

@@ -125,3 +125,80 @@ fn evaluation_uses_running_statistics_and_counts_labelled_pixels() {
         (&split.pred, &split.inter, split.correct)
     );
 }
+
+/// A split manifest of `n` synthetic 32×32 photos (PNG) and masks (TIFF) in `dir`.
+fn dataset(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let mut rng = SplitMix64::new(11);
+    let mut items = vec![];
+    for i in 0..n {
+        let s = 32u32;
+        let (sx, sy) = (rng.below(16) as u32, rng.below(16) as u32);
+        let mask = image::GrayImage::from_fn(s, s, |x, y| {
+            image::Luma([u8::from((sx..sx + 10).contains(&x) && (sy..sy + 10).contains(&y))])
+        });
+        let photo = image::RgbImage::from_fn(s, s, |x, y| {
+            let base = if mask.get_pixel(x, y).0[0] == 1 { 220 } else { 60 };
+            image::Rgb([base, base, base])
+        });
+        photo.save(dir.join(format!("{i}.png"))).unwrap();
+        mask.save(dir.join(format!("{i}.tif"))).unwrap();
+        let split = if i < n - 2 { "train" } else { "valid" };
+        items.push(serde_json::json!({"id": format!("s{i}"), "image": format!("{i}.png"), "mask": format!("{i}.tif"), "split": split}));
+    }
+    let classes = serde_json::json!([{"id":0,"name":"bg","rgb":[0,0,0]},{"id":1,"name":"box","rgb":[255,255,255]}]);
+    let m = serde_json::json!({"schema":"facepipe/dataset","schema_version":1,"classes":classes,"items":items,"provenance":[]});
+    let p = dir.join("split.json");
+    std::fs::write(&p, m.to_string()).unwrap();
+    p
+}
+
+#[test]
+fn fit_one_cycle_records_epochs_and_stops_when_told() {
+    let d = FlexDevice;
+    let dir = tempfile::tempdir().unwrap();
+    let set = unet::loader::SplitSet::read(&dataset(dir.path(), 8)).unwrap();
+    let fit = unet::train::FitData {
+        data: &set,
+        epochs: 2,
+        phase: "fit",
+        bs: 2,
+        size: 32,
+        seed: 2020,
+        epoch_offset: 0,
+    };
+    let net = SmpUnet::<AB>::new(2, &d);
+    let mut opt = GroupAdam::<AB>::new(&net);
+    let sched = OneCycle::new(unet::schedule::slice(1e-4, 1e-3, 3));
+    let mut recs = vec![];
+    let _net = unet::train::fit_one_cycle(net, &mut opt, &fit, &sched, &d, |r, _| {
+        recs.push(r.clone());
+        Ok(false)
+    })
+    .unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!((recs[0].epoch, recs[1].epoch), (0, 1));
+    for r in &recs {
+        assert!(r.train_loss.is_finite() && r.valid_loss.is_finite(), "{r:?}");
+        assert_eq!(r.dice.len(), 2);
+        assert!((0.0..=1.0).contains(&r.pixel_accuracy));
+    }
+    // 6 training items in batches of 2: 3 batches an epoch; the last one is at position 5/6
+    let want = sched.at(5.0 / 6.0).0;
+    assert_eq!(recs[1].lrs.to_vec(), want, "per-batch positions in the cycle");
+    let first_epoch_end = sched.at(2.0 / 6.0).0;
+    assert_eq!(recs[0].lrs.to_vec(), first_epoch_end);
+
+    let net = SmpUnet::<AB>::new(2, &d);
+    let mut opt = GroupAdam::<AB>::new(&net);
+    let mut seen = 0;
+    let fit3 = unet::train::FitData {
+        epochs: 3,
+        ..fit.clone()
+    };
+    unet::train::fit_one_cycle(net, &mut opt, &fit3, &sched, &d, |_, _| {
+        seen += 1;
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(seen, 1, "stops after the epoch whose callback says so");
+}
