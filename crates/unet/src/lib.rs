@@ -12,7 +12,8 @@
 //! * [`train`]: training steps, `lr_find` (which leaves the model as it was), evaluation
 //!   with global-sum dice/IoU and pixel accuracy, and `fit_one_cycle` with per-epoch records.
 //!
-//! Still to come (issue 3): the training loop with fine_tune/lr_find/fit_one_cycle, the model directory, `unet-train`, and CUDA.
+//! Still to come (issue 3): the recipe (fine_tune, lr_find, fit_one_cycle with early stopping,
+//! best and last kept), the model directory, `unet-train`, and CUDA.
 
 pub mod data;
 pub mod loader;
