@@ -10,10 +10,11 @@
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
 //! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
 //! * [`train`]: training steps, `lr_find` (which leaves the model as it was), evaluation
-//!   with global-sum dice/IoU and pixel accuracy, and `fit_one_cycle` with per-epoch records.
+//!   with global-sum dice/IoU and pixel accuracy, `fit_one_cycle` with per-epoch records, and
+//!   `fine_tune`.
 //!
-//! Still to come (issue 3): the recipe (fine_tune, lr_find, fit_one_cycle with early stopping,
-//! best and last kept), the model directory, `unet-train`, and CUDA.
+//! Still to come (issue 3): the recipe runner (lr_find and fit_one_cycle after fine_tune, early
+//! stopping, best and last kept), the model directory, `unet-train`, and CUDA.
 
 pub mod data;
 pub mod loader;

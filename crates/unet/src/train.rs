@@ -322,6 +322,52 @@ pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
     Ok(net)
 }
 
+/// fastai's `fine_tune(epochs, base_lr)`: freeze; one cycle of one epoch at `slice(base_lr)`
+/// with pct_start 0.99; halve base_lr; unfreeze; `epochs` cycles at
+/// `slice(base_lr/lr_mult, base_lr)` with pct_start 0.3 and div 5. Records are tagged
+/// `frozen` and `unfrozen`; epoch streams continue from `fit.epoch_offset`.
+pub fn fine_tune<B: AutodiffBackend, M: Segmenter<B>>(
+    net: M,
+    opt: &mut GroupAdam<B>,
+    fit: &FitData,
+    base_lr: f64,
+    device: &B::Device,
+    mut on_epoch: impl FnMut(&EpochRecord, &M) -> Result<bool>,
+) -> Result<M> {
+    const LR_MULT: f64 = 100.0;
+    opt.freeze();
+    let frozen = OneCycle {
+        pct_start: 0.99,
+        ..OneCycle::new(crate::schedule::slice_hi(base_lr, 3))
+    };
+    let phase1 = FitData {
+        epochs: 1,
+        phase: "frozen",
+        ..fit.clone()
+    };
+    let mut stop = false;
+    let net = fit_one_cycle(net, opt, &phase1, &frozen, device, |r, m| {
+        stop = on_epoch(r, m)?;
+        Ok(stop)
+    })?;
+    if stop {
+        return Ok(net);
+    }
+    let base_lr = base_lr / 2.0;
+    opt.unfreeze();
+    let unfrozen = OneCycle {
+        pct_start: 0.3,
+        div: 5.0,
+        ..OneCycle::new(crate::schedule::slice(base_lr / LR_MULT, base_lr, 3))
+    };
+    let phase2 = FitData {
+        phase: "unfrozen",
+        epoch_offset: fit.epoch_offset + 1,
+        ..fit.clone()
+    };
+    fit_one_cycle(net, opt, &phase2, &unfrozen, device, on_epoch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
