@@ -40,8 +40,8 @@ impl<B: AutodiffBackend, M> Segmenter<B> for M where
 {
 }
 
-/// A batch as tensors on `device`.
-pub fn to_tensors<B: AutodiffBackend>(b: &Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 3, Int>) {
+/// A batch as tensors on `device` (any backend: training and inference share it).
+pub fn to_tensors<B: Backend>(b: &Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 3, Int>) {
     let x = Tensor::from_data(TensorData::new(b.images.clone(), [b.n, 3, b.size, b.size]), device);
     let y = Tensor::from_data(TensorData::new(b.masks.clone(), [b.n, b.size, b.size]), device);
     (x, y)
@@ -198,14 +198,7 @@ pub fn evaluate<B: AutodiffBackend, M: Segmenter<B>>(
     let mut scores = Scores::new(n_classes);
     for b in batches {
         let b = b?;
-        let x = Tensor::<B::InnerBackend, 4>::from_data(
-            TensorData::new(b.images.clone(), [b.n, 3, b.size, b.size]),
-            device,
-        );
-        let y = Tensor::<B::InnerBackend, 3, Int>::from_data(
-            TensorData::new(b.masks.clone(), [b.n, b.size, b.size]),
-            device,
-        );
+        let (x, y) = to_tensors::<B::InnerBackend>(&b, device);
         let logits = inner.logits(x);
         let loss: f64 = burn::tensor::ElementConversion::elem(masked_cross_entropy(logits.clone(), y).into_scalar());
         let pred: Vec<i64> = logits
