@@ -20,6 +20,9 @@ pub struct Common {
     /// More log output (-v info per item, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Info lines by default (long-running stages report each epoch); set by the stage.
+    #[arg(skip)]
+    pub chatty: bool,
 }
 
 /// The input-manifest flag of every stage that reads a manifest.
@@ -76,6 +79,7 @@ impl Common {
     fn level(&self) -> log::LevelFilter {
         match (self.quiet, self.verbose) {
             (true, _) => log::LevelFilter::Error,
+            (false, 0) if self.chatty => log::LevelFilter::Info,
             (false, 0) => log::LevelFilter::Warn,
             (false, 1) => log::LevelFilter::Info,
             _ => log::LevelFilter::Debug,
@@ -135,6 +139,22 @@ pub fn main<A: Parser>(
 ) -> ExitCode {
     let args = A::parse();
     let result = init(stage, common(&args)).and_then(|()| run(args));
+    exit(stage, result)
+}
+
+/// [`main`] for long-running stages whose progress lines (info) show without `-v`.
+pub fn main_chatty<A: Parser>(
+    stage: &'static str,
+    common: impl Fn(&mut A) -> &mut Common,
+    run: impl FnOnce(A) -> Result<()>,
+) -> ExitCode {
+    let mut args = A::parse();
+    common(&mut args).chatty = true;
+    let result = init(stage, common(&mut args)).and_then(|()| run(args));
+    exit(stage, result)
+}
+
+fn exit(stage: &str, result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

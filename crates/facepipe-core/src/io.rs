@@ -32,8 +32,15 @@ fn write_atomic_inner(path: &Path, durable: bool, fill: impl FnOnce(&mut fs::Fil
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".facepipe-tmp-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".facepipe-tmp-");
+    // tempfile's 0600 would make outputs private; ask for 0644 (the umask still applies)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in directory {}", dir.display()))?;
     fill(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
