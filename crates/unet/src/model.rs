@@ -6,6 +6,7 @@
 //! stem; the last block has none. Upsampling goes to the skip's exact size rather than ×2, and
 //! the logits to the input's size, so any input size works, not only multiples of 32.
 
+use crate::norm::batch_norm;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -51,7 +52,7 @@ impl<B: Backend> ConvBnRelu<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(batch_norm(&self.bn, self.conv.forward(x)))
     }
 }
 
@@ -205,7 +206,7 @@ impl<B: Backend> UnetBlock<B> {
     pub fn forward(&self, up_in: Tensor<B, 4>, skip: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = skip.dims();
         let up = nearest(self.shuf.forward(up_in), [h, w]);
-        let x = relu(Tensor::cat(vec![up, self.bn.forward(skip)], 1));
+        let x = relu(Tensor::cat(vec![up, batch_norm(&self.bn, skip)], 1));
         relu(self.conv2.forward(relu(self.conv1.forward(x))))
     }
 }
@@ -256,7 +257,7 @@ impl<B: Backend> FastaiUnet<B> {
         let [_, _, h, w] = x.dims();
         let f = self.encoder.forward(x.clone());
         let [s1, s2, s3, s4] = f.stages;
-        let mut y = relu(self.bn.forward(s4));
+        let mut y = relu(batch_norm(&self.bn, s4));
         y = relu(self.middle2.forward(relu(self.middle1.forward(y))));
         for (block, skip) in self.blocks.iter().zip([s3, s2, s1, f.stem]) {
             y = block.forward(y, skip);

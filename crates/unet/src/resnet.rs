@@ -6,6 +6,7 @@
 //! module (index 0 the 1×1 convolution, index 1 its BatchNorm); the stores are told to skip
 //! enum variant names in paths, which gives exactly `downsample.0.*` and `downsample.1.*`.
 
+use crate::norm::batch_norm;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -40,7 +41,7 @@ impl<B: Backend> DownsampleLayer<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match self {
             DownsampleLayer::Conv(c) => c.forward(x),
-            DownsampleLayer::Norm(n) => n.forward(x),
+            DownsampleLayer::Norm(n) => batch_norm(n, x),
         }
     }
 }
@@ -82,8 +83,8 @@ impl<B: Backend> BasicBlock<B> {
             Some(layers) => layers.iter().fold(x.clone(), |t, l| l.forward(t)),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
+        let out = batch_norm(&self.bn2, self.conv2.forward(out));
         relu(out + identity)
     }
 }
@@ -145,7 +146,7 @@ impl<B: Backend> ResNet<B> {
 
     /// Runs the trunk and returns the stem and every stage's output.
     pub fn forward(&self, x: Tensor<B, 4>) -> Features<B> {
-        let stem = relu(self.bn1.forward(self.conv1.forward(x)));
+        let stem = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
         let s1 = Self::run(&self.layer1, self.maxpool.forward(stem.clone()));
         let s2 = Self::run(&self.layer2, s1.clone());
         let s3 = Self::run(&self.layer3, s2.clone());
