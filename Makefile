@@ -1,7 +1,7 @@
 # facepipe: the pipeline as make targets. Each stage's output manifest is its target, so an
 # interrupted `make all` resumes and an unchanged stage does not rerun.
 #
-#   make all                          demo data → xml-pairs → rgb2class → split
+#   make all                          demo data → xml-pairs → rgb2class → split → unet-train
 #   make all DATA_DIR=/data/mut1ny    the same on a real dataset (folder holding training.xml)
 #   make all SPLIT="python3 pipelines/split.py"    swap a stage for your own command
 #   make help                         everything else
@@ -33,6 +33,13 @@ XML_PAIRS ?= $(BIN)/xml-pairs
 RGB2CLASS ?= $(BIN)/rgb2class
 SPLIT ?= $(BIN)/split
 CHECK ?= $(BIN)/manifest-check
+UNET_TRAIN ?= $(BIN)/unet-train
+
+# Training: a CPU-sized configuration for the demo (small inputs, the slim decoder, a short
+# recipe); pipelines/mut1ny-gpu.mk holds the full reference configuration for a GPU.
+MODEL_DIR ?= $(OUT_DIR)/model
+DEVICE ?= cpu
+TRAIN_ARGS ?= --arch smp --size 64 --bs 8 --recipe pipelines/demo-recipe.json
 
 # How `build` builds the stages (set BUILD=: to use binaries built elsewhere, with BIN=DIR).
 BUILD ?= $(CARGO) build --release --workspace --bins --quiet
@@ -41,10 +48,11 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas bench clean help
+.PHONY: all build test lint fmt schemas bench bench-unet clean help
 
-all: $(OUT_DIR)/split.json ## run the pipeline (demo data unless DATA_DIR is set) and summarise
-	@$(CHECK) --require mask --require split $<
+all: $(MODEL_DIR)/model.json ## run the pipeline (demo data unless DATA_DIR is set) and summarise
+	@$(CHECK) --require mask --require split $(OUT_DIR)/split.json
+	@$(UNET_TRAIN) --summary $(MODEL_DIR)
 
 build: ## build every stage (release)
 	@$(BUILD)
@@ -65,6 +73,11 @@ $(OUT_DIR)/masks.json: $(OUT_DIR)/pairs.json | build
 
 $(OUT_DIR)/split.json: $(OUT_DIR)/masks.json | build
 	$(SPLIT) -i $< -o $@ --valid-pct $(VALID_PCT) --seed $(SEED) $(if $(GROUP_BY),--group-by $(GROUP_BY))
+
+# A run killed part-way resumes from its checkpoint; a finished run whose input changed starts over.
+$(MODEL_DIR)/model.json: $(OUT_DIR)/split.json | build
+	$(UNET_TRAIN) -i $< --out-dir $(MODEL_DIR) --device $(DEVICE) --seed $(SEED) $(TRAIN_ARGS) \
+	  $$(if [ ! -f $@ ] && [ -f $(MODEL_DIR)/checkpoint/state.json ]; then echo --resume; else echo --force; fi)
 
 test: ## build and run every test (release profile, shared with `make all`)
 	$(CARGO) build --release --workspace --bins
@@ -87,6 +100,11 @@ $(BENCH_DIR)/pairs.json: | build
 bench: $(BENCH_DIR)/pairs.json ## rgb2class throughput vs decode-only and vs numpy+Pillow
 	$(CARGO) bench --quiet -p rgb2class --bench throughput -- $(abspath $<)
 
+TORCH_PYTHON ?= python3
+bench-unet: ## UNet train step and inference on CPU, burn vs PyTorch (if TORCH_PYTHON has torch)
+	$(CARGO) build --release --quiet -p unet --example bench
+	pipelines/bench/unet_compare.sh $(CARGO_TARGET_DIR)/release/examples/bench $(TORCH_PYTHON) 2
+
 clean: ## remove the outputs (all of OUT_DIR); a DATA_DIR outside it is never touched
 	rm -rf -- $(OUT_DIR)
 
@@ -95,4 +113,5 @@ help: ## list targets and the variables you can override
 	@echo
 	@echo "Variables: OUT_DIR=$(OUT_DIR) DATA_DIR=$(DATA_DIR) DEMO_COUNT=$(DEMO_COUNT) DEMO_SIZE=$(DEMO_SIZE)"
 	@echo "           SEED=$(SEED) VALID_PCT=$(VALID_PCT) GROUP_BY=$(GROUP_BY) OFF_PALETTE=$(OFF_PALETTE) PALETTE=$(PALETTE)"
-	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK (set one to swap that stage)"
+	@echo "           MODEL_DIR=$(MODEL_DIR) DEVICE=$(DEVICE) TRAIN_ARGS=$(TRAIN_ARGS)"
+	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN (set one to swap that stage)"

@@ -4,24 +4,30 @@
 //! * [`resnet`]: the encoder, with torchvision's parameter names.
 //! * [`weights`]: ImageNet weights from torchvision's `.pth` or `.safetensors`, with a report.
 //! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one; logits at the input's size.
+//! * [`norm`]: BatchNorm's forward pass on burn's parameters, fast on `flex`.
 //! * [`loss`]: cross-entropy that ignores label 255.
 //! * [`data`]: fastai's crop/resize/normalise, with mask validation.
 //! * [`loader`]: seeded batches from a split manifest, prepared in parallel ahead of use.
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
 //! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
 //! * [`train`]: training steps, `lr_find` (which leaves the model as it was), evaluation
-//!   with global-sum dice/IoU and pixel accuracy, `fit_one_cycle` with per-epoch records, and
-//!   `fine_tune`.
-//!
-//! Still to come (issue 3): the recipe runner (lr_find and fit_one_cycle after fine_tune, early
-//! stopping, best and last kept), the model directory, `unet-train`, and CUDA.
+//!   with global-sum dice/IoU and pixel accuracy, and `fit_one_cycle` with per-epoch records.
+//! * [`recipe`]: a training recipe (fine_tune, lr_find, fit_one_cycle) as JSON, expanded into
+//!   resumable phases.
+//! * [`run`]: the recipe runner and the model directory it writes (weights, metrics, plots,
+//!   checkpoints, resume).
+//! * [`device`]: CPU or CUDA backends picked at run time.
 
 pub mod data;
+pub mod device;
 pub mod loader;
 pub mod loss;
 pub mod model;
+pub mod norm;
 pub mod optim;
+pub mod recipe;
 pub mod resnet;
+pub mod run;
 pub mod schedule;
 pub mod train;
 pub mod weights;

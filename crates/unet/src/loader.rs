@@ -30,13 +30,18 @@ pub struct SplitSet {
     pub train: Vec<Sample>,
     pub valid: Vec<Sample>,
     pub n_classes: usize,
+    /// The manifest's classes (palette), in index order.
+    pub classes: Vec<facepipe_core::palette::Class>,
+    /// The manifest file as read (path, sha256, size).
+    pub input: facepipe_core::io::InputFile,
 }
 
 impl SplitSet {
     /// Reads a split manifest; every item needs `image`, `mask` and `split`, and the manifest
     /// needs its `classes`.
     pub fn read(path: &Path) -> Result<SplitSet> {
-        let m = Manifest::read(path)?.manifest;
+        let loaded = Manifest::read(path)?;
+        let m = loaded.manifest;
         let shown = path.display();
         if m.classes.is_empty() {
             bail!("manifest {shown} has no `classes`: run rgb2class (or add the palette) first");
@@ -66,6 +71,30 @@ impl SplitSet {
             train,
             valid,
             n_classes: m.classes.len(),
+            classes: m.classes,
+            input: loaded.input,
+        })
+    }
+}
+
+impl SplitSet {
+    /// Reads every mask and image header once, in parallel, so that a bad file stops the run
+    /// before anything is written rather than hours into training.
+    pub fn validate(&self) -> Result<()> {
+        self.train.par_iter().chain(self.valid.par_iter()).try_for_each(|s| {
+            let mask = read_mask(&s.mask, self.n_classes)?;
+            let dims = image::image_dimensions(&s.image)
+                .with_context(|| format!("reading image {} (item {:?})", s.image.display(), s.id))?;
+            if dims != mask.dimensions() {
+                bail!(
+                    "image {} is {:?} but its mask {} is {:?}",
+                    s.image.display(),
+                    dims,
+                    s.mask.display(),
+                    mask.dimensions()
+                );
+            }
+            Ok(())
         })
     }
 }

@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use anyhow::{Context, Result, ensure};
+
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -73,6 +75,22 @@ pub fn param_info<B: Backend, M: burn::module::Module<B>>(module: &M) -> HashMap
     v.out
 }
 
+/// The optimiser's state in plain numbers (see [`GroupAdam::export`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedAdam {
+    pub frozen: bool,
+    pub moments: Vec<SavedMoments>,
+}
+
+/// One parameter's Adam moments, flattened, with its path and step count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedMoments {
+    pub path: String,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub step: i32,
+}
+
 /// Adam moments of one parameter, flattened.
 #[derive(Clone, Debug)]
 struct Moments<B: Backend> {
@@ -119,6 +137,65 @@ impl<B: AutodiffBackend> GroupAdam<B> {
 
     pub fn is_frozen(&self) -> bool {
         self.frozen
+    }
+
+    /// The state by parameter path (ids change when a model is rebuilt; paths do not), in
+    /// path order, for checkpoints.
+    pub fn export(&self) -> Result<SavedAdam> {
+        let mut moments = Vec::new();
+        for (id, st) in &self.state {
+            let path = self
+                .info
+                .get(id)
+                .map(|i| i.path.clone())
+                .context("optimiser state of an unknown parameter")?;
+            let read = |t: &Tensor<B::InnerBackend, 1>| {
+                t.to_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .map_err(|e| anyhow::anyhow!("reading optimiser state of {path}: {e:?}"))
+            };
+            moments.push(SavedMoments {
+                m: read(&st.m)?,
+                v: read(&st.v)?,
+                step: st.step,
+                path,
+            });
+        }
+        moments.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(SavedAdam {
+            frozen: self.frozen,
+            moments,
+        })
+    }
+
+    /// Restores an exported state onto this optimiser's module (same architecture).
+    pub fn import(&mut self, saved: SavedAdam, device: &B::Device) -> Result<()> {
+        let by_path: HashMap<&str, (ParamId, &ParamInfo)> =
+            self.info.iter().map(|(id, i)| (i.path.as_str(), (*id, i))).collect();
+        let mut state = HashMap::new();
+        for s in saved.moments {
+            let (id, _) = by_path
+                .get(s.path.as_str())
+                .with_context(|| format!("optimiser state for {:?}, which the model does not have", s.path))?;
+            ensure!(
+                s.m.len() == s.v.len(),
+                "optimiser state of {}: moments of different lengths",
+                s.path
+            );
+            let t = |v: Vec<f32>| Tensor::from_data(burn::tensor::TensorData::new(v.clone(), [v.len()]), device);
+            state.insert(
+                *id,
+                Moments {
+                    m: t(s.m),
+                    v: t(s.v),
+                    step: s.step,
+                },
+            );
+        }
+        self.frozen = saved.frozen;
+        self.state = state;
+        Ok(())
     }
 
     fn trains(&self, info: &ParamInfo) -> bool {

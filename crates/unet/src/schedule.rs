@@ -123,7 +123,7 @@ impl LossSmoother {
 
 /// `lr_find`'s suggestions, computed like fastai on the smoothed losses with the first
 /// `num_it / 10` and the last 5 points dropped.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Suggestions {
     /// Middle of the longest valley (fastai's default suggestion).
     pub valley: f64,

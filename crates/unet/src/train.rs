@@ -65,7 +65,7 @@ pub fn train_step<B: AutodiffBackend, M: Segmenter<B>>(
 }
 
 /// What `lr_find` saw.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LrFind {
     pub lrs: Vec<f64>,
     /// Smoothed (EMA, debiased) losses, one per learning rate tried.
@@ -213,7 +213,7 @@ pub fn evaluate<B: AutodiffBackend, M: Segmenter<B>>(
 }
 
 /// One epoch's record: a row of `metrics.csv`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRecord {
     pub phase: String,
     pub epoch: usize,
@@ -223,8 +223,12 @@ pub struct EpochRecord {
     pub valid_loss: f64,
     pub dice: Vec<Option<f64>>,
     pub iou: Vec<Option<f64>>,
+    /// Means over the classes present (fastai's `DiceMulti`), background included.
     pub mean_dice: f64,
     pub mean_iou: f64,
+    /// The same means without the background class.
+    pub mean_dice_fg: f64,
+    pub mean_iou_fg: f64,
     pub pixel_accuracy: f64,
     /// Learning rates of the three groups at the epoch's last batch.
     pub lrs: [f64; 3],
@@ -244,18 +248,25 @@ pub struct FitData<'a> {
     /// Added to the epoch number when deriving random streams, so that the phases of a
     /// recipe (fine_tune's frozen epoch, then the unfrozen ones) see different crops.
     pub epoch_offset: u64,
+    /// The first epoch to run (a resumed fit skips the epochs it has done; the schedule
+    /// positions are those of the whole fit).
+    pub start_epoch: usize,
+    /// The background class, left out of the `_fg` means.
+    pub background: Option<usize>,
+    /// Advanced once per training batch (hidden when not on a terminal).
+    pub progress: indicatif::ProgressBar,
 }
 
 /// fastai's `fit_one_cycle`: learning rates and β1 from the schedule at every training batch,
-/// evaluation after every epoch. `on_epoch` sees each record and the network and returns
-/// whether to stop (early stopping, checkpoints and best-model keeping live there).
+/// evaluation after every epoch. `on_epoch` sees each record, the network and the optimiser
+/// and returns whether to stop (early stopping, checkpoints and best-model keeping live there).
 pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
     mut net: M,
     opt: &mut GroupAdam<B>,
     fit: &FitData,
     sched: &OneCycle,
     device: &B::Device,
-    mut on_epoch: impl FnMut(&EpochRecord, &M) -> Result<bool>,
+    mut on_epoch: impl FnMut(&EpochRecord, &M, &GroupAdam<B>) -> Result<bool>,
 ) -> Result<M> {
     anyhow::ensure!(
         sched.lr_max.len() == 3,
@@ -266,8 +277,12 @@ pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
     if n_iter == 0 {
         anyhow::bail!("{} training items make no full batch of {}", data.train.len(), fit.bs);
     }
-    for e in 0..epochs {
+    for e in fit.start_epoch..epochs {
         let t0 = std::time::Instant::now();
+        fit.progress.reset();
+        fit.progress.set_length(n_iter as u64);
+        fit.progress
+            .set_prefix(format!("{} epoch {}/{epochs}", fit.phase, e + 1));
         let (mut sum, mut count, mut last) = (0.0, 0usize, [0.0; 3]);
         let epoch_seed = fit.epoch_offset + e as u64;
         for (i, b) in batches(
@@ -287,6 +302,8 @@ pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
             net = next;
             sum += loss;
             count += 1;
+            fit.progress.inc(1);
+            fit.progress.set_message(format!("loss {loss:.4}"));
         }
         let scores = evaluate(
             &net,
@@ -295,7 +312,18 @@ pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
             device,
         )?;
         let (dice, iou) = (scores.dice(), scores.iou());
+        let fg = |v: &[Option<f64>]| {
+            let kept: Vec<Option<f64>> = v
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| Some(*c) != fit.background)
+                .map(|(_, x)| *x)
+                .collect();
+            mean_present(&kept)
+        };
         let rec = EpochRecord {
+            mean_dice_fg: fg(&dice),
+            mean_iou_fg: fg(&iou),
             phase: fit.phase.to_string(),
             epoch: e,
             train_loss: sum / count.max(1) as f64,
@@ -308,57 +336,11 @@ pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
             lrs: last,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        if on_epoch(&rec, &net)? {
+        if on_epoch(&rec, &net, opt)? {
             break;
         }
     }
     Ok(net)
-}
-
-/// fastai's `fine_tune(epochs, base_lr)`: freeze; one cycle of one epoch at `slice(base_lr)`
-/// with pct_start 0.99; halve base_lr; unfreeze; `epochs` cycles at
-/// `slice(base_lr/lr_mult, base_lr)` with pct_start 0.3 and div 5. Records are tagged
-/// `frozen` and `unfrozen`; epoch streams continue from `fit.epoch_offset`.
-pub fn fine_tune<B: AutodiffBackend, M: Segmenter<B>>(
-    net: M,
-    opt: &mut GroupAdam<B>,
-    fit: &FitData,
-    base_lr: f64,
-    device: &B::Device,
-    mut on_epoch: impl FnMut(&EpochRecord, &M) -> Result<bool>,
-) -> Result<M> {
-    const LR_MULT: f64 = 100.0;
-    opt.freeze();
-    let frozen = OneCycle {
-        pct_start: 0.99,
-        ..OneCycle::new(crate::schedule::slice_hi(base_lr, 3))
-    };
-    let phase1 = FitData {
-        epochs: 1,
-        phase: "frozen",
-        ..fit.clone()
-    };
-    let mut stop = false;
-    let net = fit_one_cycle(net, opt, &phase1, &frozen, device, |r, m| {
-        stop = on_epoch(r, m)?;
-        Ok(stop)
-    })?;
-    if stop {
-        return Ok(net);
-    }
-    let base_lr = base_lr / 2.0;
-    opt.unfreeze();
-    let unfrozen = OneCycle {
-        pct_start: 0.3,
-        div: 5.0,
-        ..OneCycle::new(crate::schedule::slice(base_lr / LR_MULT, base_lr, 3))
-    };
-    let phase2 = FitData {
-        phase: "unfrozen",
-        epoch_offset: fit.epoch_offset + 1,
-        ..fit.clone()
-    };
-    fit_one_cycle(net, opt, &phase2, &unfrozen, device, on_epoch)
 }
 
 #[cfg(test)]

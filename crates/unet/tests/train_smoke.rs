@@ -165,12 +165,15 @@ fn fit_one_cycle_records_epochs_and_stops_when_told() {
         size: 32,
         seed: 2020,
         epoch_offset: 0,
+        start_epoch: 0,
+        background: Some(0),
+        progress: indicatif::ProgressBar::hidden(),
     };
     let net = SmpUnet::<AB>::new(2, &d);
     let mut opt = GroupAdam::<AB>::new(&net);
     let sched = OneCycle::new(unet::schedule::slice(1e-4, 1e-3, 3));
     let mut recs = vec![];
-    let _net = unet::train::fit_one_cycle(net, &mut opt, &fit, &sched, &d, |r, _| {
+    let _net = unet::train::fit_one_cycle(net, &mut opt, &fit, &sched, &d, |r, _, _| {
         recs.push(r.clone());
         Ok(false)
     })
@@ -195,59 +198,10 @@ fn fit_one_cycle_records_epochs_and_stops_when_told() {
         epochs: 3,
         ..fit.clone()
     };
-    unet::train::fit_one_cycle(net, &mut opt, &fit3, &sched, &d, |_, _| {
+    unet::train::fit_one_cycle(net, &mut opt, &fit3, &sched, &d, |_, _, _| {
         seen += 1;
         Ok(true)
     })
     .unwrap();
     assert_eq!(seen, 1, "stops after the epoch whose callback says so");
-}
-
-#[test]
-fn fine_tune_trains_frozen_then_unfrozen() {
-    let d = FlexDevice;
-    let dir = tempfile::tempdir().unwrap();
-    let set = unet::loader::SplitSet::read(&dataset(dir.path(), 6)).unwrap();
-    let fit = unet::train::FitData {
-        data: &set,
-        epochs: 1,
-        phase: "",
-        bs: 2,
-        size: 32,
-        seed: 1,
-        epoch_offset: 0,
-    };
-    let net = SmpUnet::<AB>::new(2, &d);
-    let conv0 = net.encoder.conv1.weight.val().into_data();
-    let bn0 = net.encoder.bn1.gamma.val().into_data();
-    let mut opt = GroupAdam::<AB>::new(&net);
-    let mut phases = vec![];
-    let net = unet::train::fine_tune(net, &mut opt, &fit, 2e-3, &d, |r, m| {
-        if r.phase == "frozen" {
-            assert_eq!(m.encoder.conv1.weight.val().into_data(), conv0, "encoder convs frozen");
-            assert_ne!(
-                m.encoder.bn1.gamma.val().into_data(),
-                bn0,
-                "encoder BatchNorm trains while frozen"
-            );
-            // slice(2e-3) = [2e-4, 2e-4, 2e-3]; pct_start 0.99: the last of 2 batches is at 1/2
-            let want = unet::schedule::OneCycle {
-                pct_start: 0.99,
-                ..OneCycle::new(vec![2e-4, 2e-4, 2e-3])
-            }
-            .at(0.5)
-            .0;
-            assert_eq!(r.lrs.to_vec(), want);
-        }
-        phases.push(r.phase.clone());
-        Ok(false)
-    })
-    .unwrap();
-    assert_eq!(phases, ["frozen", "unfrozen"]);
-    assert!(!opt.is_frozen());
-    assert_ne!(
-        net.encoder.conv1.weight.val().into_data(),
-        conv0,
-        "unfrozen: the encoder trains"
-    );
 }

@@ -1,0 +1,242 @@
+//! `unet-train` end to end on a tiny generated dataset: the model directory, same seed → same
+//! metrics, a killed run resumed to the same result, and the errors a user can run into.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::str::contains;
+
+/// A split manifest of `n` 32×32 photos with a bright box (class 1) on a dark ground.
+fn dataset(dir: &Path, n: usize) -> PathBuf {
+    let mut items = vec![];
+    for i in 0..n {
+        let (sx, sy) = ((i * 7) % 16, (i * 11) % 16);
+        let mask = image::GrayImage::from_fn(32, 32, |x, y| {
+            let inside = (sx..sx + 12).contains(&(x as usize)) && (sy..sy + 12).contains(&(y as usize));
+            image::Luma([u8::from(inside)])
+        });
+        let photo = image::RgbImage::from_fn(32, 32, |x, y| {
+            let v = if mask.get_pixel(x, y).0[0] == 1 { 210 } else { 50 } + ((x * 3 + y * 5) % 20) as u8;
+            image::Rgb([v, v / 2 + 20, 255 - v])
+        });
+        photo.save(dir.join(format!("{i}.png"))).unwrap();
+        mask.save(dir.join(format!("{i}.tif"))).unwrap();
+        let split = if i < n - 2 { "train" } else { "valid" };
+        items.push(serde_json::json!({"id": format!("s{i}"), "image": format!("{i}.png"),
+            "mask": format!("{i}.tif"), "split": split}));
+    }
+    let classes = serde_json::json!([{"id":0,"name":"background","rgb":[0,0,0]},
+        {"id":1,"name":"box","rgb":[255,255,255]}]);
+    let m = serde_json::json!({"schema":"facepipe/dataset","schema_version":1,"classes":classes,
+        "items":items,"provenance":[]});
+    let p = dir.join("split.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    p
+}
+
+const RECIPE: &str = r#"{"patience": null, "steps": [
+  {"fine_tune": {"epochs": 1}},
+  {"lr_find": {"num_it": 12}},
+  {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#;
+
+fn train(manifest: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::cargo_bin("unet-train").unwrap();
+    let recipe = manifest.with_file_name("recipe.json");
+    std::fs::write(&recipe, RECIPE).unwrap();
+    c.arg("-i")
+        .arg(manifest)
+        .arg("--out-dir")
+        .arg(out)
+        .args(["--arch", "smp", "--size", "32", "--bs", "2", "--recipe"])
+        .arg(&recipe)
+        .args(extra);
+    c
+}
+
+/// metrics.csv without its time column.
+fn metrics_without_time(dir: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(dir.join("metrics.csv")).unwrap();
+    let header = r.headers().unwrap().clone();
+    let t = header.iter().position(|h| h == "seconds").expect("a seconds column");
+    r.records()
+        .map(|rec| {
+            rec.unwrap()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != t)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = dataset(tmp.path(), 8);
+    let a = tmp.path().join("runs/a");
+    train(&m, &a, &[]).assert().success().stderr(contains("fit epoch 2/2"));
+
+    for f in [
+        "model.json",
+        "run.json",
+        "metrics.csv",
+        "loss.png",
+        "lr_find.csv",
+        "lr_find.png",
+        "best.bpk",
+        "best.safetensors",
+        "last.bpk",
+        "last.safetensors",
+        "checkpoint/state.json",
+    ] {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+    for png in ["loss.png", "lr_find.png"] {
+        let img = image::open(a.join(png)).unwrap();
+        assert_eq!((img.width(), img.height()), (720, 420));
+    }
+    let info = unet::run::ModelInfo::read(&a).unwrap();
+    assert_eq!(info.classes.len(), 2);
+    assert_eq!(info.classes[1].name, "box");
+    assert_eq!((info.n_train, info.n_valid, info.epochs), (6, 2, 4));
+    assert_eq!(info.preprocessing.input_size, 32);
+    assert_eq!(info.lr_find.len(), 1);
+    let valley = info.lr_find[0].suggestions.as_ref().expect("a suggestion").valley;
+    assert!(valley > 1e-7 && valley < 10.0);
+    assert!(info.best.record.valid_loss <= info.last.record.valid_loss);
+
+    let rows = metrics_without_time(&a);
+    let phases: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(phases, ["frozen", "unfrozen", "fit", "fit"]);
+    let header: Vec<String> = csv::Reader::from_path(a.join("metrics.csv"))
+        .unwrap()
+        .headers()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
+    for h in [
+        "valid_loss",
+        "mean_iou_fg",
+        "dice_background",
+        "iou_box",
+        "lr_group2",
+        "seconds",
+    ] {
+        assert!(header.iter().any(|x| x == h), "column {h} missing from {header:?}");
+    }
+    // the fit used lr_find's valley: its peak rate for the decoder group is the valley
+    let lr_rows: Vec<f64> = rows[2..].iter().map(|r| r[header.len() - 2].parse().unwrap()).collect();
+    assert!(
+        lr_rows.iter().all(|&lr| lr <= valley * 1.000001),
+        "{lr_rows:?} vs {valley}"
+    );
+
+    // the same seed gives the same metrics
+    let b = tmp.path().join("runs/b");
+    train(&m, &b, &[]).assert().success();
+    assert_eq!(metrics_without_time(&a), rows, "same seed, same metrics");
+
+    // killed after two epochs (inside fine_tune), then resumed: the same run
+    let c = tmp.path().join("runs/c");
+    train(&m, &c, &["--halt-after-epochs", "2"])
+        .assert()
+        .failure()
+        .stderr(contains("--resume continues"));
+    assert!(!c.join("model.json").exists(), "an unfinished run has no model.json");
+    assert_eq!(metrics_without_time(&c).len(), 2);
+    train(&m, &c, &["--resume"]).assert().success();
+    assert_eq!(metrics_without_time(&c), rows, "resumed run = uninterrupted run");
+    let (wa, wc) = (
+        std::fs::read(a.join("last.safetensors")).unwrap(),
+        std::fs::read(c.join("last.safetensors")).unwrap(),
+    );
+    let (ta, tc) = (
+        safetensors::SafeTensors::deserialize(&wa).unwrap(),
+        safetensors::SafeTensors::deserialize(&wc).unwrap(),
+    );
+    let mut names = ta.names();
+    names.sort();
+    assert!(names.len() > 100, "{} tensors", names.len());
+    let differ: Vec<&&str> = names
+        .iter()
+        .filter(|n| tc.tensor(n).map(|t| t.data().to_vec()).ok() != Some(ta.tensor(n).unwrap().data().to_vec()))
+        .collect();
+    assert!(differ.is_empty(), "final weights differ in {differ:?}");
+    // a finished run resumes to nothing
+    train(&m, &c, &["--resume"])
+        .assert()
+        .success()
+        .stderr(contains("already complete"));
+
+    // a previous run is not replaced without --force, and --resume wants the same settings
+    train(&m, &a, &[])
+        .assert()
+        .failure()
+        .stderr(contains("--resume to continue it, --force to replace it"));
+    train(&m, &c, &["--resume", "--seed", "7"])
+        .assert()
+        .failure()
+        .stderr(contains("different settings (seed)"));
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = dataset(tmp.path(), 6);
+
+    // a directory with someone else's files is never touched, even with --force
+    let foreign = tmp.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "keep").unwrap();
+    train(&m, &foreign, &["--force"])
+        .assert()
+        .failure()
+        .stderr(contains("is not a unet-train run"));
+    assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep");
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
+
+    // a mask value that is not a class (and not 255) names the file and the value, before
+    // anything is written
+    let bad_dir = tmp.path().join("bad");
+    std::fs::create_dir(&bad_dir).unwrap();
+    let bad_m = dataset(&bad_dir, 6);
+    image::GrayImage::from_pixel(32, 32, image::Luma([7]))
+        .save(bad_dir.join("4.tif"))
+        .unwrap();
+    train(&bad_m, &tmp.path().join("r1"), &[])
+        .assert()
+        .failure()
+        .stderr(contains("4.tif has value 7"));
+    assert!(!tmp.path().join("r1").exists(), "nothing written");
+
+    // CUDA in a CPU build
+    if !unet::device::CUDA_BUILT {
+        train(&m, &tmp.path().join("r2"), &["--device", "cuda"])
+            .assert()
+            .failure()
+            .stderr(contains("--features cuda"));
+    }
+    // usage errors exit 2
+    train(&m, &tmp.path().join("r3"), &["--lr", "fast"]).assert().code(2);
+    train(&m, &tmp.path().join("r3"), &["--arch", "vgg"]).assert().code(2);
+
+    // a manifest without a split
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    v["items"][3].as_object_mut().unwrap().remove("split");
+    let nosplit = tmp.path().join("nosplit.json");
+    std::fs::write(&nosplit, v.to_string()).unwrap();
+    train(&nosplit, &tmp.path().join("r4"), &[])
+        .assert()
+        .failure()
+        .stderr(contains("has no `split`: run split first"));
+    // a missing pretrained file
+    train(&m, &tmp.path().join("r5"), &["--pretrained", "nope.pth"])
+        .assert()
+        .failure()
+        .stderr(contains("nope.pth"));
+    for r in ["r1", "r2", "r4", "r5"] {
+        assert!(!tmp.path().join(r).join("model.json").exists());
+    }
+}

@@ -1,0 +1,79 @@
+//! Times one training step (forward, backward, optimiser) and one inference batch of a UNet on
+//! the CPU, and reports the process's peak memory. Run one configuration per process (peak
+//! memory is per process): `make bench-unet` runs them all next to PyTorch.
+//!
+//! ```text
+//! cargo run --release -p unet --example bench -- smp 128 4 [steps]
+//! ```
+
+use std::time::Instant;
+
+use burn::backend::flex::FlexDevice;
+use burn::tensor::{Int, Tensor, TensorData};
+use unet::device::CpuBackend as AB;
+use unet::loss::masked_cross_entropy;
+use unet::model::{FastaiUnet, SmpUnet};
+use unet::optim::GroupAdam;
+use unet::train::{Infer, Segmenter};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize) -> (f64, f64) {
+    let d = FlexDevice;
+    let n = bs * 3 * size * size;
+    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let y: Vec<i64> = (0..bs * size * size).map(|i| ((i / 97) % 12) as i64).collect();
+    let xt = || Tensor::<AB, 4>::from_data(TensorData::new(x.clone(), [bs, 3, size, size]), &d);
+    let yt = || Tensor::<AB, 3, Int>::from_data(TensorData::new(y.clone(), [bs, size, size]), &d);
+    let mut opt = GroupAdam::<AB>::new(&net);
+    let mut train = vec![];
+    for i in 0..steps + 1 {
+        let t = Instant::now();
+        let loss = masked_cross_entropy(net.logits(xt()), yt());
+        let grads = loss.backward();
+        net = opt.step(net, &grads, [1e-4, 1e-4, 1e-3], 0.9);
+        let _ = net.clone().valid();
+        if i > 0 {
+            train.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let inner = net.valid();
+    let xi = Tensor::from_data(TensorData::new(x.clone(), [bs, 3, size, size]), &d);
+    let mut infer = vec![];
+    for i in 0..steps + 1 {
+        let t = Instant::now();
+        let p = inner.logits(xi.clone()).argmax(1).into_data();
+        std::hint::black_box(p);
+        if i > 0 {
+            infer.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min) * 1000.0;
+    (min(&train), min(&infer))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arch = args.get(1).map_or("smp", String::as_str);
+    let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
+    let bs: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let steps: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let d = FlexDevice;
+    let (train, infer) = match arch {
+        "fastai" => bench(FastaiUnet::<AB>::new(12, &d), size, bs, steps),
+        _ => bench(SmpUnet::<AB>::new(12, &d), size, bs, steps),
+    };
+    eprintln!(
+        "burn-flex {arch} {size}x{size} bs {bs}: train step {train:.0} ms, inference {infer:.0} ms, peak RSS {:.0} MiB",
+        peak_rss_mib()
+    );
+}

@@ -1,0 +1,465 @@
+//! Training recipes: fastai's calls (`fine_tune`, `lr_find`, `fit_one_cycle`) written as JSON
+//! so another schedule needs no code change, and their expansion into *phases* (one cycle of
+//! training, or one sweep), the unit that the runner checkpoints and resumes.
+//!
+//! The default is the reference workflow of FASTAI.md:
+//!
+//! ```json
+//! {"patience": 2, "steps": [
+//!   {"fine_tune": {"epochs": 1}},
+//!   {"lr_find": {}},
+//!   {"fit_one_cycle": {"epochs": 12, "lr_max": [1e-5, 1e-4]}}]}
+//! ```
+//!
+//! Every omitted field takes fastai's default. `lr_max` is a number (every group the same,
+//! as fastai does with a float), `[lo, hi]` (fastai's `slice(lo, hi)`: geometric over the
+//! three groups) or `"auto"`: `slice(valley/10, valley)` from the latest `lr_find`'s valley
+//! suggestion (the reference chose `slice(1e-5, 1e-4)` by eye from the plot: the same
+//! tenfold span, anchored where the loss falls fastest).
+
+use anyhow::{Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::{OneCycle, slice, slice_hi};
+
+/// A recipe: steps run in order, early stopping applied to every fit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// fastai's `EarlyStoppingCallback(monitor='valid_loss', patience)`, reset at each fit
+    /// (each phase); `null` turns it off.
+    #[serde(default = "default_patience")]
+    pub patience: Option<usize>,
+    pub steps: Vec<RecipeStep>,
+}
+
+fn default_patience() -> Option<usize> {
+    Some(2)
+}
+
+/// One of fastai's calls.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipeStep {
+    FineTune(FineTune),
+    LrFind(LrFindStep),
+    FitOneCycle(FitOneCycle),
+}
+
+/// `fine_tune(epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FineTune {
+    pub epochs: usize,
+    #[serde(default = "ft_base_lr")]
+    pub base_lr: f64,
+    #[serde(default = "one")]
+    pub freeze_epochs: usize,
+    #[serde(default = "ft_lr_mult")]
+    pub lr_mult: f64,
+    #[serde(default = "ft_pct_start")]
+    pub pct_start: f64,
+    #[serde(default = "ft_div")]
+    pub div: f64,
+}
+
+/// `lr_find(start_lr=1e-7, end_lr=10, num_it=100)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrFindStep {
+    #[serde(default = "lf_start")]
+    pub start_lr: f64,
+    #[serde(default = "lf_end")]
+    pub end_lr: f64,
+    #[serde(default = "lf_num_it")]
+    pub num_it: usize,
+}
+
+/// `fit_one_cycle(epochs, lr_max, div=25, div_final=1e5, pct_start=0.25)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitOneCycle {
+    pub epochs: usize,
+    pub lr_max: LrMax,
+    #[serde(default = "fc_pct_start")]
+    pub pct_start: f64,
+    #[serde(default = "fc_div")]
+    pub div: f64,
+    #[serde(default = "fc_div_final")]
+    pub div_final: f64,
+}
+
+/// A learning rate as fastai takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LrMax {
+    /// The same for every group.
+    One(f64),
+    /// `slice(lo, hi)`.
+    Slice([f64; 2]),
+    /// `"auto"`: from the latest lr_find.
+    Auto(AutoTag),
+}
+
+/// The literal `"auto"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoTag {
+    Auto,
+}
+
+fn one() -> usize {
+    1
+}
+fn ft_base_lr() -> f64 {
+    2e-3
+}
+fn ft_lr_mult() -> f64 {
+    100.0
+}
+fn ft_pct_start() -> f64 {
+    0.3
+}
+fn ft_div() -> f64 {
+    5.0
+}
+fn lf_start() -> f64 {
+    1e-7
+}
+fn lf_end() -> f64 {
+    10.0
+}
+fn lf_num_it() -> usize {
+    100
+}
+fn fc_pct_start() -> f64 {
+    0.25
+}
+fn fc_div() -> f64 {
+    25.0
+}
+fn fc_div_final() -> f64 {
+    1e5
+}
+
+impl Default for Recipe {
+    /// The reference workflow.
+    fn default() -> Self {
+        Recipe {
+            patience: Some(2),
+            steps: vec![
+                RecipeStep::FineTune(FineTune {
+                    epochs: 1,
+                    base_lr: ft_base_lr(),
+                    freeze_epochs: 1,
+                    lr_mult: ft_lr_mult(),
+                    pct_start: ft_pct_start(),
+                    div: ft_div(),
+                }),
+                RecipeStep::LrFind(LrFindStep {
+                    start_lr: lf_start(),
+                    end_lr: lf_end(),
+                    num_it: lf_num_it(),
+                }),
+                RecipeStep::FitOneCycle(FitOneCycle {
+                    epochs: 12,
+                    lr_max: LrMax::Slice([1e-5, 1e-4]),
+                    pct_start: fc_pct_start(),
+                    div: fc_div(),
+                    div_final: fc_div_final(),
+                }),
+            ],
+        }
+    }
+}
+
+/// What a phase does to freezing before it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freeze {
+    Freeze,
+    Unfreeze,
+    Keep,
+}
+
+/// Per-group peak learning rates, or "from the latest lr_find".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseLr {
+    Groups([f64; 3]),
+    AutoValley,
+}
+
+/// A unit of work: one one-cycle fit, or one lr_find sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Cycle {
+        /// Recorded in `metrics.csv`: `frozen`, `unfrozen` (fine_tune's two fits) or `fit`.
+        name: String,
+        epochs: usize,
+        freeze: Freeze,
+        lr: PhaseLr,
+        pct_start: f64,
+        div: f64,
+        div_final: f64,
+    },
+    LrFind {
+        start_lr: f64,
+        end_lr: f64,
+        num_it: usize,
+    },
+}
+
+impl PhaseLr {
+    /// The learning rates, given the latest valley suggestion.
+    pub fn resolve(&self, valley: Option<f64>) -> Result<[f64; 3]> {
+        match self {
+            PhaseLr::Groups(g) => Ok(*g),
+            PhaseLr::AutoValley => match valley {
+                Some(v) => {
+                    let s = slice(v / 10.0, v, 3);
+                    Ok([s[0], s[1], s[2]])
+                }
+                None => bail!(
+                    "lr_max \"auto\" needs an lr_find step before it that gave a suggestion (the sweep was too short or stopped too early)"
+                ),
+            },
+        }
+    }
+}
+
+impl Phase {
+    /// The one-cycle schedule of a cycle phase.
+    pub fn schedule(&self, valley: Option<f64>) -> Result<Option<OneCycle>> {
+        match self {
+            Phase::Cycle {
+                lr,
+                pct_start,
+                div,
+                div_final,
+                ..
+            } => Ok(Some(OneCycle {
+                pct_start: *pct_start,
+                div: *div,
+                div_final: *div_final,
+                ..OneCycle::new(lr.resolve(valley)?.to_vec())
+            })),
+            Phase::LrFind { .. } => Ok(None),
+        }
+    }
+
+    pub fn epochs(&self) -> usize {
+        match self {
+            Phase::Cycle { epochs, .. } => *epochs,
+            Phase::LrFind { .. } => 0,
+        }
+    }
+}
+
+fn positive(what: &str, v: f64) -> Result<()> {
+    ensure!(
+        v.is_finite() && v > 0.0,
+        "recipe: {what} must be a positive number, not {v}"
+    );
+    Ok(())
+}
+
+fn pct(what: &str, v: f64) -> Result<()> {
+    ensure!((0.0..=1.0).contains(&v), "recipe: {what} must be in [0, 1], not {v}");
+    Ok(())
+}
+
+impl Recipe {
+    /// Parses and checks a recipe file's text.
+    pub fn from_json(text: &str) -> Result<Recipe> {
+        let r: Recipe = serde_json::from_str(text)?;
+        r.phases()?;
+        Ok(r)
+    }
+
+    /// The phases, in order, with fastai's arithmetic done (fine_tune halves base_lr for its
+    /// unfrozen fit and divides it by lr_mult for the lowest group).
+    pub fn phases(&self) -> Result<Vec<Phase>> {
+        ensure!(!self.steps.is_empty(), "recipe: no steps");
+        let mut out = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            match step {
+                RecipeStep::FineTune(f) => {
+                    positive("fine_tune.base_lr", f.base_lr)?;
+                    positive("fine_tune.lr_mult", f.lr_mult)?;
+                    positive("fine_tune.div", f.div)?;
+                    pct("fine_tune.pct_start", f.pct_start)?;
+                    if f.freeze_epochs > 0 {
+                        let s = slice_hi(f.base_lr, 3);
+                        out.push(Phase::Cycle {
+                            name: "frozen".into(),
+                            epochs: f.freeze_epochs,
+                            freeze: Freeze::Freeze,
+                            lr: PhaseLr::Groups([s[0], s[1], s[2]]),
+                            pct_start: 0.99,
+                            div: fc_div(),
+                            div_final: fc_div_final(),
+                        });
+                    }
+                    let base = f.base_lr / 2.0;
+                    let s = slice(base / f.lr_mult, base, 3);
+                    // fine_tune unfreezes even when epochs is 0 (then nothing trains)
+                    out.push(Phase::Cycle {
+                        name: "unfrozen".into(),
+                        epochs: f.epochs,
+                        freeze: Freeze::Unfreeze,
+                        lr: PhaseLr::Groups([s[0], s[1], s[2]]),
+                        pct_start: f.pct_start,
+                        div: f.div,
+                        div_final: fc_div_final(),
+                    });
+                }
+                RecipeStep::LrFind(l) => {
+                    positive("lr_find.start_lr", l.start_lr)?;
+                    positive("lr_find.end_lr", l.end_lr)?;
+                    ensure!(l.end_lr > l.start_lr, "recipe: lr_find.end_lr must exceed start_lr");
+                    ensure!(l.num_it >= 2, "recipe: lr_find.num_it must be at least 2");
+                    out.push(Phase::LrFind {
+                        start_lr: l.start_lr,
+                        end_lr: l.end_lr,
+                        num_it: l.num_it,
+                    });
+                }
+                RecipeStep::FitOneCycle(f) => {
+                    positive("fit_one_cycle.div", f.div)?;
+                    positive("fit_one_cycle.div_final", f.div_final)?;
+                    pct("fit_one_cycle.pct_start", f.pct_start)?;
+                    let lr = match &f.lr_max {
+                        LrMax::One(v) => {
+                            positive("fit_one_cycle.lr_max", *v)?;
+                            PhaseLr::Groups([*v; 3])
+                        }
+                        LrMax::Slice([lo, hi]) => {
+                            positive("fit_one_cycle.lr_max[0]", *lo)?;
+                            positive("fit_one_cycle.lr_max[1]", *hi)?;
+                            let s = slice(*lo, *hi, 3);
+                            PhaseLr::Groups([s[0], s[1], s[2]])
+                        }
+                        LrMax::Auto(_) => {
+                            ensure!(
+                                self.steps[..i].iter().any(|s| matches!(s, RecipeStep::LrFind(_))),
+                                "recipe: step {} uses lr_max \"auto\" with no lr_find step before it",
+                                i + 1
+                            );
+                            PhaseLr::AutoValley
+                        }
+                    };
+                    out.push(Phase::Cycle {
+                        name: "fit".into(),
+                        epochs: f.epochs,
+                        freeze: Freeze::Keep,
+                        lr,
+                        pct_start: f.pct_start,
+                        div: f.div,
+                        div_final: f.div_final,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_the_reference_workflow_in_numbers() {
+        let text = r#"{"patience": 2, "steps": [
+            {"fine_tune": {"epochs": 1}}, {"lr_find": {}},
+            {"fit_one_cycle": {"epochs": 12, "lr_max": [1e-5, 1e-4]}}]}"#;
+        let r = Recipe::from_json(text).unwrap();
+        assert_eq!(r, Recipe::default());
+        let p = r.phases().unwrap();
+        assert_eq!(p.len(), 4);
+        let Phase::Cycle {
+            name,
+            lr: PhaseLr::Groups(g),
+            pct_start,
+            freeze,
+            ..
+        } = &p[0]
+        else {
+            panic!("{p:?}")
+        };
+        assert_eq!((name.as_str(), *freeze, *pct_start), ("frozen", Freeze::Freeze, 0.99));
+        assert_eq!(*g, [2e-4, 2e-4, 2e-3], "slice(base_lr)");
+        let Phase::Cycle {
+            lr: PhaseLr::Groups(g),
+            pct_start,
+            div,
+            freeze,
+            epochs,
+            ..
+        } = &p[1]
+        else {
+            panic!()
+        };
+        assert_eq!((*freeze, *pct_start, *div, *epochs), (Freeze::Unfreeze, 0.3, 5.0, 1));
+        // base_lr halved, then slice(1e-3/100, 1e-3)
+        assert!((g[0] - 1e-5).abs() < 1e-18 && (g[1] - 1e-4).abs() < 1e-17 && (g[2] - 1e-3).abs() < 1e-16);
+        assert!(matches!(p[2], Phase::LrFind { num_it: 100, .. }));
+        let s = p[3].schedule(None).unwrap().unwrap();
+        assert_eq!((s.div, s.div_final, s.pct_start), (25.0, 1e5, 0.25));
+        assert!((s.lr_max[1] - 10f64.powf(-4.5)).abs() < 1e-15, "geometric middle");
+    }
+
+    #[test]
+    fn auto_takes_the_valley_and_needs_an_lr_find_before_it() {
+        let r = Recipe::from_json(
+            r#"{"steps": [{"lr_find": {"num_it": 50}}, {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.patience, Some(2));
+        let p = r.phases().unwrap();
+        let s = p[1].schedule(Some(1e-3)).unwrap().unwrap();
+        assert!((s.lr_max[0] - 1e-4).abs() < 1e-16 && (s.lr_max[2] - 1e-3).abs() < 1e-16);
+        let e = p[1].schedule(None).unwrap_err().to_string();
+        assert!(e.contains("lr_find"), "{e}");
+        let e = Recipe::from_json(r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no lr_find step before it"), "{e}");
+    }
+
+    #[test]
+    fn bad_recipes_say_what_is_wrong() {
+        for (text, want) in [
+            (r#"{"steps": []}"#, "no steps"),
+            (
+                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": -1}}]}"#,
+                "positive",
+            ),
+            (
+                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": "fast"}}]}"#,
+                "did not match",
+            ),
+            (
+                r#"{"steps": [{"fine_tune": {"epochs": 1, "base_lr": 1e-3, "speed": 2}}]}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3, "pct_start": 1.5}}]}"#,
+                "[0, 1]",
+            ),
+            (r#"{"stepz": []}"#, "unknown field"),
+        ] {
+            let e = format!("{:#}", Recipe::from_json(text).unwrap_err());
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let r = Recipe::from_json(r#"{"patience": null, "steps": [{"fit_one_cycle": {"epochs": 3, "lr_max": 1e-3}}]}"#)
+            .unwrap();
+        assert_eq!(r.patience, None);
+        assert_eq!(
+            r.phases().unwrap()[0].schedule(None).unwrap().unwrap().lr_max,
+            vec![1e-3; 3]
+        );
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# UNet training step and inference, burn (flex, CPU) next to PyTorch on the same shapes and
+# thread count, each configuration in its own process (peak memory is per process). Prints
+# one row per configuration with the ratios burn/PyTorch (below 1 = burn faster).
+#
+#   pipelines/bench/unet_compare.sh BURN_BENCH_BINARY [PYTHON] [THREADS]
+set -euo pipefail
+bin=$1
+py=${2:-python3}
+threads=${3:-2}
+here=$(dirname "$0")
+configs=${UNET_BENCH_CONFIGS:-"smp:128:4 smp:256:4 fastai:128:4 fastai:256:4"}
+steps=${UNET_BENCH_STEPS:-3}
+have_torch=1
+if ! "$py" -c 'import torch, torchvision, segmentation_models_pytorch' 2>/dev/null; then
+  echo "note: $py cannot import torch/torchvision/segmentation_models_pytorch: burn figures only" >&2
+  have_torch=0
+fi
+field() { sed -E "s/.*$1 ([0-9]+) (ms|MiB).*/\1/"; }
+printf '%-7s %-8s %-3s | %10s %10s %6s | %10s %10s %6s | %9s %9s\n' arch size bs "burn ms" "torch ms" ratio "burn inf" "torch inf" ratio "burn MiB" "torch MiB"
+for c in $configs; do
+  IFS=: read -r arch size bs <<<"$c"
+  b=$(RAYON_NUM_THREADS=$threads "$bin" "$arch" "$size" "$bs" "$steps" 2>&1 | grep '^burn-flex')
+  bt=$(field "train step" <<<"$b"); bi=$(field "inference" <<<"$b"); bm=$(field "peak RSS" <<<"$b")
+  if [ $have_torch = 1 ]; then
+    t=$("$py" "$here/unet_torch.py" "$arch" "$size" "$bs" "$steps" "$threads" 2>&1 | grep '^pytorch')
+    tt=$(field "train step" <<<"$t"); ti=$(field "inference" <<<"$t"); tm=$(field "peak RSS" <<<"$t")
+    rt=$(awk "BEGIN{printf \"%.2f\", $bt/$tt}"); ri=$(awk "BEGIN{printf \"%.2f\", $bi/$ti}")
+  else
+    tt=-; ti=-; tm=-; rt=-; ri=-
+  fi
+  printf '%-7s %-8s %-3s | %10s %10s %6s | %10s %10s %6s | %9s %9s\n' "$arch" "${size}x$size" "$bs" "$bt" "$tt" "$rt" "$bi" "$ti" "$ri" "$bm" "$tm"
+done

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""PyTorch twin of `cargo run --release -p unet --example bench`: one training step (forward,
+cross-entropy, backward, Adam) and one inference batch of a UNet-ResNet34 on the CPU, with the
+same shapes, 12 classes, and the process's peak memory.
+
+    python3 pipelines/bench/unet_torch.py ARCH SIZE BS [STEPS] [THREADS]
+
+ARCH `smp` is segmentation_models_pytorch's Unet('resnet34'); `fastai` is a transcription of
+fastai's DynamicUnet over torchvision's resnet34 (FASTAI.md: BN'd skips, PixelShuffle+ICNR
+upsampling, middle convs, last cross with the input and a ResBlock; 41.2 M parameters), so
+fastai itself need not be installed. Needs torch, torchvision and segmentation_models_pytorch
+(a ~3 GB install from PyPI: kept out of CI; `make bench-unet` skips it when absent).
+"""
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv_relu(ni, nf, ks=3):
+    return nn.Sequential(nn.Conv2d(ni, nf, ks, padding=ks // 2), nn.ReLU(inplace=True))
+
+
+class PixelShuffleICNR(nn.Sequential):
+    def __init__(self, ni, nf):
+        super().__init__(nn.Conv2d(ni, nf * 4, 1), nn.ReLU(inplace=True), nn.PixelShuffle(2))
+
+
+class UnetBlock(nn.Module):
+    def __init__(self, up_in, x_in, final_div=True):
+        super().__init__()
+        self.shuf = PixelShuffleICNR(up_in, up_in // 2)
+        self.bn = nn.BatchNorm2d(x_in)
+        ni = up_in // 2 + x_in
+        nf = ni if final_div else ni // 2
+        self.conv1, self.conv2 = conv_relu(ni, nf), conv_relu(nf, nf)
+
+    def forward(self, up_in, s):
+        up = self.shuf(up_in)
+        if up.shape[-2:] != s.shape[-2:]:
+            up = F.interpolate(up, s.shape[-2:], mode="nearest")
+        return self.conv2(self.conv1(F.relu(torch.cat([up, self.bn(s)], 1))))
+
+
+class FastaiUnet(nn.Module):
+    def __init__(self, n_classes):
+        import torchvision
+
+        super().__init__()
+        r = torchvision.models.resnet34(weights=None)
+        self.stem = nn.Sequential(r.conv1, r.bn1, r.relu)
+        self.pool, self.layers = r.maxpool, nn.ModuleList([r.layer1, r.layer2, r.layer3, r.layer4])
+        self.bn = nn.BatchNorm2d(512)
+        self.middle = nn.Sequential(conv_relu(512, 1024), conv_relu(1024, 512))
+        self.blocks = nn.ModuleList(
+            [UnetBlock(512, 256), UnetBlock(512, 128), UnetBlock(384, 64), UnetBlock(256, 64, final_div=False)]
+        )
+        self.shuf = PixelShuffleICNR(96, 96)
+        self.res1, self.res2 = conv_relu(99, 99), conv_relu(99, 99)
+        self.head = nn.Conv2d(99, n_classes, 1)
+
+    def forward(self, x):
+        stem = self.stem(x)
+        feats, y = [], self.pool(stem)
+        for layer in self.layers:
+            y = layer(y)
+            feats.append(y)
+        y = self.middle(F.relu(self.bn(feats[3])))
+        for block, s in zip(self.blocks, [feats[2], feats[1], feats[0], stem]):
+            y = block(y, s)
+        y = self.shuf(y)
+        if y.shape[-2:] != x.shape[-2:]:
+            y = F.interpolate(y, x.shape[-2:], mode="nearest")
+        y = torch.cat([y, x], 1)
+        return self.head(F.relu(self.res2(self.res1(y)) + y))
+
+
+def main():
+    arch = sys.argv[1] if len(sys.argv) > 1 else "smp"
+    size = int(sys.argv[2]) if len(sys.argv) > 2 else 128
+    bs = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if arch == "fastai":
+        net = FastaiUnet(12)
+    else:
+        import segmentation_models_pytorch as smp
+
+        net = smp.Unet("resnet34", encoder_weights=None, classes=12)
+    x = torch.randn(bs, 3, size, size)
+    y = torch.randint(0, 12, (bs, size, size))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+    net.train()
+    train = []
+    for i in range(steps + 1):
+        t = time.perf_counter()
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y, ignore_index=255)
+        loss.backward()
+        opt.step()
+        if i:
+            train.append(time.perf_counter() - t)
+    net.eval()
+    infer = []
+    with torch.no_grad():
+        for i in range(steps + 1):
+            t = time.perf_counter()
+            net(x).argmax(1)
+            if i:
+                infer.append(time.perf_counter() - t)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"pytorch {torch.__version__} {arch} {size}x{size} bs {bs}: train step {min(train) * 1000:.0f} ms, "
+        f"inference {min(infer) * 1000:.0f} ms, peak RSS {peak:.0f} MiB",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
