@@ -48,7 +48,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas bench bench-unet clean help
+.PHONY: all build test lint fmt schemas bench bench-unet parity clean help
 
 all: $(MODEL_DIR)/model.json ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require mask --require split $(OUT_DIR)/split.json
@@ -104,6 +104,10 @@ TORCH_PYTHON ?= python3
 bench-unet: ## UNet train step and inference on CPU, burn vs PyTorch (if TORCH_PYTHON has torch)
 	$(CARGO) build --release --quiet -p unet --example bench
 	pipelines/bench/unet_compare.sh $(CARGO_TARGET_DIR)/release/examples/bench $(TORCH_PYTHON) 2
+
+parity: ## our ResNet34 encoder vs torchvision on the same weights (needs torch in TORCH_PYTHON)
+	$(CARGO) build --release --quiet -p unet --example encoder_features
+	$(TORCH_PYTHON) tests/parity/encoder_parity.py $(CARGO_TARGET_DIR)/release/examples/encoder_features
 
 clean: ## remove the outputs (all of OUT_DIR); a DATA_DIR outside it is never touched
 	rm -rf -- $(OUT_DIR)

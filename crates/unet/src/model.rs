@@ -166,8 +166,10 @@ impl<B: Backend> PixelShuffleIcnr<B> {
             .unsqueeze_dim::<5>(1)
             .repeat_dim(1, 4)
             .reshape([cout * 4, cin, 1, 1]);
-        conv.weight = burn::module::Param::from_tensor(icnr);
-        conv.bias = conv.bias.map(|b| b.map(|t| t.zeros_like()));
+        // detached: a weight computed from another parameter would be a non-leaf tensor on an
+        // autodiff backend, which burn refuses to track
+        conv.weight = burn::module::Param::from_tensor(icnr.detach());
+        conv.bias = conv.bias.map(|b| b.map(|t| t.zeros_like().detach()));
         PixelShuffleIcnr { conv }
     }
 
@@ -193,7 +195,7 @@ impl<B: Backend> UnetBlock<B> {
         let ni = up_in / 2 + skip;
         let nf = if final_div { ni } else { ni / 2 };
         let mut bn = BatchNormConfig::new(skip).init(device);
-        bn.beta = bn.beta.map(|b| b.ones_like().mul_scalar(1e-3));
+        bn.beta = bn.beta.map(|b| b.ones_like().mul_scalar(1e-3).detach());
         let block = UnetBlock {
             shuf: PixelShuffleIcnr::new(up_in, up_in / 2, device),
             bn,

@@ -147,7 +147,8 @@ struct RunFile {
     format: String,
     settings: Settings,
     manifest: String,
-    pretrained: Option<String>,
+    /// What the encoder started from (so a resumed run reports it like the original).
+    pretrained: Option<Pretrained>,
 }
 
 /// Files of one saved model.
@@ -671,6 +672,7 @@ where
                 .with_context(|| format!("--resume: no checkpoint to resume in {}", ckpt.display()))?,
         )
         .with_context(|| format!("parsing {}", state_path.display()))?;
+        pretrained = run.pretrained.clone();
         if progress.finished {
             let info = ModelInfo::read(dir)?;
             return Ok(Outcome {
@@ -714,24 +716,12 @@ where
                 format: RUN_FORMAT.into(),
                 settings: settings.clone(),
                 manifest: cfg.manifest.display().to_string(),
-                pretrained: cfg.pretrained.as_ref().map(|p| p.display().to_string()),
+                pretrained: pretrained.clone(),
             },
         )?;
         opt = GroupAdam::<B>::new(&net);
         progress = Progress::default();
     }
-    if pretrained.is_none()
-        && let (Some(p), Some(bytes)) = (&cfg.pretrained, &pretrained_bytes)
-    {
-        pretrained = Some(Pretrained {
-            file: p.display().to_string(),
-            sha256: sha256_hex(bytes),
-            applied: 0,
-            missing: vec![],
-            unused: vec![],
-        });
-    }
-
     let background = data
         .classes
         .first()
@@ -762,14 +752,17 @@ where
                 cfg.progress.set_prefix("lr_find");
                 let mut found = lr_find(
                     &net,
+                    M::build(data.n_classes, device),
                     &opt,
                     |_| {
                         cfg.progress.inc(1);
                         sweep.next()
                     },
-                    *start_lr,
-                    *end_lr,
-                    *num_it,
+                    &crate::recipe::LrFindStep {
+                        start_lr: *start_lr,
+                        end_lr: *end_lr,
+                        num_it: *num_it,
+                    },
                     device,
                 )?;
                 // the sweep stops at a non-finite loss; keep the finite points

@@ -77,16 +77,21 @@ pub struct LrFind {
 /// batches (the same rate for every group, β1 0.95 as in fastai's default moms), stopping
 /// when the smoothed loss exceeds four times the best. It trains copies: the network and the
 /// optimiser given are left exactly as they were.
+///
+/// `fresh` is a newly built network of the same architecture that receives `net`'s weights and
+/// statistics for the sweep. (burn's `clone` shares BatchNorm running statistics, whose storage
+/// is reference-counted and updated in place, so a sweep on a clone would move the original's
+/// statistics, to NaN when it diverges.)
 pub fn lr_find<B: AutodiffBackend, M: Segmenter<B>>(
     net: &M,
+    fresh: M,
     opt: &GroupAdam<B>,
     mut batches: impl FnMut(usize) -> Result<Batch>,
-    start: f64,
-    end: f64,
-    num_it: usize,
+    sweep: &crate::recipe::LrFindStep,
     device: &B::Device,
 ) -> Result<LrFind> {
-    let mut net = net.clone();
+    let (start, end, num_it) = (sweep.start_lr, sweep.end_lr, sweep.num_it);
+    let mut net = fresh.load_record(net.clone().into_record());
     let mut opt = opt.clone();
     let mut smoother = LossSmoother::default();
     let (mut lrs, mut losses) = (Vec::new(), Vec::new());

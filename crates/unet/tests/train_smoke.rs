@@ -81,8 +81,30 @@ fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
         masks,
     };
     let before = net.head.weight.val().into_data();
-    let found = unet::train::lr_find(&net, &opt, |_| Ok(b.clone()), 1e-6, 1.0, num_it, &d).unwrap();
+    let stats = |m: &SmpUnet<AB>| {
+        (
+            m.encoder.bn1.running_mean.value_sync().into_data(),
+            m.blocks[0].conv1.bn.running_var.value_sync().into_data(),
+        )
+    };
+    let stats_before = stats(&net);
+    let found = unet::train::lr_find(
+        &net,
+        SmpUnet::new(3, &d),
+        &opt,
+        |_| Ok(b.clone()),
+        &unet::recipe::LrFindStep {
+            start_lr: 1e-6,
+            end_lr: 1.0,
+            num_it,
+        },
+        &d,
+    )
+    .unwrap();
     assert_eq!(net.head.weight.val().into_data(), before, "the model is restored");
+    // BatchNorm running statistics too: burn's clones share them, and a sweep that diverges
+    // would leave NaN statistics that wreck every later validation
+    assert_eq!(stats(&net), stats_before, "running statistics are restored");
     assert!((found.lrs[0] - 1e-6).abs() < 1e-18);
     assert!(found.lrs.windows(2).all(|w| w[1] > w[0]));
     assert!(found.lrs.len() <= num_it && found.lrs.len() == found.losses.len());
@@ -204,4 +226,29 @@ fn fit_one_cycle_records_epochs_and_stops_when_told() {
     })
     .unwrap();
     assert_eq!(seen, 1, "stops after the epoch whose callback says so");
+}
+
+#[test]
+fn fastai_unet_takes_optimiser_steps() {
+    // the DynamicUnet has computed initial weights (ICNR); they must be trainable leaves
+    let d = FlexDevice;
+    let (n, s) = (2, 32);
+    let mut net = unet::model::FastaiUnet::<AB>::new(3, &d);
+    let mut opt = GroupAdam::<AB>::new(&net);
+    let mut rng = SplitMix64::new(5);
+    let (xs, ys) = batch(n, s, &mut rng);
+    let x = Tensor::<AB, 4>::from_data(TensorData::new(xs, [n, 3, s, s]), &d);
+    let y = Tensor::<AB, 3, Int>::from_data(TensorData::new(ys, [n, s, s]), &d);
+    let w0 = net.blocks[0].shuf.conv.weight.val().into_data();
+    for _ in 0..2 {
+        let loss = masked_cross_entropy(net.forward(x.clone()), y.clone());
+        assert!(f64::from(loss.clone().into_scalar()).is_finite());
+        let grads = loss.backward();
+        net = opt.step(net, &grads, [1e-3; 3], 0.9);
+    }
+    assert_ne!(
+        net.blocks[0].shuf.conv.weight.val().into_data(),
+        w0,
+        "ICNR weights train"
+    );
 }
