@@ -179,7 +179,9 @@ fn python_split_is_a_drop_in_replacement() {
 fn make_all_runs_resumes_and_swaps_stages() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
-    let make = |extra: &[&str]| {
+    // a training run of seconds: 32² inputs, the frozen epoch and one fit epoch
+    const TRAIN: &str = "TRAIN_ARGS=--arch smp --size 32 --bs 2 --fine-tune-epochs 0 --no-lr-find --epochs 1 --lr 1e-3";
+    let command = |extra: &[&str]| {
         let mut c = Command::new("make");
         c.current_dir(repo())
             .arg("--no-print-directory")
@@ -188,24 +190,38 @@ fn make_all_runs_resumes_and_swaps_stages() {
             .arg(format!("BIN={}", bin_dir().display()))
             .args(["BUILD=:", "DEMO_COUNT=6", "DEMO_SIZE=64"])
             .args(extra);
-        run(&mut c)
+        c
     };
-    let first = make(&["SPLIT=python3 pipelines/split.py"]);
+    let make = |extra: &[&str]| run(&mut command(extra));
+    let first = make(&["SPLIT=python3 pipelines/split.py", TRAIN]);
     assert!(first.contains("pipelines/split.py"), "{first}");
-    assert!(first.contains("6 items (train 4, valid 2)"), "{first}");
+    assert!(first.contains("unet-train -i"), "{first}");
     let m = read(&out.join("split.json"));
     assert_eq!(m["provenance"].as_array().unwrap().last().unwrap()["stage"], "split.py");
+    let model = read(&out.join("model/model.json"));
+    assert_eq!(
+        (model["n_train"].as_u64(), model["n_valid"].as_u64()),
+        (Some(4), Some(2))
+    );
     // nothing changed: no stage reruns
-    let second = make(&[]);
+    let second = make(&[TRAIN]);
     assert!(
-        !second.contains("xml-pairs --xml") && !second.contains("split -i"),
+        !second.contains("xml-pairs --xml") && !second.contains("split -i") && !second.contains("unet-train -i"),
         "{second}"
     );
     // an interrupted run resumes at the missing stage
     fs::remove_file(out.join("split.json")).unwrap();
-    let third = make(&[]);
+    let third = make(&[TRAIN]);
     assert!(
         third.contains("/split -i") && !third.contains("rgb2class -i"),
         "{third}"
     );
+    // training killed after its first epoch: the next make all resumes it from the checkpoint
+    fs::remove_dir_all(out.join("model")).unwrap();
+    let halted = command(&[&format!("{TRAIN} --halt-after-epochs 1")]).output().unwrap();
+    assert!(!halted.status.success(), "the halted training fails");
+    assert!(!out.join("model/model.json").exists());
+    let fourth = make(&[TRAIN]);
+    assert!(fourth.contains("--resume"), "{fourth}");
+    assert_eq!(read(&out.join("model/model.json"))["epochs"].as_u64(), Some(2));
 }

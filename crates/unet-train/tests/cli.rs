@@ -133,6 +133,25 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         "{lr_rows:?} vs {valley}"
     );
 
+    // the summary make all prints
+    Command::cargo_bin("unet-train")
+        .unwrap()
+        .arg("--summary")
+        .arg(&a)
+        .assert()
+        .success()
+        .stderr(contains(
+            "smp decoder, 32x32 inputs, 4 epochs on 6 train / 2 valid images",
+        ))
+        .stderr(contains("IoU per class: background"));
+    Command::cargo_bin("unet-train")
+        .unwrap()
+        .arg("--summary")
+        .arg(tmp.path())
+        .assert()
+        .failure()
+        .stderr(contains("model.json"));
+
     // the same seed gives the same metrics
     let b = tmp.path().join("runs/b");
     train(&m, &b, &[]).assert().success();

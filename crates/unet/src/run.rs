@@ -940,9 +940,10 @@ where
         epochs: progress.records.len(),
         facepipe_version: env!("CARGO_PKG_VERSION").into(),
     };
+    // model.json first: a run killed in between has it and reruns nothing but this ending
+    write_json(&dir.join("model.json"), &info)?;
     progress.finished = true;
     write_json(&state_path, &progress)?;
-    write_json(&dir.join("model.json"), &info)?;
     Ok(Outcome {
         info,
         already_done: false,
