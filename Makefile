@@ -113,7 +113,7 @@ clean: ## remove the outputs (all of OUT_DIR); a DATA_DIR outside it is never to
 	rm -rf -- $(OUT_DIR)
 
 help: ## list targets and the variables you can override
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
 	@echo
 	@echo "Variables: OUT_DIR=$(OUT_DIR) DATA_DIR=$(DATA_DIR) DEMO_COUNT=$(DEMO_COUNT) DEMO_SIZE=$(DEMO_SIZE)"
 	@echo "           SEED=$(SEED) VALID_PCT=$(VALID_PCT) GROUP_BY=$(GROUP_BY) OFF_PALETTE=$(OFF_PALETTE) PALETTE=$(PALETTE)"
