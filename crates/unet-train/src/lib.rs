@@ -140,8 +140,8 @@ pub fn build_recipe(file: Option<&PathBuf>, edits: &RecipeEdits) -> Result<Recip
             f.lr_max = lr.clone();
         }
     }
-    let text = serde_json::to_string(&r)?;
-    Recipe::from_json(&text).context("the recipe after the command line's changes")
+    r.phases().context("the recipe after the command line's changes")?;
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -949,16 +949,3 @@ where
         already_done: false,
     })
 }
-
-/// Builds the inference network of a model directory with its best (or last) weights.
-pub fn load_model<B: Backend, M: Architecture<B>>(
-    dir: &Path,
-    info: &ModelInfo,
-    last: bool,
-    device: &B::Device,
-) -> Result<M> {
-    let mut net = M::build(info.classes.len(), device);
-    let w = if last { &info.last } else { &info.best };
-    load_weights(&mut net, &dir.join(&w.burnpack))?;
-    Ok(net)
-}
