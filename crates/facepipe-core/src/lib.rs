@@ -5,6 +5,7 @@
 //! * [`paths`]: how paths in manifests resolve, and dataset-name confinement.
 //! * [`io`]: atomic writes and input hashing.
 //! * [`colour`]: sRGB ⇄ CIE L\*a\*b\*.
+//! * [`metrics`]: confusion matrix, dice, IoU and pixel accuracy with global sums.
 //! * [`rng`]: the seeded PRNG behind every random choice.
 //! * [`cli`]: common flags, logging, exit codes.
 
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod colour;
 pub mod io;
 pub mod manifest;
+pub mod metrics;
 pub mod palette;
 pub mod paths;
 pub mod rng;

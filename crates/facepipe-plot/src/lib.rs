@@ -4,6 +4,8 @@
 //!
 //! Text is ASCII (other characters are drawn as `?`); coordinates are pixels from the top left.
 
+use std::path::Path;
+
 use image::{Rgb, RgbImage};
 
 /// A colour-blind-safe cycle (Okabe–Ito) for series.
@@ -16,6 +18,23 @@ pub const COLOURS: [[u8; 3]; 7] = [
     [86, 180, 233],
     [120, 120, 120],
 ];
+
+/// Writes an RGB image as PNG (fast compression), atomically: the file is complete or absent.
+pub fn save_png(path: &Path, img: &RgbImage) -> anyhow::Result<()> {
+    use image::ImageEncoder as _;
+    use std::io::Write as _;
+    facepipe_core::io::write_atomic_fast(path, |f| {
+        let mut buf = std::io::BufWriter::new(f);
+        image::codecs::png::PngEncoder::new_with_quality(
+            &mut buf,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::Adaptive,
+        )
+        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)?;
+        buf.flush()?;
+        Ok(())
+    })
+}
 
 const INK: Rgb<u8> = Rgb([30, 30, 30]);
 const GRID: Rgb<u8> = Rgb([225, 225, 225]);

@@ -101,12 +101,17 @@ pub fn prepare(image: &RgbImage, mask: Option<&GrayImage>, crop: Crop, size: u32
 
 /// Channel-first (C, H, W) floats normalised with ImageNet's statistics.
 pub fn normalize(img: &RgbImage) -> Vec<f32> {
+    normalize_with(img, IMAGENET_MEAN, IMAGENET_STD)
+}
+
+/// Channel-first (C, H, W) floats, `(v/255 − mean)/std` per channel.
+pub fn normalize_with(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
     let (w, h) = img.dimensions();
     let n = (w * h) as usize;
     let mut out = vec![0f32; 3 * n];
     for (i, p) in img.pixels().enumerate() {
         for c in 0..3 {
-            out[c * n + i] = (f32::from(p.0[c]) / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+            out[c * n + i] = (f32::from(p.0[c]) / 255.0 - mean[c]) / std[c];
         }
     }
     out

@@ -16,10 +16,12 @@
 //!   resumable phases.
 //! * [`run`]: the recipe runner and the model directory it writes (weights, metrics, plots,
 //!   checkpoints, resume).
+//! * [`infer`]: a model directory opened for inference, as class probabilities.
 //! * [`device`]: CPU or CUDA backends picked at run time.
 
 pub mod data;
 pub mod device;
+pub mod infer;
 pub mod loader;
 pub mod loss;
 pub mod model;

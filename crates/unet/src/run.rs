@@ -490,12 +490,6 @@ pub fn write_metrics(path: &Path, records: &[EpochRecord], classes: &[Class]) ->
     write_atomic(path, &w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
 }
 
-fn write_png(path: &Path, img: &image::RgbImage) -> Result<()> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-    write_atomic(path, &bytes)
-}
-
 fn plot_losses(path: &Path, records: &[EpochRecord]) -> Result<()> {
     use facepipe_plot::{LineChart, Series};
     let pts = |f: fn(&EpochRecord) -> f64| {
@@ -522,7 +516,7 @@ fn plot_losses(path: &Path, records: &[EpochRecord]) -> Result<()> {
         ],
         markers: vec![],
     };
-    write_png(path, &chart.render(720, 420))
+    facepipe_plot::save_png(path, &chart.render(720, 420))
 }
 
 fn write_lr_finds(dir: &Path, finds: &[LrFind]) -> Result<()> {
@@ -559,7 +553,7 @@ fn write_lr_finds(dir: &Path, finds: &[LrFind]) -> Result<()> {
         }],
         markers,
     };
-    write_png(&dir.join("lr_find.png"), &chart.render(720, 420))
+    facepipe_plot::save_png(&dir.join("lr_find.png"), &chart.render(720, 420))
 }
 
 /// Training batches for lr_find: shuffled epochs one after another, from streams of their own.

@@ -5,6 +5,8 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
+use facepipe_core::metrics::{self, Confusion};
+
 use crate::loader::{Batch, SplitSet, batches};
 use crate::loss::masked_cross_entropy;
 use crate::model::{FastaiUnet, SmpUnet};
@@ -115,81 +117,59 @@ pub fn lr_find<B: AutodiffBackend, M: Segmenter<B>>(
     })
 }
 
-/// Segmentation scores accumulated over a whole set (global sums, as fastai's `DiceMulti`).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// Segmentation scores accumulated over a whole set (global sums, as fastai's `DiceMulti`),
+/// with the mean loss.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scores {
     pub loss_sum: f64,
-    pub pixels: u64,
-    pub correct: u64,
-    /// Per class: intersection, predicted, true pixel counts.
-    pub inter: Vec<u64>,
-    pub pred: Vec<u64>,
-    pub truth: Vec<u64>,
+    pub confusion: Confusion,
 }
 
 impl Scores {
     pub fn new(n_classes: usize) -> Self {
         Scores {
-            inter: vec![0; n_classes],
-            pred: vec![0; n_classes],
-            truth: vec![0; n_classes],
-            ..Default::default()
+            loss_sum: 0.0,
+            confusion: Confusion::new(n_classes),
         }
     }
 
     /// Adds a batch of predictions against labels (255 ignored) with its mean loss.
     pub fn add(&mut self, pred: &[i64], truth: &[i64], mean_loss: f64) {
-        let mut n = 0u64;
+        let before = self.confusion.pixels();
         for (&p, &t) in pred.iter().zip(truth) {
-            if t == i64::from(facepipe_core::palette::IGNORE) {
-                continue;
-            }
-            n += 1;
-            let (p, t) = (p as usize, t as usize);
-            self.pred[p] += 1;
-            self.truth[t] += 1;
-            if p == t {
-                self.inter[t] += 1;
-                self.correct += 1;
-            }
+            self.confusion.add_pixel(p as u8, t as u8);
         }
-        self.loss_sum += mean_loss * n as f64;
-        self.pixels += n;
+        self.loss_sum += mean_loss * (self.confusion.pixels() - before) as f64;
+    }
+
+    /// Labelled pixels scored.
+    pub fn pixels(&self) -> u64 {
+        self.confusion.pixels()
     }
 
     pub fn loss(&self) -> f64 {
-        self.loss_sum / self.pixels.max(1) as f64
+        self.loss_sum / self.pixels().max(1) as f64
     }
 
     pub fn pixel_accuracy(&self) -> f64 {
-        self.correct as f64 / self.pixels.max(1) as f64
+        self.confusion.pixel_accuracy().unwrap_or(0.0)
     }
 
     /// Per-class dice, `None` for a class absent from both prediction and truth.
     pub fn dice(&self) -> Vec<Option<f64>> {
-        (0..self.inter.len())
-            .map(|c| {
-                let d = self.pred[c] + self.truth[c];
-                (d > 0).then(|| 2.0 * self.inter[c] as f64 / d as f64)
-            })
-            .collect()
+        self.confusion.dice()
     }
 
     /// Per-class IoU, `None` for a class absent from both.
     pub fn iou(&self) -> Vec<Option<f64>> {
-        (0..self.inter.len())
-            .map(|c| {
-                let u = self.pred[c] + self.truth[c] - self.inter[c];
-                (u > 0).then(|| self.inter[c] as f64 / u as f64)
-            })
-            .collect()
+        self.confusion.iou()
     }
 }
 
-/// Mean over the classes present (fastai's `DiceMulti` skips NaN).
-pub fn mean_present(v: &[Option<f64>]) -> f64 {
-    let present: Vec<f64> = v.iter().flatten().copied().collect();
-    present.iter().sum::<f64>() / present.len().max(1) as f64
+/// Mean over the classes present (fastai's `DiceMulti` skips NaN), leaving out `except`; 0
+/// when none is.
+pub fn mean_present(v: &[Option<f64>], except: Option<usize>) -> f64 {
+    metrics::mean_present(v, except).unwrap_or(0.0)
 }
 
 /// Runs the inference twin of `net` over batches and scores it.
@@ -317,15 +297,7 @@ pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
             device,
         )?;
         let (dice, iou) = (scores.dice(), scores.iou());
-        let fg = |v: &[Option<f64>]| {
-            let kept: Vec<Option<f64>> = v
-                .iter()
-                .enumerate()
-                .filter(|(c, _)| Some(*c) != fit.background)
-                .map(|(_, x)| *x)
-                .collect();
-            mean_present(&kept)
-        };
+        let fg = |v: &[Option<f64>]| mean_present(v, fit.background);
         let rec = EpochRecord {
             mean_dice_fg: fg(&dice),
             mean_iou_fg: fg(&iou),
@@ -333,8 +305,8 @@ pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
             epoch: e,
             train_loss: sum / count.max(1) as f64,
             valid_loss: scores.loss(),
-            mean_dice: mean_present(&dice),
-            mean_iou: mean_present(&iou),
+            mean_dice: mean_present(&dice, None),
+            mean_iou: mean_present(&iou, None),
             dice,
             iou,
             pixel_accuracy: scores.pixel_accuracy(),
@@ -358,7 +330,7 @@ mod tests {
         // truth:  0 0 1 1 255 ; pred: 0 1 1 1 3   (class 2 absent from both, class 3 only
         // predicted on an ignored pixel, so absent too)
         s.add(&[0, 1, 1, 1, 3], &[0, 0, 1, 1, 255], 0.5);
-        assert_eq!(s.pixels, 4);
+        assert_eq!(s.pixels(), 4);
         assert!((s.pixel_accuracy() - 0.75).abs() < 1e-12);
         let dice = s.dice();
         assert_eq!(dice[0], Some(2.0 * 1.0 / (1.0 + 2.0)));
@@ -367,7 +339,7 @@ mod tests {
         let iou = s.iou();
         assert_eq!(iou[0], Some(0.5));
         assert_eq!(iou[1], Some(2.0 / 3.0));
-        assert!((mean_present(&dice) - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-12);
+        assert!((mean_present(&dice, None) - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-12);
         assert!((s.loss() - 0.5).abs() < 1e-12);
         // a batch of only ignored pixels changes nothing
         let before = s.clone();

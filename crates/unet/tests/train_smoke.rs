@@ -130,8 +130,8 @@ fn evaluation_uses_running_statistics_and_counts_labelled_pixels() {
     };
     let labelled = b.masks.iter().filter(|&&m| m != 255).count() as u64;
     let a = unet::train::evaluate(&net, std::iter::once(Ok(b.clone())), 3, &d).unwrap();
-    assert_eq!(a.pixels, labelled);
-    assert_eq!(a.pred.iter().sum::<u64>(), labelled);
+    assert_eq!(a.pixels(), labelled);
+    assert_eq!((0..3).map(|c| a.confusion.pred_pixels(c)).sum::<u64>(), labelled);
     // BatchNorm uses its running statistics at inference: the images scored one at a time give
     // the same predictions as scored together (batch statistics would differ)
     let half = s * s;
@@ -142,10 +142,7 @@ fn evaluation_uses_running_statistics_and_counts_labelled_pixels() {
         masks: b.masks[k * half..(k + 1) * half].to_vec(),
     };
     let split = unet::train::evaluate(&net, [Ok(one(0)), Ok(one(1))].into_iter(), 3, &d).unwrap();
-    assert_eq!(
-        (&a.pred, &a.inter, a.correct),
-        (&split.pred, &split.inter, split.correct)
-    );
+    assert_eq!(a.confusion, split.confusion);
 }
 
 /// A split manifest of `n` synthetic 32×32 photos (PNG) and masks (TIFF) in `dir`.

@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use facepipe_core::cli::Common;
+use unet::device::DeviceSpec;
+use unet::infer::Weights;
+use unet_eval::{Outside, Select};
+
+/// Runs a trained UNet over a manifest: predicted masks at each image's full resolution,
+/// `pred_mask` added to the items, and scores of the labelled ones.
+///
+/// The prediction is made from the model's centre crop/resize (and, by default, overlapping
+/// square tiles covering the rest of a non-square image), its probabilities resized back and
+/// the class taken at full resolution. --out-dir gets masks/, colour/, overlay/, eval.json,
+/// per_image.csv, confusion.csv/png, contact_sheet.png and report.md; the output manifest
+/// (the selected items) is written last.
+#[derive(Parser, Debug)]
+#[command(
+    version = facepipe_core::LONG_VERSION,
+    after_help = "Examples:\n  unet-eval --model runs/mut1ny -i out/split.json -o out/predictions.json --out-dir out/eval\n  unet-eval --model runs/mut1ny -i photos.json -o preds.json --out-dir preds --split all --device cuda --bs 32"
+)]
+struct Args {
+    /// Model directory written by unet-train (its model.json and weights).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Input manifest (`-` for stdin): items with `image`, and `mask` where labelled.
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    input: PathBuf,
+    /// Output manifest (`-` for stdout): the selected items, each with `pred_mask`.
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    output: PathBuf,
+    /// Folder for the masks, pictures and reports (refused if it holds anything but a previous unet-eval).
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Which items to run: those of one split, or all (scores are given per split).
+    #[arg(long, value_enum, default_value_t = Select::All)]
+    split: Select,
+    /// Pixels outside the centre square of a non-square image: predicted from tiles, or not predicted (255).
+    #[arg(long, value_enum, default_value_t = Outside::Tile)]
+    outside: Outside,
+    /// Which saved model: best (lowest valid loss) or last.
+    #[arg(long, default_value = "best", value_parser = clap::value_parser!(Weights))]
+    weights: Weights,
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(DeviceSpec))]
+    device: DeviceSpec,
+    /// Tiles per forward pass.
+    #[arg(long, default_value_t = 8)]
+    bs: usize,
+    /// Worst and best images on the contact sheet (each).
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    contact: usize,
+    /// Replace an output manifest this stage did not write.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn main() -> ExitCode {
+    facepipe_core::cli::main_chatty(
+        unet_eval::STAGE,
+        |a: &mut Args| &mut a.common,
+        |a| {
+            let cfg = unet_eval::Config {
+                model_dir: a.model,
+                weights: a.weights,
+                input: a.input,
+                output: a.output,
+                out_dir: a.out_dir,
+                select: a.split,
+                outside: a.outside,
+                device: a.device,
+                bs: a.bs,
+                contact: a.contact,
+                force: a.force,
+            };
+            let o = unet_eval::run(&cfg, &a.common.progress(0, "unet-eval"))?;
+            unet_eval::report::log_summary(&o.eval);
+            Ok(())
+        },
+    )
+}

@@ -1,0 +1,393 @@
+//! `unet-eval` end to end: a tiny model trained by `unet-train` on generated photos (square
+//! and not), run over labelled and unlabelled items; the errors a user can run into.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use predicates::str::contains;
+use serde_json::{Value, json};
+
+/// A photo with a bright box (class 1) on a dark ground, and its mask.
+fn sample(w: u32, h: u32, i: u32) -> (image::RgbImage, image::GrayImage) {
+    let (bx, by) = ((i * 7) % (w - 12), (i * 11) % (h - 12));
+    let mask = image::GrayImage::from_fn(w, h, |x, y| {
+        image::Luma([u8::from((bx..bx + 12).contains(&x) && (by..by + 12).contains(&y))])
+    });
+    let photo = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = if mask.get_pixel(x, y).0[0] == 1 { 210 } else { 50 } + ((x * 3 + y * 5) % 20) as u8;
+        image::Rgb([v, v / 2 + 20, 255 - v])
+    });
+    (photo, mask)
+}
+
+fn classes() -> Value {
+    json!([{"id":0,"name":"background","rgb":[0,0,0]}, {"id":1,"name":"box","rgb":[255,255,255]}])
+}
+
+fn write_manifest(p: &Path, items: Vec<Value>) {
+    let m = json!({"schema":"facepipe/dataset","schema_version":1,"classes":classes(),
+        "items":items,"provenance":[]});
+    std::fs::write(p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
+fn bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_unet-eval")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build every stage first (cargo build --release --workspace --bins, as make test does)",
+        p.display()
+    );
+    p
+}
+
+/// A model trained once for all tests (seconds): smp, 32 px, on 8 square 32×32 samples.
+fn model() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut items = vec![];
+        for i in 0..8 {
+            let (p, m) = sample(32, 32, i);
+            p.save(dir.join(format!("t{i}.png"))).unwrap();
+            m.save(dir.join(format!("t{i}.tif"))).unwrap();
+            let split = if i < 6 { "train" } else { "valid" };
+            items.push(json!({"id": format!("t{i}"), "image": format!("t{i}.png"),
+                "mask": format!("t{i}.tif"), "split": split}));
+        }
+        write_manifest(&dir.join("split.json"), items);
+        let out = dir.join("model");
+        Command::new(bin("unet-train"))
+            .arg("-i")
+            .arg(dir.join("split.json"))
+            .arg("--out-dir")
+            .arg(&out)
+            .args(["--arch", "smp", "--size", "32", "--bs", "2", "--fine-tune-epochs", "0"])
+            .args(["--no-lr-find", "--epochs", "2", "--lr", "1e-3", "-q"])
+            .assert()
+            .success();
+        out
+    })
+}
+
+/// A manifest of mixed items in `dir`: square and non-square labelled ones (valid and train),
+/// an unlabelled one; every item has an extra field to carry through.
+fn eval_set(dir: &Path) -> PathBuf {
+    let mut items = vec![];
+    for (i, (w, h, split)) in [
+        (32, 32, "valid"),
+        (48, 32, "valid"),
+        (32, 56, "valid"),
+        (40, 40, "train"),
+        (64, 36, "train"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (p, m) = sample(w, h, i as u32 + 3);
+        p.save(dir.join(format!("e{i}.png"))).unwrap();
+        m.save(dir.join(format!("e{i}.tif"))).unwrap();
+        items.push(
+            json!({"id": format!("faces/e{i}"), "image": format!("e{i}.png"), "mask": format!("e{i}.tif"),
+            "split": split, "participant": format!("P{i}")}),
+        );
+    }
+    let (p, _) = sample(50, 30, 9);
+    p.save(dir.join("u.png")).unwrap();
+    items.push(json!({"id": "faces/unlabelled", "image": "u.png", "split": "valid", "participant": "P9"}));
+    let p = dir.join("set.json");
+    write_manifest(&p, items);
+    p
+}
+
+fn eval(model: &Path, input: &Path, out: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(bin("unet-eval"));
+    c.arg("--model")
+        .arg(model)
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .arg("--out-dir")
+        .arg(dir)
+        .args(["--bs", "3"]);
+    c
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn close(a: &Value, b: &Value, tol: f64) -> bool {
+    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= tol
+}
+
+#[test]
+fn predicts_every_item_at_full_resolution_and_scores_the_labelled_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = eval_set(tmp.path());
+    let (out, dir) = (tmp.path().join("pred.json"), tmp.path().join("eval"));
+    eval(model(), &set, &out, &dir)
+        .assert()
+        .success()
+        .stderr(contains("images/s"))
+        .stderr(contains("valid (3 images), full resolution"));
+
+    let m = read_json(&out);
+    let items = m["items"].as_array().unwrap();
+    assert_eq!(items.len(), 6);
+    for it in items {
+        // every field carried through, pred_mask added, relative to the manifest
+        assert!(it["participant"].as_str().unwrap().starts_with('P'));
+        let pm = tmp.path().join(it["pred_mask"].as_str().unwrap());
+        let img = image::open(tmp.path().join(it["image"].as_str().unwrap())).unwrap();
+        let pred = image::open(&pm).unwrap().to_luma8();
+        assert_eq!(pred.dimensions(), (img.width(), img.height()), "{}", pm.display());
+        // tiles cover non-square images: every pixel predicted, as a class of the model
+        assert!(pred.as_raw().iter().all(|&v| v < 2), "{}", pm.display());
+    }
+    assert!(dir.join("masks/faces/e1.tif").is_file());
+    assert!(dir.join("colour/faces/unlabelled.png").is_file());
+    assert!(dir.join("overlay/faces/e2.png").is_file());
+    let step = m["provenance"].as_array().unwrap().last().unwrap();
+    assert_eq!(step["stage"], "unet-eval");
+    assert_eq!(
+        step["inputs"].as_array().unwrap().len(),
+        3,
+        "manifest, model.json, weights"
+    );
+
+    let e = read_json(&dir.join("eval.json"));
+    assert_eq!((e["items"].as_u64(), e["labelled"].as_u64()), (Some(6), Some(5)));
+    assert_eq!(e["headline"], "valid");
+    let groups = e["groups"].as_array().unwrap();
+    assert_eq!(
+        groups.iter().map(|g| g["name"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["valid", "train"]
+    );
+    let valid = &groups[0];
+    assert_eq!(valid["images"], 3);
+    // full resolution scores every labelled pixel of the three valid images
+    assert_eq!(valid["full_resolution"]["pixels"], 32 * 32 + 48 * 32 + 32 * 56);
+    assert_eq!(valid["full_resolution"]["unpredicted_pixels"], 0);
+    // model resolution: three 32×32 centre crops
+    assert_eq!(valid["model_resolution"]["pixels"], 3 * 32 * 32);
+    let conf = &valid["full_resolution"]["confusion"];
+    let total: u64 = conf
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, valid["full_resolution"]["pixels"].as_u64().unwrap());
+    for k in ["model_json_sha256", "weights_sha256"] {
+        assert_eq!(e["model"][k].as_str().unwrap().len(), 64);
+    }
+    assert!(e["throughput"]["images_per_s"].as_f64().unwrap() > 0.0);
+    // the tiles of the non-square images went through the network: 1 + 3 + 3 + 1 + 3 + 3
+    assert_eq!(e["throughput"]["tiles"], 14);
+
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(dir.join("per_image.csv"))
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 5, "one row per labelled image");
+    assert_eq!(&rows[1][0], "faces/e1");
+    assert_eq!(&rows[1][1], "valid");
+    assert_eq!(&rows[1][5], (48 * 32).to_string());
+    let conf_csv = std::fs::read_to_string(dir.join("confusion.csv")).unwrap();
+    assert!(
+        conf_csv.starts_with("truth \\ predicted,background,box\n"),
+        "{conf_csv}"
+    );
+    for f in ["confusion.png", "contact_sheet.png", "report.md"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("](contact_sheet.png)") && report.contains("| valid | 3 | full |"));
+}
+
+#[test]
+fn model_resolution_scores_on_the_training_valid_set_reproduce_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let split = model().parent().unwrap().join("split.json");
+    let (out, dir) = (tmp.path().join("p.json"), tmp.path().join("e"));
+    eval(model(), &split, &out, &dir)
+        .args(["--split", "valid"])
+        .assert()
+        .success();
+    let e = read_json(&dir.join("eval.json"));
+    let g = &e["groups"][0];
+    assert_eq!((g["name"].as_str(), g["images"].as_u64()), (Some("valid"), Some(2)));
+    let rec = &read_json(&model().join("model.json"))["best"]["record"];
+    let s = &g["model_resolution"];
+    assert!(
+        close(&s["loss"], &rec["valid_loss"], 1e-5),
+        "{} vs {}",
+        s["loss"],
+        rec["valid_loss"]
+    );
+    for k in ["pixel_accuracy", "mean_iou", "mean_dice", "mean_iou_fg"] {
+        assert!(close(&s[k], &rec[k], 1e-9), "{k}: {} vs {}", s[k], rec[k]);
+    }
+    // square images: full resolution = model resolution scaled up; close, not equal
+    assert!(close(
+        &g["full_resolution"]["pixel_accuracy"],
+        &s["pixel_accuracy"],
+        0.05
+    ));
+    let m = read_json(&out);
+    assert_eq!(m["items"].as_array().unwrap().len(), 2, "only the selected items");
+}
+
+#[test]
+fn outside_none_leaves_the_sides_unpredicted_and_unscored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = eval_set(tmp.path());
+    let (out, dir) = (tmp.path().join("pred.json"), tmp.path().join("eval"));
+    eval(model(), &set, &out, &dir)
+        .args(["--outside", "none"])
+        .assert()
+        .success();
+    // e1 is 48×32: columns 0..8 and 40..48 are outside the centre square
+    let pred = image::open(dir.join("masks/faces/e1.tif")).unwrap().to_luma8();
+    for (x, _, p) in pred.enumerate_pixels() {
+        assert_eq!(p.0[0] == 255, !(8..40).contains(&x), "column {x}");
+    }
+    let e = read_json(&dir.join("eval.json"));
+    let full = &e["groups"][0]["full_resolution"];
+    // e1 loses 2·8·32 pixels, e2 (32×56) 2·12·32
+    assert_eq!(full["unpredicted_pixels"], 2 * 8 * 32 + 2 * 12 * 32);
+    assert_eq!(full["pixels"], 3 * 32 * 32);
+    assert_eq!(e["throughput"]["tiles"], 6);
+}
+
+#[test]
+fn unlabelled_manifests_get_masks_and_no_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, _) = sample(40, 30, 1);
+    p.save(tmp.path().join("a.png")).unwrap();
+    // no classes, no split, no mask: what xml-pairs' output would be for bare photos
+    let m = json!({"schema":"facepipe/dataset","schema_version":1,"items":[{"id":"a","image":"a.png"}]});
+    let input = tmp.path().join("in.json");
+    std::fs::write(&input, m.to_string()).unwrap();
+    let (out, dir) = (tmp.path().join("p.json"), tmp.path().join("e"));
+    eval(model(), &input, &out, &dir).assert().success();
+    let e = read_json(&dir.join("eval.json"));
+    assert_eq!(
+        (e["labelled"].as_u64(), e["groups"].as_array().unwrap().len()),
+        (Some(0), 0)
+    );
+    assert!(!dir.join("per_image.csv").exists() && dir.join("report.md").exists());
+    let m = read_json(&out);
+    assert_eq!(m["classes"], classes(), "the model's palette travels on");
+    assert!(dir.join("masks/a.tif").is_file());
+}
+
+/// Runs `cmd`, expects failure with `msg`, and checks nothing was written.
+fn fails_cleanly(mut cmd: Command, msg: &str, out: &Path, dir: &Path) {
+    cmd.assert().failure().code(1).stderr(contains(msg));
+    assert!(!out.exists(), "{} written", out.display());
+    assert!(!dir.exists(), "{} created", dir.display());
+}
+
+/// A copy of the shared model directory to break.
+fn model_copy(to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(model()).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    to.to_path_buf()
+}
+
+#[test]
+fn broken_models_and_inputs_are_named_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let set = eval_set(t);
+    let (out, dir) = (t.join("pred.json"), t.join("eval"));
+
+    // a model whose palette differs from the manifest's
+    let bad = model_copy(&t.join("palette"));
+    let mut info = read_json(&bad.join("model.json"));
+    info["classes"][1]["name"] = "hat".into();
+    std::fs::write(bad.join("model.json"), info.to_string()).unwrap();
+    fails_cleanly(eval(&bad, &set, &out, &dir), "do not match the model's", &out, &dir);
+
+    // a model directory without its weight file
+    let bad = model_copy(&t.join("noweights"));
+    std::fs::remove_file(bad.join("best.bpk")).unwrap();
+    fails_cleanly(eval(&bad, &set, &out, &dir), "best weights", &out, &dir);
+
+    // weights of another architecture than model.json says
+    let bad = model_copy(&t.join("arch"));
+    let mut info = read_json(&bad.join("model.json"));
+    info["arch"] = "fastai".into();
+    std::fs::write(bad.join("model.json"), info.to_string()).unwrap();
+    fails_cleanly(eval(&bad, &set, &out, &dir), "do not fit a fastai UNet", &out, &dir);
+
+    // not a model directory
+    fails_cleanly(eval(t, &set, &out, &dir), "model.json", &out, &dir);
+
+    // a mask value beyond the classes: named with its file, before anything is written
+    image::GrayImage::from_pixel(40, 40, image::Luma([7]))
+        .save(t.join("e3.tif"))
+        .unwrap();
+    fails_cleanly(eval(model(), &set, &out, &dir), "e3.tif has value 7", &out, &dir);
+    let (p, m) = sample(40, 40, 3);
+    p.save(t.join("e3.png")).unwrap();
+    m.save(t.join("e3.tif")).unwrap();
+
+    // a mask of another size than its image
+    image::GrayImage::new(10, 10).save(t.join("e0.tif")).unwrap();
+    fails_cleanly(eval(model(), &set, &out, &dir), "is 32×32 but its mask", &out, &dir);
+    sample(32, 32, 3).1.save(t.join("e0.tif")).unwrap();
+
+    // a missing image
+    std::fs::rename(t.join("u.png"), t.join("u.bak")).unwrap();
+    fails_cleanly(eval(model(), &set, &out, &dir), "cannot read image", &out, &dir);
+    std::fs::rename(t.join("u.bak"), t.join("u.png")).unwrap();
+
+    // --split valid on a manifest without splits
+    let plain = t.join("plain.json");
+    let mut m = read_json(&set);
+    for it in m["items"].as_array_mut().unwrap() {
+        it.as_object_mut().unwrap().remove("split");
+    }
+    std::fs::write(&plain, m.to_string()).unwrap();
+    let mut c = eval(model(), &plain, &out, &dir);
+    c.args(["--split", "valid"]);
+    fails_cleanly(c, "run split first", &out, &dir);
+
+    // a foreign, non-empty output directory is never touched
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    eval(model(), &set, &out, &dir)
+        .assert()
+        .failure()
+        .stderr(contains("not written by unet-eval"));
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
+    assert!(!out.exists());
+
+    // a previous run's directory is replaced; a foreign -o file is refused without --force
+    let d2 = t.join("eval2");
+    eval(model(), &set, &out, &d2).assert().success();
+    std::fs::write(d2.join("masks/stale.tif"), "x").unwrap();
+    eval(model(), &set, &out, &d2).assert().success();
+    assert!(
+        !d2.join("masks/stale.tif").exists(),
+        "the previous run's files were replaced"
+    );
+    let foreign = t.join("foreign.json");
+    std::fs::write(&foreign, "{}").unwrap();
+    eval(model(), &set, &foreign, &t.join("eval3"))
+        .assert()
+        .failure()
+        .stderr(contains("refusing to overwrite"));
+    assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "{}");
+}
