@@ -1,7 +1,7 @@
 # facepipe: the pipeline as make targets. Each stage's output manifest is its target, so an
 # interrupted `make all` resumes and an unchanged stage does not rerun.
 #
-#   make all                          demo data → xml-pairs → rgb2class → split → unet-train
+#   make all                          demo data → xml-pairs → rgb2class → split → unet-train → unet-eval
 #   make all DATA_DIR=/data/mut1ny    the same on a real dataset (folder holding training.xml)
 #   make all SPLIT="python3 pipelines/split.py"    swap a stage for your own command
 #   make help                         everything else
@@ -34,12 +34,17 @@ RGB2CLASS ?= $(BIN)/rgb2class
 SPLIT ?= $(BIN)/split
 CHECK ?= $(BIN)/manifest-check
 UNET_TRAIN ?= $(BIN)/unet-train
+UNET_EVAL ?= $(BIN)/unet-eval
 
 # Training: a CPU-sized configuration for the demo (small inputs, the slim decoder, a short
 # recipe); pipelines/mut1ny-gpu.mk holds the full reference configuration for a GPU.
 MODEL_DIR ?= $(OUT_DIR)/model
 DEVICE ?= cpu
 TRAIN_ARGS ?= --arch smp --size 64 --bs 8 --recipe pipelines/demo-recipe.json
+
+# Evaluation: every item (scores per split), predicted masks at full resolution.
+EVAL_DIR ?= $(OUT_DIR)/eval
+EVAL_ARGS ?= --split all --bs 8
 
 # How `build` builds the stages (set BUILD=: to use binaries built elsewhere, with BIN=DIR).
 BUILD ?= $(CARGO) build --release --workspace --bins --quiet
@@ -48,11 +53,12 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas bench bench-unet parity clean help
+.PHONY: all build test lint fmt schemas bench bench-unet bench-eval parity clean help
 
-all: $(MODEL_DIR)/model.json ## run the pipeline (demo data unless DATA_DIR is set) and summarise
-	@$(CHECK) --require mask --require split $(OUT_DIR)/split.json
+all: $(OUT_DIR)/predictions.json ## run the pipeline (demo data unless DATA_DIR is set) and summarise
+	@$(CHECK) --require pred_mask $<
 	@$(UNET_TRAIN) --summary $(MODEL_DIR)
+	@$(UNET_EVAL) --summary $(EVAL_DIR)
 
 build: ## build every stage (release)
 	@$(BUILD)
@@ -78,6 +84,10 @@ $(OUT_DIR)/split.json: $(OUT_DIR)/masks.json | build
 $(MODEL_DIR)/model.json: $(OUT_DIR)/split.json | build
 	$(UNET_TRAIN) -i $< --out-dir $(MODEL_DIR) --device $(DEVICE) --seed $(SEED) $(TRAIN_ARGS) \
 	  $$(if [ ! -f $@ ] && [ -f $(MODEL_DIR)/checkpoint/state.json ]; then echo --resume; else echo --force; fi)
+
+# A rerun replaces the previous evaluation directory (and nothing else).
+$(OUT_DIR)/predictions.json: $(MODEL_DIR)/model.json $(OUT_DIR)/split.json | build
+	$(UNET_EVAL) --model $(MODEL_DIR) -i $(OUT_DIR)/split.json -o $@ --out-dir $(EVAL_DIR) --device $(DEVICE) $(EVAL_ARGS)
 
 test: ## build and run every test (release profile, shared with `make all`)
 	$(CARGO) build --release --workspace --bins
@@ -105,6 +115,11 @@ bench-unet: ## UNet train step and inference on CPU, burn vs PyTorch (if TORCH_P
 	$(CARGO) build --release --quiet -p unet --example bench
 	pipelines/bench/unet_compare.sh $(CARGO_TARGET_DIR)/release/examples/bench $(TORCH_PYTHON) 2
 
+bench-eval: ## UNet inference throughput (images/s) at the demo size and at 448², burn vs PyTorch
+	$(CARGO) build --release --quiet -p unet --example bench
+	UNET_BENCH_MODE=infer UNET_BENCH_CONFIGS="smp:64:8 fastai:64:8 smp:448:4 fastai:448:4" UNET_BENCH_STEPS=3 \
+	  pipelines/bench/unet_compare.sh $(CARGO_TARGET_DIR)/release/examples/bench $(TORCH_PYTHON) 2
+
 parity: ## our ResNet34 encoder vs torchvision on the same weights (needs torch in TORCH_PYTHON)
 	$(CARGO) build --release --quiet -p unet --example encoder_features
 	$(TORCH_PYTHON) tests/parity/encoder_parity.py $(CARGO_TARGET_DIR)/release/examples/encoder_features
@@ -118,4 +133,5 @@ help: ## list targets and the variables you can override
 	@echo "Variables: OUT_DIR=$(OUT_DIR) DATA_DIR=$(DATA_DIR) DEMO_COUNT=$(DEMO_COUNT) DEMO_SIZE=$(DEMO_SIZE)"
 	@echo "           SEED=$(SEED) VALID_PCT=$(VALID_PCT) GROUP_BY=$(GROUP_BY) OFF_PALETTE=$(OFF_PALETTE) PALETTE=$(PALETTE)"
 	@echo "           MODEL_DIR=$(MODEL_DIR) DEVICE=$(DEVICE) TRAIN_ARGS=$(TRAIN_ARGS)"
+	@echo "           EVAL_DIR=$(EVAL_DIR) EVAL_ARGS=$(EVAL_ARGS)"
 	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN (set one to swap that stage)"

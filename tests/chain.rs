@@ -31,7 +31,12 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // stdout (make's commands) then stderr (the stages' logs and summaries)
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn stage(name: &str, dir: &Path) -> Command {
@@ -203,10 +208,30 @@ fn make_all_runs_resumes_and_swaps_stages() {
         (model["n_train"].as_u64(), model["n_valid"].as_u64()),
         (Some(4), Some(2))
     );
+    // the demo model evaluated on every item: masks, pictures, scores per split
+    let preds = read(&out.join("predictions.json"));
+    assert_eq!(preds["items"].as_array().unwrap().len(), 6);
+    assert!(
+        preds["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|it| it["pred_mask"].is_string())
+    );
+    let eval = read(&out.join("eval/eval.json"));
+    assert_eq!(eval["groups"][0]["name"], "valid");
+    assert!(out.join("eval/contact_sheet.png").is_file());
+    assert!(
+        first.contains("evaluation ") && first.contains("worst and best images"),
+        "{first}"
+    );
     // nothing changed: no stage reruns
     let second = make(&[TRAIN]);
     assert!(
-        !second.contains("xml-pairs --xml") && !second.contains("split -i") && !second.contains("unet-train -i"),
+        !second.contains("xml-pairs --xml")
+            && !second.contains("split -i")
+            && !second.contains("unet-train -i")
+            && !second.contains("unet-eval --model"),
         "{second}"
     );
     // an interrupted run resumes at the missing stage
@@ -223,5 +248,9 @@ fn make_all_runs_resumes_and_swaps_stages() {
     assert!(!out.join("model/model.json").exists());
     let fourth = make(&[TRAIN]);
     assert!(fourth.contains("--resume"), "{fourth}");
+    assert!(
+        fourth.contains("unet-eval --model"),
+        "a new model is evaluated again: {fourth}"
+    );
     assert_eq!(read(&out.join("model/model.json"))["epochs"].as_u64(), Some(2));
 }

@@ -22,8 +22,8 @@ use unet_eval::{Outside, Select};
 )]
 struct Args {
     /// Model directory written by unet-train (its model.json and weights).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "summary")]
+    model: Option<PathBuf>,
     /// Input manifest (`-` for stdin): items with `image`, and `mask` where labelled.
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     input: PathBuf,
@@ -31,8 +31,11 @@ struct Args {
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     output: PathBuf,
     /// Folder for the masks, pictures and reports (refused if it holds anything but a previous unet-eval).
-    #[arg(long, value_name = "DIR")]
-    out_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "summary")]
+    out_dir: Option<PathBuf>,
+    /// Print the summary of a finished evaluation directory and exit.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    summary: Option<PathBuf>,
     /// Which items to run: those of one split, or all (scores are given per split).
     #[arg(long, value_enum, default_value_t = Select::All)]
     split: Select,
@@ -63,12 +66,19 @@ fn main() -> ExitCode {
         unet_eval::STAGE,
         |a: &mut Args| &mut a.common,
         |a| {
+            if let Some(dir) = &a.summary {
+                eprintln!("{}", unet_eval::report::summary(dir)?);
+                return Ok(());
+            }
+            let (Some(model_dir), Some(out_dir)) = (a.model, a.out_dir) else {
+                anyhow::bail!("--model and --out-dir are required");
+            };
             let cfg = unet_eval::Config {
-                model_dir: a.model,
+                model_dir,
                 weights: a.weights,
                 input: a.input,
                 output: a.output,
-                out_dir: a.out_dir,
+                out_dir,
                 select: a.split,
                 outside: a.outside,
                 device: a.device,

@@ -732,6 +732,57 @@ pub fn log_summary(e: &EvalFile) {
     }
 }
 
+/// A short human summary of a finished evaluation directory (what `make all` prints).
+pub fn summary(dir: &Path) -> Result<String> {
+    use anyhow::Context as _;
+    let p = dir.join("eval.json");
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "reading {}: is {} a finished unet-eval directory?",
+            p.display(),
+            dir.display()
+        )
+    })?;
+    let e: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+    anyhow::ensure!(e["format"] == EVAL_FORMAT, "{} is not a unet-eval result", p.display());
+    let f = |v: &serde_json::Value| fmt_short(v.as_f64());
+    let t = &e["throughput"];
+    let mut out = format!(
+        "evaluation {}: {} images ({} labelled), {:.2} images/s on {}",
+        dir.display(),
+        e["items"],
+        e["labelled"],
+        t["images_per_s"].as_f64().unwrap_or(0.0),
+        e["settings"]["device"].as_str().unwrap_or("?")
+    );
+    for g in e["groups"].as_array().into_iter().flatten() {
+        for (res, k) in [
+            ("full resolution", "full_resolution"),
+            ("model resolution", "model_resolution"),
+        ] {
+            let s = &g[k];
+            out.push_str(&format!(
+                "\n  {} ({} images), {res}: pixel accuracy {}, mean IoU {} (foreground {}), mean dice {} (foreground {})",
+                g["name"].as_str().unwrap_or("?"),
+                g["images"],
+                f(&s["pixel_accuracy"]),
+                f(&s["mean_iou"]),
+                f(&s["mean_iou_fg"]),
+                f(&s["mean_dice"]),
+                f(&s["mean_dice_fg"])
+            ));
+        }
+    }
+    if dir.join("contact_sheet.png").is_file() {
+        out.push_str(&format!(
+            "\n  worst and best images: {}; report: {}",
+            dir.join("contact_sheet.png").display(),
+            dir.join("report.md").display()
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

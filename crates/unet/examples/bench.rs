@@ -5,6 +5,9 @@
 //! ```text
 //! cargo run --release -p unet --example bench -- smp 128 4 [steps]
 //! ```
+//!
+//! `UNET_BENCH_MODE=infer` times inference only (large inputs, where a training step would
+//! take minutes).
 
 use std::time::Instant;
 
@@ -27,7 +30,7 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize) -> (f64, f64) {
+fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize, train_too: bool) -> (f64, f64) {
     let d = FlexDevice;
     let n = bs * 3 * size * size;
     let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
@@ -36,7 +39,7 @@ fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize) -> 
     let yt = || Tensor::<AB, 3, Int>::from_data(TensorData::new(y.clone(), [bs, size, size]), &d);
     let mut opt = GroupAdam::<AB>::new(&net);
     let mut train = vec![];
-    for i in 0..steps + 1 {
+    for i in 0..if train_too { steps + 1 } else { 0 } {
         let t = Instant::now();
         let loss = masked_cross_entropy(net.logits(xt()), yt());
         let grads = loss.backward();
@@ -51,7 +54,8 @@ fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize) -> 
     let mut infer = vec![];
     for i in 0..steps + 1 {
         let t = Instant::now();
-        let p = inner.logits(xi.clone()).argmax(1).into_data();
+        // what unet-eval does: class probabilities, read back
+        let p = burn::tensor::activation::softmax(inner.logits(xi.clone()), 1).into_data();
         std::hint::black_box(p);
         if i > 0 {
             infer.push(t.elapsed().as_secs_f64());
@@ -67,13 +71,19 @@ fn main() {
     let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
     let bs: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let steps: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let train_too = std::env::var("UNET_BENCH_MODE").map_or(true, |m| m != "infer");
     let d = FlexDevice;
     let (train, infer) = match arch {
-        "fastai" => bench(FastaiUnet::<AB>::new(12, &d), size, bs, steps),
-        _ => bench(SmpUnet::<AB>::new(12, &d), size, bs, steps),
+        "fastai" => bench(FastaiUnet::<AB>::new(12, &d), size, bs, steps, train_too),
+        _ => bench(SmpUnet::<AB>::new(12, &d), size, bs, steps, train_too),
+    };
+    let train = if train_too {
+        format!("{train:.0} ms")
+    } else {
+        "skipped".into()
     };
     eprintln!(
-        "burn-flex {arch} {size}x{size} bs {bs}: train step {train:.0} ms, inference {infer:.0} ms, peak RSS {:.0} MiB",
+        "burn-flex {arch} {size}x{size} bs {bs}: train step {train}, inference {infer:.0} ms, peak RSS {:.0} MiB",
         peak_rss_mib()
     );
 }
