@@ -15,6 +15,7 @@ PRETRAINED ?=
 OUT_DIR ?= runs/mut1ny
 DEVICE ?= cuda
 TRAIN_ARGS ?= --arch fastai --size 448 --bs 12 $(if $(PRETRAINED),--pretrained $(PRETRAINED))
-BUILD ?= cargo build --release --workspace --bins --quiet --features unet-train/cuda
+EVAL_ARGS ?= --split all --bs 24
+BUILD ?= cargo build --release --workspace --bins --quiet --features unet-train/cuda,unet-eval/cuda
 
 include Makefile
