@@ -1,7 +1,7 @@
 # facepipe: the pipeline as make targets. Each stage's output manifest is its target, so an
 # interrupted `make all` resumes and an unchanged stage does not rerun.
 #
-#   make all                          demo data → xml-pairs → rgb2class → split → unet-train → unet-eval
+#   make all                          demo data → xml-pairs → rgb2class → split → unet-train → unet-eval → cheek-lab
 #   make all DATA_DIR=/data/mut1ny    the same on a real dataset (folder holding training.xml)
 #   make all SPLIT="python3 pipelines/split.py"    swap a stage for your own command
 #   make help                         everything else
@@ -35,6 +35,7 @@ SPLIT ?= $(BIN)/split
 CHECK ?= $(BIN)/manifest-check
 UNET_TRAIN ?= $(BIN)/unet-train
 UNET_EVAL ?= $(BIN)/unet-eval
+CHEEK_LAB ?= $(BIN)/cheek-lab
 
 # Training: a CPU-sized configuration for the demo (small inputs, the slim decoder, a short
 # recipe); pipelines/mut1ny-gpu.mk holds the full reference configuration for a GPU.
@@ -46,6 +47,11 @@ TRAIN_ARGS ?= --arch smp --size 64 --bs 8 --recipe pipelines/demo-recipe.json
 EVAL_DIR ?= $(OUT_DIR)/eval
 EVAL_ARGS ?= --split all --bs 8
 
+# Cheek colour, on the predicted masks and on the true ones, against the reference CSV (the
+# demo's participants.csv; set REFERENCE= for real data, or leave it empty for none).
+REFERENCE ?= $(if $(filter $(DATA_DIR),$(DEMO_DIR)),$(DEMO_DIR)/participants.csv,)
+CHEEK_ARGS ?=
+
 # How `build` builds the stages (set BUILD=: to use binaries built elsewhere, with BIN=DIR).
 BUILD ?= $(CARGO) build --release --workspace --bins --quiet
 
@@ -55,16 +61,21 @@ BENCH_SIZE ?= 512
 
 .PHONY: all build test lint fmt schemas bench bench-unet bench-eval parity clean help
 
-all: $(OUT_DIR)/predictions.json ## run the pipeline (demo data unless DATA_DIR is set) and summarise
-	@$(CHECK) --require pred_mask $<
+all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
+	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
 	@$(UNET_TRAIN) --summary $(MODEL_DIR)
 	@$(UNET_EVAL) --summary $(EVAL_DIR)
+	@$(CHEEK_LAB) --summary $(OUT_DIR)/cheeks.json
+	@$(CHEEK_LAB) --summary $(OUT_DIR)/cheeks_truth.json
 
 build: ## build every stage (release)
 	@$(BUILD)
 
 $(DEMO_DIR)/training.xml: | build
 	$(DEMO_FACES) --out $(DEMO_DIR) --count $(DEMO_COUNT) --size $(DEMO_SIZE) --seed $(SEED)
+
+# written with training.xml
+$(DEMO_DIR)/participants.csv: $(DEMO_DIR)/training.xml ;
 
 ifneq ($(DATA_DIR),$(DEMO_DIR))
 $(DATA_DIR)/training.xml:
@@ -88,6 +99,14 @@ $(MODEL_DIR)/model.json: $(OUT_DIR)/split.json | build
 # A rerun replaces the previous evaluation directory (and nothing else).
 $(OUT_DIR)/predictions.json: $(MODEL_DIR)/model.json $(OUT_DIR)/split.json | build
 	$(UNET_EVAL) --model $(MODEL_DIR) -i $(OUT_DIR)/split.json -o $@ --out-dir $(EVAL_DIR) --device $(DEVICE) $(EVAL_ARGS)
+
+$(OUT_DIR)/cheeks.csv: $(OUT_DIR)/predictions.json $(REFERENCE) | build
+	$(CHEEK_LAB) -i $< -o $@ --mask-field pred_mask $(if $(REFERENCE),--reference $(REFERENCE)) \
+	  --report $(OUT_DIR)/cheeks.json --qc-dir $(OUT_DIR)/cheek-qc $(CHEEK_ARGS)
+
+$(OUT_DIR)/cheeks_truth.csv: $(OUT_DIR)/split.json $(REFERENCE) | build
+	$(CHEEK_LAB) -i $< -o $@ --mask-field mask $(if $(REFERENCE),--reference $(REFERENCE)) \
+	  --report $(OUT_DIR)/cheeks_truth.json --qc-dir $(OUT_DIR)/cheek-qc-truth $(CHEEK_ARGS)
 
 test: ## build and run every test (release profile, shared with `make all`)
 	$(CARGO) build --release --workspace --bins
@@ -133,5 +152,5 @@ help: ## list targets and the variables you can override
 	@echo "Variables: OUT_DIR=$(OUT_DIR) DATA_DIR=$(DATA_DIR) DEMO_COUNT=$(DEMO_COUNT) DEMO_SIZE=$(DEMO_SIZE)"
 	@echo "           SEED=$(SEED) VALID_PCT=$(VALID_PCT) GROUP_BY=$(GROUP_BY) OFF_PALETTE=$(OFF_PALETTE) PALETTE=$(PALETTE)"
 	@echo "           MODEL_DIR=$(MODEL_DIR) DEVICE=$(DEVICE) TRAIN_ARGS=$(TRAIN_ARGS)"
-	@echo "           EVAL_DIR=$(EVAL_DIR) EVAL_ARGS=$(EVAL_ARGS)"
+	@echo "           EVAL_DIR=$(EVAL_DIR) EVAL_ARGS=$(EVAL_ARGS) REFERENCE=$(REFERENCE) CHEEK_ARGS=$(CHEEK_ARGS)"
 	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN (set one to swap that stage)"

@@ -142,6 +142,84 @@ pub fn lab_to_srgb(lab: [f64; 3], white: WhitePoint) -> [f64; 3] {
     lin.map(linear_to_srgb)
 }
 
+/// CIE76 colour difference ΔE\*ab: the Euclidean distance in L\*a\*b\*.
+pub fn delta_e76(a: [f64; 3], b: [f64; 3]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// CIEDE2000 colour difference (kL = kC = kH = 1), as written out by Sharma, Wu and Dalal
+/// (2005), including their conventions for hue angles at zero chroma and at 180° apart.
+pub fn ciede2000(lab1: [f64; 3], lab2: [f64; 3]) -> f64 {
+    let [l1, a1, b1] = lab1;
+    let [l2, a2, b2] = lab2;
+    let pow7 = |x: f64| x.powi(7);
+    let c_bar = ((a1.hypot(b1)) + (a2.hypot(b2))) / 2.0;
+    let g = 0.5 * (1.0 - (pow7(c_bar) / (pow7(c_bar) + pow7(25.0))).sqrt());
+    let (a1p, a2p) = ((1.0 + g) * a1, (1.0 + g) * a2);
+    let (c1p, c2p) = (a1p.hypot(b1), a2p.hypot(b2));
+    let hue = |b: f64, a: f64| {
+        if a == 0.0 && b == 0.0 {
+            0.0
+        } else {
+            b.atan2(a).to_degrees().rem_euclid(360.0)
+        }
+    };
+    let (h1p, h2p) = (hue(b1, a1p), hue(b2, a2p));
+    let dl = l2 - l1;
+    let dc = c2p - c1p;
+    let dh = if c1p * c2p == 0.0 {
+        0.0
+    } else {
+        match h2p - h1p {
+            d if d.abs() <= 180.0 => d,
+            d if d > 180.0 => d - 360.0,
+            d => d + 360.0,
+        }
+    };
+    let dhh = 2.0 * (c1p * c2p).sqrt() * (dh.to_radians() / 2.0).sin();
+    let l_bar = (l1 + l2) / 2.0;
+    let c_bar_p = (c1p + c2p) / 2.0;
+    let h_bar = if c1p * c2p == 0.0 {
+        h1p + h2p
+    } else if (h1p - h2p).abs() <= 180.0 {
+        (h1p + h2p) / 2.0
+    } else if h1p + h2p < 360.0 {
+        (h1p + h2p + 360.0) / 2.0
+    } else {
+        (h1p + h2p - 360.0) / 2.0
+    };
+    let cos = |deg: f64| deg.to_radians().cos();
+    let t = 1.0 - 0.17 * cos(h_bar - 30.0) + 0.24 * cos(2.0 * h_bar) + 0.32 * cos(3.0 * h_bar + 6.0)
+        - 0.20 * cos(4.0 * h_bar - 63.0);
+    let d_theta = 30.0 * (-((h_bar - 275.0) / 25.0).powi(2)).exp();
+    let rc = 2.0 * (pow7(c_bar_p) / (pow7(c_bar_p) + pow7(25.0))).sqrt();
+    let sl = 1.0 + 0.015 * (l_bar - 50.0).powi(2) / (20.0 + (l_bar - 50.0).powi(2)).sqrt();
+    let sc = 1.0 + 0.045 * c_bar_p;
+    let sh = 1.0 + 0.015 * c_bar_p * t;
+    let rt = -(2.0 * d_theta).to_radians().sin() * rc;
+    let (x, y, z) = (dl / sl, dc / sc, dhh / sh);
+    (x * x + y * y + z * z + rt * y * z).sqrt()
+}
+
+/// Individual typology angle ITA° = atan((L\* − 50) / b\*) in degrees; `None` for b\* ≤ 0,
+/// where the angle is not a skin measure.
+pub fn ita(lab: [f64; 3]) -> Option<f64> {
+    (lab[2] > 0.0).then(|| ((lab[0] - 50.0) / lab[2]).atan().to_degrees())
+}
+
+/// The skin category of an ITA° (Chardon et al. 1991; Del Bino et al. 2006): very light
+/// > 55°, light > 41°, intermediate > 28°, tan > 10°, brown > −30°, dark below.
+pub fn ita_category(ita: f64) -> &'static str {
+    match ita {
+        x if x > 55.0 => "very light",
+        x if x > 41.0 => "light",
+        x if x > 28.0 => "intermediate",
+        x if x > 10.0 => "tan",
+        x if x > -30.0 => "brown",
+        _ => "dark",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +306,33 @@ mod tests {
                 close(srgb_to_lab(lab_to_srgb(lab, w), w), lab, 1e-9);
             }
         }
+    }
+
+    #[test]
+    fn ciede2000_matches_sharma_wu_dalal() {
+        let data = include_str!("../tests/data/ciede2000_sharma2005.txt");
+        let mut n = 0;
+        for line in data.lines().filter(|l| !l.starts_with('#')) {
+            let v: Vec<f64> = line.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let (a, b) = ([v[0], v[1], v[2]], [v[3], v[4], v[5]]);
+            let d = ciede2000(a, b);
+            assert!((d - v[6]).abs() < 5e-5, "pair {}: {d} vs {}", n + 1, v[6]);
+            assert!((ciede2000(b, a) - d).abs() < 1e-9, "pair {} is not symmetric", n + 1);
+            n += 1;
+        }
+        assert_eq!(n, 34);
+        assert_eq!(ciede2000([50.0, 10.0, 20.0], [50.0, 10.0, 20.0]), 0.0);
+    }
+
+    #[test]
+    fn cie76_and_ita() {
+        assert_eq!(delta_e76([50.0, 0.0, 0.0], [53.0, 4.0, 0.0]), 5.0);
+        assert!((ita([60.0, 12.0, 10.0]).unwrap() - 45.0).abs() < 1e-12);
+        assert_eq!(ita([40.0, 12.0, 10.0]).map(ita_category), Some("dark"));
+        assert_eq!(ita([50.0, 12.0, 15.0]), Some(0.0));
+        assert_eq!(ita([60.0, 12.0, -1.0]), None);
+        assert_eq!(ita_category(56.0), "very light");
+        assert_eq!(ita_category(30.0), "intermediate");
+        assert_eq!(ita_category(-10.0), "brown");
     }
 }

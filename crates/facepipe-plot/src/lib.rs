@@ -161,6 +161,8 @@ impl Canvas {
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Draw each point as a dot instead of joining them (a scatter plot).
+    pub dots: bool,
 }
 
 /// A vertical marker line with a label (e.g. an lr_find suggestion).
@@ -303,6 +305,10 @@ impl LineChart {
                     continue;
                 }
                 let p = (px(x), py(y));
+                if s.dots {
+                    cv.rect(p.0 as i64 - 1, p.1 as i64 - 1, 3, 3, c);
+                    continue;
+                }
                 match prev {
                     Some(q) => cv.line(q, p, c, 2),
                     None if s.points.len() == 1 => cv.rect(p.0 as i64 - 2, p.1 as i64 - 2, 5, 5, c),
@@ -366,10 +372,12 @@ mod tests {
                 Series {
                     name: "train".into(),
                     points: vec![(0.0, 2.0), (1.0, 1.0), (2.0, 0.5)],
+                    dots: false,
                 },
                 Series {
                     name: "valid".into(),
                     points: vec![(0.0, 2.2), (1.0, 1.4), (2.0, f64::NAN)],
+                    dots: false,
                 },
             ],
             markers: vec![],
@@ -388,6 +396,7 @@ mod tests {
             series: vec![Series {
                 name: "loss".into(),
                 points: (0..100).map(|i| (1e-7 * 10f64.powf(i as f64 * 0.08), 2.0)).collect(),
+                dots: false,
             }],
             markers: vec![Marker {
                 x: 1e-3,

@@ -508,10 +508,12 @@ fn plot_losses(path: &Path, records: &[EpochRecord]) -> Result<()> {
             Series {
                 name: "train".into(),
                 points: pts(|r| r.train_loss),
+                dots: false,
             },
             Series {
                 name: "valid".into(),
                 points: pts(|r| r.valid_loss),
+                dots: false,
             },
         ],
         markers: vec![],
@@ -550,6 +552,7 @@ fn write_lr_finds(dir: &Path, finds: &[LrFind]) -> Result<()> {
         series: vec![Series {
             name: "loss".into(),
             points: last.lrs.iter().copied().zip(last.losses.iter().copied()).collect(),
+            dots: false,
         }],
         markers,
     };

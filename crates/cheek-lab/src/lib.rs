@@ -1,0 +1,783 @@
+//! `cheek-lab`: left and right cheek CIE L\*a\*b\* of every face, from its segmentation.
+//!
+//! The reference measurements this replaces were made by hand: a person put a square of about
+//! 50×50 px on each cheek in Photoshop and read the mean L\*a\*b\*. This stage places the
+//! squares from the class mask ([`faces`]), averages the skin pixels inside them
+//! ([`measure`]), and, with a reference CSV, says how far it is from the hand measurements
+//! ([`reference`]).
+//!
+//! Nothing is written until every item has been measured; the CSV comes last.
+
+pub mod faces;
+pub mod measure;
+pub mod qc;
+pub mod reference;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use facepipe_core::colour::{self, WhitePoint};
+use facepipe_core::io::{InputFile, read_input, write_atomic};
+use facepipe_core::{Item, Manifest};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use faces::{Cheek, Placement, Roles};
+use measure::{Averaging, CheekResult};
+
+pub const STAGE: &str = "cheek-lab";
+pub const REPORT_FORMAT: &str = "facepipe.cheek-lab";
+
+/// Which faces of an image to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Faces {
+    /// The largest face region only (the subject).
+    Largest,
+    /// Every face region (connected components), largest first.
+    All,
+}
+
+/// Which of our columns matches the reference's id column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinOn {
+    /// `ID#FACE` (face 0 = largest): the demo's `participant_id`.
+    FaceId,
+    /// The item id (one face per image).
+    Id,
+}
+
+/// Class names of the roles.
+#[derive(Clone, Debug)]
+pub struct ClassNames {
+    pub skin: String,
+    pub eyes: String,
+    pub nose: String,
+    pub lips: String,
+    pub brows: String,
+    /// Glasses (their lenses place the eyes when sunglasses hide them); ignored when absent
+    /// from the palette.
+    pub glasses: String,
+    /// Every class that is part of a face (not hair, not ears).
+    pub face_region: Vec<String>,
+}
+
+impl Default for ClassNames {
+    /// The Mut1ny palette's names.
+    fn default() -> Self {
+        ClassNames {
+            skin: "general face".into(),
+            eyes: "eyes".into(),
+            nose: "nose".into(),
+            lips: "lips".into(),
+            brows: "eyebrows".into(),
+            glasses: "specs/sunglasses".into(),
+            face_region: [
+                "general face",
+                "eyes",
+                "nose",
+                "lips",
+                "eyebrows",
+                "teeth",
+                "facial hair",
+                "specs/sunglasses",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub mask_field: String,
+    pub reference: Option<PathBuf>,
+    pub ref_columns: reference::Columns,
+    pub join: JoinOn,
+    pub report: Option<PathBuf>,
+    pub qc_dir: Option<PathBuf>,
+    pub faces: Faces,
+    pub white: WhitePoint,
+    pub averaging: Averaging,
+    /// Patch side at the reference face width.
+    pub patch_px: f64,
+    pub reference_face_width: f64,
+    /// Smallest share of the patch that must be skin.
+    pub min_skin: f64,
+    pub classes: ClassNames,
+    pub placement: Placement,
+    pub force: bool,
+}
+
+/// One face's row.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaceRow {
+    pub id: String,
+    pub face: usize,
+    pub face_id: String,
+    pub image: String,
+    pub mask: String,
+    pub faces_in_image: usize,
+    pub face_pixels: usize,
+    pub eye_distance_px: Option<f64>,
+    pub face_width_px: Option<f64>,
+    /// What the patch size was scaled from.
+    pub scale_from: &'static str,
+    /// The eyes were placed from sunglasses.
+    pub eyes_from_glasses: bool,
+    pub patch_px: u32,
+    pub fwhr: Option<f64>,
+    pub fwhr_reason: String,
+    pub left: CheekResult,
+    pub right: CheekResult,
+    #[serde(skip)]
+    pub centres: [Option<faces::P>; 2],
+    #[serde(skip)]
+    pub eyes: Vec<faces::P>,
+    #[serde(skip)]
+    pub label: u32,
+}
+
+/// An item's faces (or the reason there are none).
+#[derive(Clone, Debug)]
+pub struct ItemResult {
+    pub rows: Vec<FaceRow>,
+    pub warnings: Vec<String>,
+    /// For the QC pictures.
+    pub image: Option<PathBuf>,
+    pub mask: Option<PathBuf>,
+}
+
+fn roles(classes: &[facepipe_core::Class], names: &ClassNames, shown: &str) -> Result<Roles> {
+    let find =
+        |n: &str| -> Result<u8> {
+            classes.iter().find(|c| c.name.eq_ignore_ascii_case(n)).map(|c| c.id).with_context(|| {
+            format!(
+                "class {n:?} is not among the classes of {shown} ({}); name the classes with the --*-class flags",
+                classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        })
+        };
+    let mut face_region = [false; 256];
+    for n in &names.face_region {
+        face_region[usize::from(find(n)?)] = true;
+    }
+    let r = Roles {
+        skin: find(&names.skin)?,
+        eyes: find(&names.eyes)?,
+        nose: find(&names.nose)?,
+        lips: find(&names.lips)?,
+        brows: find(&names.brows)?,
+        glasses: find(&names.glasses).ok(),
+        face_region,
+    };
+    for c in [r.skin, r.eyes, r.nose, r.lips, r.brows] {
+        face_region[usize::from(c)] = true;
+    }
+    Ok(Roles { face_region, ..r })
+}
+
+/// Reads a photo as 8-bit sRGB; warns when it embeds an ICC profile that is not sRGB.
+fn read_photo(path: &Path) -> Result<(image::RgbImage, Option<String>)> {
+    use image::ImageDecoder as _;
+    let shown = path.display();
+    let mut dec = image::ImageReader::open(path)
+        .with_context(|| format!("cannot read image {shown}"))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read image {shown}"))?
+        .into_decoder()
+        .with_context(|| format!("cannot decode image {shown}"))?;
+    let icc = dec.icc_profile().ok().flatten();
+    let warn = icc.filter(|p| !p.windows(4).any(|w| w == b"sRGB")).map(|_| {
+        format!("image {shown} embeds an ICC profile that is not sRGB; its values are measured as if they were sRGB")
+    });
+    let img = image::DynamicImage::from_decoder(dec)
+        .with_context(|| format!("cannot decode image {shown}"))?
+        .to_rgb8();
+    Ok((img, warn))
+}
+
+fn read_mask(path: &Path, n_classes: usize) -> Result<image::GrayImage> {
+    let shown = path.display();
+    let img = image::open(path).with_context(|| format!("cannot read mask {shown}"))?;
+    let m = match img {
+        image::DynamicImage::ImageLuma8(m) => m,
+        other => bail!("mask {shown} is {:?}, not an 8-bit class-index image", other.color()),
+    };
+    if let Some(&v) = m.as_raw().iter().find(|&&v| usize::from(v) >= n_classes && v != 255) {
+        bail!("mask {shown} has value {v}, but there are only {n_classes} classes (and 255)");
+    }
+    Ok(m)
+}
+
+fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Result<ItemResult> {
+    let image = it.image.as_ref().map(PathBuf::from);
+    let mask_path = it.field(&cfg.mask_field).and_then(|v| v.as_str().map(PathBuf::from));
+    let shown = |p: &Option<PathBuf>| p.as_ref().map_or(String::new(), |p| p.display().to_string());
+    let empty_row = |reason: &str| FaceRow {
+        id: it.id.clone(),
+        face: 0,
+        face_id: format!("{}#0", it.id),
+        image: shown(&image),
+        mask: shown(&mask_path),
+        faces_in_image: 0,
+        face_pixels: 0,
+        eye_distance_px: None,
+        face_width_px: None,
+        scale_from: "",
+        eyes_from_glasses: false,
+        patch_px: 0,
+        fwhr: None,
+        fwhr_reason: reason.into(),
+        left: CheekResult::missing(reason),
+        right: CheekResult::missing(reason),
+        centres: [None, None],
+        eyes: vec![],
+        label: 0,
+    };
+    let (Some(img_path), Some(mp)) = (&image, &mask_path) else {
+        let why = if image.is_none() {
+            "item has no image".to_string()
+        } else {
+            format!("item has no {}", cfg.mask_field)
+        };
+        return Ok(ItemResult {
+            rows: vec![empty_row(&why)],
+            warnings: vec![],
+            image,
+            mask: mask_path,
+        });
+    };
+    let (photo, warn) = read_photo(img_path)?;
+    let mask = read_mask(mp, n_classes)?;
+    ensure!(
+        photo.dimensions() == mask.dimensions(),
+        "image {} is {}×{} but its {} {} is {}×{}",
+        img_path.display(),
+        photo.width(),
+        photo.height(),
+        cfg.mask_field,
+        mp.display(),
+        mask.width(),
+        mask.height()
+    );
+    let (w, h) = (photo.width() as usize, photo.height() as usize);
+    let (labels, found) = faces::find_faces(mask.as_raw(), w, h, roles, &cfg.placement);
+    let n_found = found.len();
+    let mut rows = Vec::new();
+    for (k, f) in found.into_iter().enumerate() {
+        if cfg.faces == Faces::Largest && k > 0 {
+            break;
+        }
+        let (scale, scale_from) = match (f.width, f.eye_distance) {
+            (Some(wd), _) => (Some(wd), "face width"),
+            // the face width of the reference geometry is about 2.6 eye distances
+            (None, Some(d)) => (Some(2.6 * d), "eye distance"),
+            _ => (None, ""),
+        };
+        let side = scale.map_or(0, |s| {
+            (cfg.patch_px * s / cfg.reference_face_width).round().max(3.0) as u32
+        });
+        let cheek = |c: &Cheek| -> CheekResult {
+            match c {
+                Cheek::Missing(why) => CheekResult::missing(why),
+                Cheek::At(p) => measure::measure(
+                    &photo,
+                    mask.as_raw(),
+                    &labels,
+                    f.label,
+                    roles.skin,
+                    *p,
+                    side,
+                    cfg.min_skin,
+                    cfg.white,
+                    cfg.averaging,
+                ),
+            }
+        };
+        let centre = |c: &Cheek| match c {
+            Cheek::At(p) => Some(*p),
+            Cheek::Missing(_) => None,
+        };
+        rows.push(FaceRow {
+            id: it.id.clone(),
+            face: k,
+            face_id: format!("{}#{k}", it.id),
+            image: shown(&image),
+            mask: shown(&mask_path),
+            faces_in_image: n_found,
+            face_pixels: f.pixels.len(),
+            eye_distance_px: f.eye_distance,
+            face_width_px: f.width,
+            scale_from,
+            eyes_from_glasses: f.eyes_from_glasses,
+            patch_px: side,
+            fwhr: f.fwhr.clone().ok(),
+            fwhr_reason: f.fwhr.clone().err().unwrap_or_default(),
+            left: cheek(&f.left),
+            right: cheek(&f.right),
+            centres: [centre(&f.left), centre(&f.right)],
+            eyes: f.eyes.clone(),
+            label: f.label,
+        });
+    }
+    if rows.is_empty() {
+        rows.push(empty_row("no face in the mask"));
+    }
+    Ok(ItemResult {
+        rows,
+        warnings: warn.into_iter().collect(),
+        image,
+        mask: mask_path,
+    })
+}
+
+/// The comparison with the reference, as the report holds it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Agreement {
+    pub reference: InputFile,
+    pub id_column: String,
+    pub join: JoinOn,
+    pub faces_joined: usize,
+    pub faces_without_reference: usize,
+    pub reference_rows_unmatched: usize,
+    pub cheeks_compared: usize,
+    /// Joined cheeks with a reference value that could not be measured.
+    pub cheeks_not_measurable: usize,
+    pub delta_e76: reference::Spread,
+    pub delta_e2000: reference::Spread,
+    pub channels: Vec<reference::Channel>,
+}
+
+/// `--report`: what was measured and how it compares.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub format: String,
+    pub format_version: u32,
+    pub input: InputFile,
+    pub mask_field: String,
+    pub faces_mode: Faces,
+    pub white_point: WhitePoint,
+    pub averaging: Averaging,
+    pub patch_px: f64,
+    pub reference_face_width: f64,
+    pub min_skin: f64,
+    pub items: usize,
+    pub faces: usize,
+    pub cheeks_measured: usize,
+    pub cheeks_not_measurable: usize,
+    /// Reasons a cheek was not measurable, with counts.
+    pub not_measurable: BTreeMap<String, usize>,
+    pub fwhr_measured: usize,
+    pub warnings: Vec<String>,
+    pub agreement: Option<Agreement>,
+    pub facepipe_version: String,
+}
+
+/// Reference values, ΔE and the reference row of each face (by index into `rows`).
+struct Joined<'a> {
+    per_face: Vec<Option<&'a reference::Row>>,
+    agreement: Agreement,
+}
+
+fn join<'a>(rows: &[FaceRow], r: &'a reference::Reference, cfg: &Config, input: InputFile) -> Joined<'a> {
+    let key = |row: &FaceRow| match cfg.join {
+        JoinOn::FaceId => row.face_id.clone(),
+        JoinOn::Id => row.id.clone(),
+    };
+    let per_face: Vec<Option<&reference::Row>> = rows
+        .iter()
+        .map(|row| {
+            if row.faces_in_image == 0 && cfg.join == JoinOn::FaceId && row.face > 0 {
+                return None;
+            }
+            r.rows.get(&key(row))
+        })
+        .collect();
+    let used: std::collections::HashSet<String> = rows
+        .iter()
+        .zip(&per_face)
+        .filter(|(_, m)| m.is_some())
+        .map(|(row, _)| key(row))
+        .collect();
+    let (mut de76, mut de00) = (Vec::new(), Vec::new());
+    let mut ch: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+    let (mut compared, mut not_measurable) = (0, 0);
+    for (row, m) in rows.iter().zip(&per_face) {
+        let Some(m) = m else { continue };
+        for (res, refv) in [(&row.left, m.left), (&row.right, m.right)] {
+            let Some(rv) = refv else { continue };
+            match res.lab {
+                Some(lab) => {
+                    compared += 1;
+                    de76.push(colour::delta_e76(lab, rv));
+                    de00.push(colour::ciede2000(lab, rv));
+                    for c in 0..3 {
+                        ch[c].0.push(lab[c]);
+                        ch[c].1.push(rv[c]);
+                    }
+                }
+                None => not_measurable += 1,
+            }
+        }
+    }
+    let joined = per_face.iter().filter(|m| m.is_some()).count();
+    Joined {
+        agreement: Agreement {
+            reference: input,
+            id_column: cfg.ref_columns.id.clone(),
+            join: cfg.join,
+            faces_joined: joined,
+            faces_without_reference: rows
+                .iter()
+                .zip(&per_face)
+                .filter(|(r, m)| r.faces_in_image > 0 && m.is_none())
+                .count(),
+            reference_rows_unmatched: r.rows.len() - used.len(),
+            cheeks_compared: compared,
+            cheeks_not_measurable: not_measurable,
+            delta_e76: reference::spread(&de76),
+            delta_e2000: reference::spread(&de00),
+            channels: ["L*", "a*", "b*"]
+                .iter()
+                .zip(&ch)
+                .map(|(n, (m, r))| reference::channel(n, m, r))
+                .collect(),
+        },
+        per_face,
+    }
+}
+
+fn f(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.digits$}"))
+}
+
+/// The CSV, one row per face.
+fn csv_bytes(rows: &[FaceRow], joined: Option<(&Joined, &reference::Reference)>, cfg: &Config) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "id",
+        "face",
+        "face_id",
+        "image",
+        "mask",
+        "faces_in_image",
+        "face_pixels",
+        "eye_distance_px",
+        "face_width_px",
+        "patch_scaled_from",
+        "eyes_from_glasses",
+        "patch_px",
+        "fwhr",
+        "fwhr_reason",
+    ]
+    .map(String::from)
+    .to_vec();
+    let side_cols = [
+        "status",
+        "reason",
+        "L",
+        "a",
+        "b",
+        "L_sd",
+        "a_sd",
+        "b_sd",
+        "pixels",
+        "x0",
+        "y0",
+        "x1",
+        "y1",
+        "ita",
+        "ita_category",
+    ];
+    for s in ["left", "right"] {
+        header.extend(side_cols.iter().map(|c| format!("{s}_{c}")));
+    }
+    let ref_keep: Vec<usize> = match joined {
+        Some((_, r)) => {
+            for s in ["left", "right"] {
+                header.extend(["ref_L", "ref_a", "ref_b", "dE76", "dE2000"].map(|c| format!("{s}_{c}")));
+            }
+            let skip: Vec<&String> = std::iter::once(&cfg.ref_columns.id)
+                .chain(&cfg.ref_columns.left)
+                .chain(&cfg.ref_columns.right)
+                .collect();
+            let keep: Vec<usize> = (0..r.header.len()).filter(|&i| !skip.contains(&&r.header[i])).collect();
+            header.extend(keep.iter().map(|&i| format!("ref.{}", r.header[i])));
+            keep
+        }
+        None => vec![],
+    };
+    w.write_record(&header)?;
+    for (k, row) in rows.iter().enumerate() {
+        let mut rec = vec![
+            row.id.clone(),
+            row.face.to_string(),
+            row.face_id.clone(),
+            row.image.clone(),
+            row.mask.clone(),
+            row.faces_in_image.to_string(),
+            row.face_pixels.to_string(),
+            f(row.eye_distance_px, 1),
+            f(row.face_width_px, 1),
+            row.scale_from.to_string(),
+            row.eyes_from_glasses.to_string(),
+            row.patch_px.to_string(),
+            f(row.fwhr, 4),
+            row.fwhr_reason.clone(),
+        ];
+        for c in [&row.left, &row.right] {
+            let lab = |i: usize| f(c.lab.map(|v| v[i]), 4);
+            let sd = |i: usize| f(c.sd.map(|v| v[i]), 4);
+            let b = |i: usize| c.patch.map_or(String::new(), |p| p[i].to_string());
+            rec.extend([
+                c.status.to_string(),
+                c.reason.clone(),
+                lab(0),
+                lab(1),
+                lab(2),
+                sd(0),
+                sd(1),
+                sd(2),
+                c.pixels.to_string(),
+                b(0),
+                b(1),
+                b(2),
+                b(3),
+                f(c.ita, 2),
+                c.ita.map(colour::ita_category).unwrap_or("").to_string(),
+            ]);
+        }
+        if let Some((j, _)) = joined {
+            let m = j.per_face[k];
+            for (c, rv) in [
+                (&row.left, m.and_then(|m| m.left)),
+                (&row.right, m.and_then(|m| m.right)),
+            ] {
+                let both = c.lab.zip(rv);
+                rec.extend([
+                    f(rv.map(|v| v[0]), 4),
+                    f(rv.map(|v| v[1]), 4),
+                    f(rv.map(|v| v[2]), 4),
+                    f(both.map(|(a, b)| colour::delta_e76(a, b)), 4),
+                    f(both.map(|(a, b)| colour::ciede2000(a, b)), 4),
+                ]);
+            }
+            rec.extend(
+                ref_keep
+                    .iter()
+                    .map(|&i| m.map_or(String::new(), |m| m.fields[i].clone())),
+            );
+        }
+        w.write_record(&rec)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// The CSV header's first fields: how a previous output is recognised.
+const CSV_SIGNATURE: &str = "id,face,face_id,image,mask,";
+
+/// Refuses to replace a file this stage did not write (unless `force`).
+fn guard(path: &Path, ours: impl Fn(&[u8]) -> bool, force: bool) -> Result<()> {
+    if force || !path.exists() {
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if !ours(&bytes) {
+        bail!(
+            "{} exists and was not written by cheek-lab; refusing to overwrite it (use --force)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn is_report(b: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| v["format"] == REPORT_FORMAT)
+}
+
+/// Measures every item of the manifest and writes the CSV (last), the report and the QC
+/// pictures; returns the report.
+pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
+    ensure!(cfg.patch_px >= 3.0, "--patch-px must be at least 3");
+    ensure!(
+        cfg.reference_face_width > 0.0,
+        "--reference-face-width must be positive"
+    );
+    ensure!((0.0..=1.0).contains(&cfg.min_skin), "--min-skin must be in [0, 1]");
+    guard(&cfg.output, |b| b.starts_with(CSV_SIGNATURE.as_bytes()), cfg.force)?;
+    if let Some(r) = &cfg.report {
+        guard(r, is_report, cfg.force)?;
+    }
+    if let Some(d) = &cfg.qc_dir {
+        qc::check_dir(d)?;
+    }
+    let loaded = Manifest::read(&cfg.input)?;
+    let shown = cfg.input.display().to_string();
+    let m = &loaded.manifest;
+    ensure!(!m.items.is_empty(), "manifest {shown} has no items");
+    ensure!(
+        !m.classes.is_empty(),
+        "manifest {shown} has no classes: cheek-lab needs the palette to know which class is skin"
+    );
+    let roles = roles(&m.classes, &cfg.classes, &shown)?;
+    let with_mask = m.items.iter().filter(|it| it.field(&cfg.mask_field).is_some()).count();
+    if with_mask == 0 {
+        bail!(
+            "no item of {shown} has a `{}`{}",
+            cfg.mask_field,
+            if cfg.mask_field == "pred_mask" {
+                ": run unet-eval first, or measure on the true masks with --mask-field mask"
+            } else {
+                ""
+            }
+        );
+    }
+    let reference = match &cfg.reference {
+        Some(p) => Some((reference::read(p, &cfg.ref_columns)?, read_input(p)?.1)),
+        None => None,
+    };
+
+    progress.set_length(m.items.len() as u64);
+    let n_classes = m.classes.len();
+    let results: Vec<ItemResult> = m
+        .items
+        .par_iter()
+        .map(|it| {
+            let r = measure_item(it, cfg, &roles, n_classes).with_context(|| format!("item {:?}", it.id));
+            progress.inc(1);
+            r
+        })
+        .collect::<Result<_>>()?;
+    progress.finish_and_clear();
+    let rows: Vec<FaceRow> = results.iter().flat_map(|r| r.rows.iter().cloned()).collect();
+    let warnings: Vec<String> = results.iter().flat_map(|r| r.warnings.iter().cloned()).collect();
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+
+    let joined = reference
+        .as_ref()
+        .map(|(r, input)| (join(&rows, r, cfg, input.clone()), r));
+    let mut not_measurable = BTreeMap::new();
+    let (mut measured, mut missing) = (0, 0);
+    for row in &rows {
+        for c in [&row.left, &row.right] {
+            if c.lab.is_some() {
+                measured += 1;
+            } else {
+                missing += 1;
+                *not_measurable.entry(c.reason.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    let report = Report {
+        format: REPORT_FORMAT.into(),
+        format_version: 1,
+        input: loaded.input.clone(),
+        mask_field: cfg.mask_field.clone(),
+        faces_mode: cfg.faces,
+        white_point: cfg.white,
+        averaging: cfg.averaging,
+        patch_px: cfg.patch_px,
+        reference_face_width: cfg.reference_face_width,
+        min_skin: cfg.min_skin,
+        items: m.items.len(),
+        faces: rows.iter().filter(|r| r.faces_in_image > 0).count(),
+        cheeks_measured: measured,
+        cheeks_not_measurable: missing,
+        not_measurable,
+        fwhr_measured: rows.iter().filter(|r| r.fwhr.is_some()).count(),
+        warnings: warnings.clone(),
+        agreement: joined.as_ref().map(|(j, _)| j.agreement.clone()),
+        facepipe_version: facepipe_core::VERSION.into(),
+    };
+    let csv = csv_bytes(&rows, joined.as_ref().map(|(j, r)| (j, *r)), cfg)?;
+
+    if let Some(d) = &cfg.qc_dir {
+        let de: Vec<[Option<f64>; 2]> = match &joined {
+            Some((j, _)) => rows
+                .iter()
+                .zip(&j.per_face)
+                .map(|(row, m)| {
+                    [
+                        (&row.left, m.and_then(|m| m.left)),
+                        (&row.right, m.and_then(|m| m.right)),
+                    ]
+                    .map(|(c, rv)| c.lab.zip(rv).map(|(a, b)| colour::ciede2000(a, b)))
+                })
+                .collect(),
+            None => vec![[None, None]; rows.len()],
+        };
+        qc::write(d, &results, &rows, &de, &m.classes, &roles)?;
+    }
+    if let Some(p) = &cfg.report {
+        if let Some((j, _)) = &joined {
+            qc::scatter(&scatter_path(p), &rows, &j.per_face)?;
+        }
+        let mut bytes = serde_json::to_vec_pretty(&report)?;
+        bytes.push(b'\n');
+        write_atomic(p, &bytes)?;
+    }
+    write_atomic(&cfg.output, &csv)?;
+    Ok(report)
+}
+
+/// Where the scatter plot goes: next to the report.
+pub fn scatter_path(report: &Path) -> PathBuf {
+    let stem = report.file_stem().unwrap_or_default().to_string_lossy();
+    report.with_file_name(format!("{stem}_scatter.png"))
+}
+
+/// A short human summary of a report (what `make all` prints).
+pub fn summary(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    ensure!(
+        v["format"] == REPORT_FORMAT,
+        "{} is not a cheek-lab report",
+        path.display()
+    );
+    let g = |x: &serde_json::Value| x.as_f64().map_or("–".to_string(), |v| format!("{v:.2}"));
+    let mut s = format!(
+        "cheeks on `{}` ({}): {} faces in {} items, {} cheeks measured, {} not measurable, fWHR on {} faces",
+        v["mask_field"].as_str().unwrap_or("?"),
+        path.display(),
+        v["faces"],
+        v["items"],
+        v["cheeks_measured"],
+        v["cheeks_not_measurable"],
+        v["fwhr_measured"]
+    );
+    if let Some(a) = v.get("agreement").filter(|a| !a.is_null()) {
+        let d = &a["delta_e2000"];
+        s.push_str(&format!(
+            "\n  vs reference ({} cheeks of {} faces): CIEDE2000 median {}, mean {}, 90th percentile {}; ΔE*ab median {}",
+            a["cheeks_compared"],
+            a["faces_joined"],
+            g(&d["median"]),
+            g(&d["mean"]),
+            g(&d["p90"]),
+            g(&a["delta_e76"]["median"])
+        ));
+        let ch: Vec<String> = a["channels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} r {} bias {}",
+                    c["channel"].as_str().unwrap_or("?"),
+                    g(&c["pearson_r"]),
+                    g(&c["mean_bias"])
+                )
+            })
+            .collect();
+        s.push_str(&format!("\n  {}", ch.join("; ")));
+    }
+    Ok(s)
+}

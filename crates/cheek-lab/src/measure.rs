@@ -1,0 +1,238 @@
+//! A cheek patch's colour: the mean of its skin pixels, in CIE L\*a\*b\*.
+
+use facepipe_core::colour::{self, WhitePoint};
+use image::RgbImage;
+use serde::Serialize;
+
+/// How a patch's pixels are averaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Averaging {
+    /// Mean of the 8-bit sRGB values, then converted: what Photoshop's Average filter followed
+    /// by reading the Lab value does.
+    MeanRgb,
+    /// Mean of each pixel's L*a*b*.
+    MeanLab,
+}
+
+/// One cheek: its colour or why there is none.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheekResult {
+    /// `ok` or `not_measurable`.
+    pub status: &'static str,
+    pub reason: String,
+    pub lab: Option<[f64; 3]>,
+    /// Standard deviation of the skin pixels' L*, a*, b* (population).
+    pub sd: Option<[f64; 3]>,
+    /// Skin pixels averaged.
+    pub pixels: u32,
+    /// The patch: x0, y0, x1, y1 (exclusive), clipped to the image.
+    pub patch: Option<[u32; 4]>,
+    pub ita: Option<f64>,
+}
+
+impl CheekResult {
+    pub fn missing(reason: &str) -> Self {
+        CheekResult {
+            status: "not_measurable",
+            reason: reason.into(),
+            lab: None,
+            sd: None,
+            pixels: 0,
+            patch: None,
+            ita: None,
+        }
+    }
+}
+
+/// The axis-aligned square of side `side` centred at `c`, clipped to the image (the demo's
+/// truth uses the same rounding).
+pub fn patch_box(c: (f64, f64), side: u32, w: u32, h: u32) -> [u32; 4] {
+    let half = f64::from(side) / 2.0;
+    let (sx, sy) = ((c.0 - half).round(), (c.1 - half).round());
+    let clip = |v: f64, max: u32| v.clamp(0.0, f64::from(max)) as u32;
+    [
+        clip(sx, w),
+        clip(sy, h),
+        clip(sx + f64::from(side), w),
+        clip(sy + f64::from(side), h),
+    ]
+}
+
+/// Measures the patch of side `side` at `c`: only pixels of class `skin` inside face `label`
+/// count, and at least `min_skin` of the patch's area must be such pixels.
+#[allow(clippy::too_many_arguments)]
+pub fn measure(
+    photo: &RgbImage,
+    mask: &[u8],
+    labels: &[u32],
+    label: u32,
+    skin: u8,
+    c: (f64, f64),
+    side: u32,
+    min_skin: f64,
+    white: WhitePoint,
+    averaging: Averaging,
+) -> CheekResult {
+    let (w, h) = photo.dimensions();
+    if side == 0 {
+        return CheekResult::missing("no face size to scale the patch by");
+    }
+    let b = patch_box(c, side, w, h);
+    let mut rgb_sum = [0f64; 3];
+    let mut labs: Vec<[f64; 3]> = Vec::new();
+    for y in b[1]..b[3] {
+        for x in b[0]..b[2] {
+            let i = (y * w + x) as usize;
+            if mask[i] == skin && labels[i] == label {
+                let p = photo.get_pixel(x, y).0;
+                for k in 0..3 {
+                    rgb_sum[k] += f64::from(p[k]);
+                }
+                labs.push(colour::srgb8_to_lab(p, white));
+            }
+        }
+    }
+    let n = labs.len();
+    let area = f64::from(side) * f64::from(side);
+    if (n as f64) < min_skin * area {
+        let mut r = CheekResult::missing(&format!(
+            "too little skin in the patch ({:.0} % < {:.0} %: hair, glasses, beard or the face's edge)",
+            100.0 * n as f64 / area,
+            100.0 * min_skin
+        ));
+        r.pixels = n as u32;
+        r.patch = Some(b);
+        return r;
+    }
+    let nf = n as f64;
+    let mean_lab = {
+        let mut s = [0f64; 3];
+        for l in &labs {
+            for k in 0..3 {
+                s[k] += l[k];
+            }
+        }
+        s.map(|v| v / nf)
+    };
+    let lab = match averaging {
+        Averaging::MeanRgb => colour::srgb_to_lab(rgb_sum.map(|v| v / nf / 255.0), white),
+        Averaging::MeanLab => mean_lab,
+    };
+    let mut var = [0f64; 3];
+    for l in &labs {
+        for k in 0..3 {
+            var[k] += (l[k] - mean_lab[k]).powi(2);
+        }
+    }
+    CheekResult {
+        status: "ok",
+        reason: String::new(),
+        lab: Some(lab),
+        sd: Some(var.map(|v| (v / nf).sqrt())),
+        pixels: n as u32,
+        patch: Some(b),
+        ita: colour::ita(lab),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn averages_only_skin_of_the_face_and_says_when_there_is_too_little() {
+        // 10×10: left half skin (class 8) of face 1 in two colours, right half hair
+        let photo = RgbImage::from_fn(10, 10, |x, y| {
+            image::Rgb(if x < 5 {
+                [200, 150, 120 + (y % 2) as u8 * 20]
+            } else {
+                [20, 20, 20]
+            })
+        });
+        let mask: Vec<u8> = (0..100).map(|i| if i % 10 < 5 { 8 } else { 4 }).collect();
+        let labels = vec![1u32; 100];
+        let r = measure(
+            &photo,
+            &mask,
+            &labels,
+            1,
+            8,
+            (5.0, 5.0),
+            10,
+            0.5,
+            WhitePoint::D65,
+            Averaging::MeanRgb,
+        );
+        assert_eq!((r.status, r.pixels, r.patch), ("ok", 50, Some([0, 0, 10, 10])));
+        let want = colour::srgb_to_lab([200.0 / 255.0, 150.0 / 255.0, 130.0 / 255.0], WhitePoint::D65);
+        let lab = r.lab.unwrap();
+        assert!((0..3).all(|k| (lab[k] - want[k]).abs() < 1e-9), "{lab:?} vs {want:?}");
+        assert!(r.sd.unwrap()[2] > 1.0, "b* varies between the rows");
+        // mean of Lab differs slightly from Lab of the mean (non-linear conversion)
+        let m = measure(
+            &photo,
+            &mask,
+            &labels,
+            1,
+            8,
+            (5.0, 5.0),
+            10,
+            0.5,
+            WhitePoint::D65,
+            Averaging::MeanLab,
+        );
+        let d = colour::delta_e76(m.lab.unwrap(), lab);
+        assert!(d > 0.0 && d < 0.5, "{d}");
+        // D50 (Photoshop) gives another Lab for the same pixels
+        let d50 = measure(
+            &photo,
+            &mask,
+            &labels,
+            1,
+            8,
+            (5.0, 5.0),
+            10,
+            0.5,
+            WhitePoint::D50,
+            Averaging::MeanRgb,
+        );
+        assert!(colour::delta_e76(d50.lab.unwrap(), lab) > 0.5);
+        // more than half skin needed: 60 % fails
+        let r = measure(
+            &photo,
+            &mask,
+            &labels,
+            1,
+            8,
+            (5.0, 5.0),
+            10,
+            0.6,
+            WhitePoint::D65,
+            Averaging::MeanRgb,
+        );
+        assert_eq!((r.status, r.pixels), ("not_measurable", 50));
+        assert!(r.reason.contains("50 % < 60 %"), "{}", r.reason);
+        // skin of another face does not count
+        let other = vec![2u32; 100];
+        let r = measure(
+            &photo,
+            &mask,
+            &other,
+            1,
+            8,
+            (5.0, 5.0),
+            10,
+            0.5,
+            WhitePoint::D65,
+            Averaging::MeanRgb,
+        );
+        assert_eq!(r.pixels, 0);
+    }
+
+    #[test]
+    fn patches_are_clipped_to_the_image() {
+        assert_eq!(patch_box((50.0, 50.0), 10, 100, 100), [45, 45, 55, 55]);
+        assert_eq!(patch_box((2.0, 98.0), 10, 100, 100), [0, 93, 7, 100]);
+    }
+}

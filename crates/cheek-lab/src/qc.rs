@@ -1,0 +1,304 @@
+//! Quality-control pictures: each face with its outline, eyes and both patches, a contact
+//! sheet of them (worst agreement first when there is a reference), and the scatter plot of
+//! measured against reference values.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use facepipe_core::Class;
+use facepipe_core::io::create_dir_all;
+use facepipe_plot::{COLOURS, Canvas, LineChart, Series};
+use image::imageops::{self, FilterType};
+use image::{Rgb, RgbImage};
+
+use crate::faces::{self, Roles};
+use crate::reference::Row;
+use crate::{FaceRow, ItemResult};
+
+const MARKER: &str = ".cheek-lab";
+/// Faces on the contact sheet.
+const SHEET_MAX: usize = 48;
+
+/// An absent or empty folder, or one a previous run wrote; never anything else.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("reading --qc-dir {}", dir.display())),
+        Ok(mut it) => {
+            if it.next().is_some() && !dir.join(MARKER).is_file() {
+                bail!(
+                    "--qc-dir {} is not empty and was not written by cheek-lab: choose another folder (nothing was changed)",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn empty_dir(dir: &Path) -> Result<()> {
+    if dir.join(MARKER).is_file() {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.with_context(|| format!("removing the previous run's {}", p.display()))?;
+        }
+    }
+    create_dir_all(dir)?;
+    facepipe_core::io::write_atomic(
+        &dir.join(MARKER),
+        b"written by cheek-lab; a rerun replaces this folder\n",
+    )
+}
+
+fn file_name(row: &FaceRow) -> String {
+    let safe: String = row
+        .id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}_f{}.png", row.face)
+}
+
+fn rect(img: &mut RgbImage, b: [u32; 4], c: Rgb<u8>) {
+    let (w, h) = img.dimensions();
+    for t in 0..2u32 {
+        for x in b[0]..b[2] {
+            for y in [b[1] + t, (b[3].max(1) - 1).saturating_sub(t)] {
+                if x < w && y < h {
+                    img.put_pixel(x, y, c);
+                }
+            }
+        }
+        for y in b[1]..b[3] {
+            for x in [b[0] + t, (b[2].max(1) - 1).saturating_sub(t)] {
+                if x < w && y < h {
+                    img.put_pixel(x, y, c);
+                }
+            }
+        }
+    }
+}
+
+fn caption(row: &FaceRow, de: [Option<f64>; 2]) -> String {
+    let side = |c: &crate::measure::CheekResult, d: Option<f64>| match (c.lab, d) {
+        (Some(_), Some(d)) => format!("dE00 {d:.1}"),
+        (Some(l), None) => format!("L {:.0}", l[0]),
+        (None, _) => "n/m".into(),
+    };
+    format!(
+        "{}\nL: {}  R: {}",
+        row.face_id,
+        side(&row.left, de[0]),
+        side(&row.right, de[1])
+    )
+}
+
+/// One face's picture: the photo with the face outline (white), the eyes (blue crosses), the
+/// subject's left patch (green) and right patch (orange).
+fn face_picture(photo: &RgbImage, labels: &[u32], row: &FaceRow) -> RgbImage {
+    let mut img = photo.clone();
+    let (w, h) = (photo.width() as usize, photo.height() as usize);
+    if row.label > 0 {
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                if labels[i] != row.label {
+                    continue;
+                }
+                let edge = [(0i64, 1i64), (1, 0), (0, -1), (-1, 0)].iter().any(|&(dx, dy)| {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    nx < 0
+                        || ny < 0
+                        || nx >= w as i64
+                        || ny >= h as i64
+                        || labels[ny as usize * w + nx as usize] != row.label
+                });
+                if edge {
+                    img.put_pixel(x as u32, y as u32, Rgb([255, 255, 255]));
+                }
+            }
+        }
+    }
+    for e in &row.eyes {
+        for d in -3i64..=3 {
+            for (x, y) in [(e.0 as i64 + d, e.1 as i64), (e.0 as i64, e.1 as i64 + d)] {
+                if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
+                    img.put_pixel(x as u32, y as u32, Rgb(COLOURS[5]));
+                }
+            }
+        }
+    }
+    for (c, col) in [(&row.left, COLOURS[2]), (&row.right, COLOURS[1])] {
+        if let Some(b) = c.patch {
+            rect(&mut img, b, Rgb(if c.lab.is_some() { col } else { [230, 20, 20] }));
+        }
+    }
+    img
+}
+
+/// Writes `DIR/ID_fN.png` per face and `DIR/contact_sheet.png`.
+pub fn write(
+    dir: &Path,
+    results: &[ItemResult],
+    rows: &[FaceRow],
+    de: &[[Option<f64>; 2]],
+    _classes: &[Class],
+    roles: &Roles,
+) -> Result<()> {
+    empty_dir(dir)?;
+    let mut k = 0;
+    let mut thumbs: Vec<(f64, RgbImage, String)> = Vec::new();
+    for r in results {
+        let n = r.rows.len();
+        let (Some(img), Some(mp)) = (&r.image, &r.mask) else {
+            k += n;
+            continue;
+        };
+        if r.rows.iter().all(|row| row.faces_in_image == 0) {
+            k += n;
+            continue;
+        }
+        let photo = image::open(img)
+            .with_context(|| format!("reading {}", img.display()))?
+            .to_rgb8();
+        let mask = image::open(mp)
+            .with_context(|| format!("reading {}", mp.display()))?
+            .to_luma8();
+        let keep: Vec<bool> = mask
+            .as_raw()
+            .iter()
+            .map(|&v| roles.face_region[usize::from(v)])
+            .collect();
+        let (labels, _) = faces::components(&keep, mask.width() as usize, mask.height() as usize);
+        for (j, row) in rows[k..k + n].iter().enumerate() {
+            let pic = face_picture(&photo, &labels, row);
+            facepipe_plot::save_png(&dir.join(file_name(row)), &pic)?;
+            let d = de[k + j];
+            // not measurable first, then the worst agreement
+            let worst = if row.left.lab.is_none() || row.right.lab.is_none() {
+                f64::INFINITY
+            } else {
+                d.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+            };
+            thumbs.push((worst, thumb(&pic, 180), caption(row, d)));
+        }
+        k += n;
+    }
+    // worst agreement first (faces without a comparison after), then keep a screenful
+    thumbs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    thumbs.truncate(SHEET_MAX);
+    if !thumbs.is_empty() {
+        facepipe_plot::save_png(&dir.join("contact_sheet.png"), &sheet(&thumbs))?;
+    }
+    Ok(())
+}
+
+fn thumb(img: &RgbImage, side: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let s = f64::from(side) / f64::from(w.max(h));
+    let (tw, th) = (((f64::from(w) * s) as u32).max(1), ((f64::from(h) * s) as u32).max(1));
+    let small = imageops::resize(img, tw, th, FilterType::Triangle);
+    let mut out = RgbImage::from_pixel(side, side, Rgb([255, 255, 255]));
+    imageops::overlay(&mut out, &small, i64::from((side - tw) / 2), i64::from((side - th) / 2));
+    out
+}
+
+fn sheet(thumbs: &[(f64, RgbImage, String)]) -> RgbImage {
+    let (cols, side, gap, cap) = (4u32, 180u32, 8u32, 24u32);
+    let rows = (thumbs.len() as u32).div_ceil(cols);
+    let width = cols * (side + gap) + gap;
+    let mut cv = Canvas::new(width, 40 + rows * (side + cap + gap));
+    let ink = Rgb([30, 30, 30]);
+    cv.text(
+        i64::from(gap),
+        8,
+        "cheek-lab QC: patches (green = subject's left, orange = right, red = not measurable)",
+        1,
+        ink,
+    );
+    cv.text(
+        i64::from(gap),
+        22,
+        "not measurable first, then worst CIEDE2000; outline = face region; blue = eyes; n/m = not measurable",
+        1,
+        Rgb([90, 90, 90]),
+    );
+    for (i, (_, t, c)) in thumbs.iter().enumerate() {
+        let (col, row) = (i as u32 % cols, i as u32 / cols);
+        let (x, y) = (gap + col * (side + gap), 40 + row * (side + cap + gap));
+        imageops::overlay(&mut cv.img, t, i64::from(x), i64::from(y));
+        for (k, line) in c.lines().enumerate() {
+            // long ids keep their end (the file name)
+            let n = line.chars().count();
+            let keep = (side / 8) as usize;
+            let text: String = line.chars().skip(n.saturating_sub(keep)).collect();
+            cv.text(i64::from(x), i64::from(y + side + 3 + 10 * k as u32), &text, 1, ink);
+        }
+    }
+    cv.img
+}
+
+/// Measured against reference L*, a*, b*, one panel each, with the identity line.
+pub fn scatter(path: &Path, rows: &[FaceRow], refs: &[Option<&Row>]) -> Result<()> {
+    let mut pts: [Vec<(f64, f64)>; 3] = Default::default();
+    for (row, m) in rows.iter().zip(refs) {
+        let Some(m) = m else { continue };
+        for (c, rv) in [(&row.left, m.left), (&row.right, m.right)] {
+            if let (Some(lab), Some(rv)) = (c.lab, rv) {
+                for k in 0..3 {
+                    pts[k].push((rv[k], lab[k]));
+                }
+            }
+        }
+    }
+    let panels: Vec<RgbImage> = ["L*", "a*", "b*"]
+        .iter()
+        .zip(&pts)
+        .map(|(name, p)| {
+            let (lo, hi) = p.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &(x, y)| {
+                (a.min(x).min(y), b.max(x).max(y))
+            });
+            let ident = if lo.is_finite() {
+                vec![(lo, lo), (hi, hi)]
+            } else {
+                vec![]
+            };
+            LineChart {
+                title: format!("{name}: measured vs reference"),
+                x_label: format!("reference {name}"),
+                y_label: format!("cheek-lab {name}"),
+                log_x: false,
+                series: vec![
+                    Series {
+                        name: format!("cheeks ({})", p.len()),
+                        points: p.clone(),
+                        dots: true,
+                    },
+                    Series {
+                        name: "y = x".into(),
+                        points: ident,
+                        dots: false,
+                    },
+                ],
+                markers: vec![],
+            }
+            .render(420, 400)
+        })
+        .collect();
+    let mut out = RgbImage::from_pixel(3 * 420, 400, Rgb([255, 255, 255]));
+    for (i, p) in panels.iter().enumerate() {
+        imageops::overlay(&mut out, p, i as i64 * 420, 0);
+    }
+    facepipe_plot::save_png(path, &out)
+}

@@ -1,0 +1,298 @@
+//! `cheek-lab` end to end on drawn faces of known skin colour: placement, colour, reference
+//! agreement, not-measurable cheeks, and the errors a user can run into.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use facepipe_core::colour::{WhitePoint, srgb8_to_lab};
+use predicates::str::contains;
+use serde_json::{Value, json};
+
+const SKIN: u8 = 8;
+const EYES: u8 = 2;
+const NOSE: u8 = 3;
+const LIPS: u8 = 1;
+const BROWS: u8 = 6;
+const HAIR: u8 = 4;
+const SKIN_RGB: [u8; 3] = [196, 148, 124];
+
+/// Draws a face (Mut1ny classes) into `mask` and paints its skin `SKIN_RGB` (features dark)
+/// into `photo`: centre (cx, cy), half-width `s`, rotation `theta`.
+#[allow(clippy::too_many_arguments)]
+fn draw(
+    photo: &mut image::RgbImage,
+    mask: &mut image::GrayImage,
+    cx: f64,
+    cy: f64,
+    s: f64,
+    theta: f64,
+    hide_left_eye: bool,
+) {
+    let (sn, cs) = theta.sin_cos();
+    let (w, h) = mask.dimensions();
+    for y in 0..h {
+        for x in 0..w {
+            let (dx, dy) = (f64::from(x) + 0.5 - cx, f64::from(y) + 0.5 - cy);
+            let (u, v) = ((cs * dx + sn * dy) / s, (-sn * dx + cs * dy) / s);
+            let ell = |cu: f64, cv: f64, ru: f64, rv: f64| ((u - cu) / ru).powi(2) + ((v - cv) / rv).powi(2) <= 1.0;
+            if !ell(0.0, 0.0, 1.0, 1.3) {
+                continue;
+            }
+            let c = if ell(0.38, -0.2, 0.15, 0.07) && !hide_left_eye || ell(-0.38, -0.2, 0.15, 0.07) {
+                EYES
+            } else if ell(0.38, -0.45, 0.2, 0.04) || ell(-0.38, -0.45, 0.2, 0.04) {
+                BROWS
+            } else if (-0.2..0.32).contains(&v) && u.abs() < 0.06 + 0.12 * (v + 0.2) {
+                NOSE
+            } else if ell(0.0, 0.64, 0.3, 0.085) {
+                LIPS
+            } else {
+                SKIN
+            };
+            mask.put_pixel(x, y, image::Luma([c]));
+            let rgb = if c == SKIN { SKIN_RGB } else { [60, 30, 30] };
+            photo.put_pixel(x, y, image::Rgb(rgb));
+        }
+    }
+}
+
+fn classes() -> Value {
+    let names = [
+        "background",
+        "lips",
+        "eyes",
+        "nose",
+        "hair",
+        "ears",
+        "eyebrows",
+        "teeth",
+        "general face",
+        "facial hair",
+        "specs/sunglasses",
+        "unnamed",
+    ];
+    Value::Array(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"id": i, "name": n, "rgb": [i * 20, i * 10, 255 - i * 20]}))
+            .collect(),
+    )
+}
+
+/// Five items: frontal, rotated, hair over the subject's left cheek, left eye hidden, and one
+/// without a predicted mask. Returns the manifest path.
+fn dataset(dir: &Path) -> PathBuf {
+    let mut items = vec![];
+    let cases: [(&str, f64, bool, bool); 4] = [
+        ("frontal", 0.0, false, false),
+        ("rotated", 0.2, false, false),
+        ("hair", 0.0, true, false),
+        ("one-eye", 0.0, false, true),
+    ];
+    for (name, theta, hair, hide) in cases {
+        let (w, h) = (260, 300);
+        let mut photo = image::RgbImage::from_pixel(w, h, image::Rgb([20, 90, 40]));
+        let mut mask = image::GrayImage::new(w, h);
+        draw(&mut photo, &mut mask, 130.0, 150.0, 90.0, theta, hide);
+        if hair {
+            // a lock of hair over the subject's left cheek (image right)
+            for y in 140..220 {
+                for x in 150..230 {
+                    if mask.get_pixel(x, y).0[0] == SKIN {
+                        mask.put_pixel(x, y, image::Luma([HAIR]));
+                        photo.put_pixel(x, y, image::Rgb([30, 20, 10]));
+                    }
+                }
+            }
+        }
+        photo.save(dir.join(format!("{name}.png"))).unwrap();
+        mask.save(dir.join(format!("{name}.tif"))).unwrap();
+        items.push(json!({"id": name, "image": format!("{name}.png"), "pred_mask": format!("{name}.tif"), "participant": name}));
+    }
+    image::RgbImage::new(10, 10).save(dir.join("nomask.png")).unwrap();
+    items.push(json!({"id": "nomask", "image": "nomask.png"}));
+    let m = json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": classes(), "items": items});
+    let p = dir.join("pred.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    p
+}
+
+fn reference(dir: &Path, rows: &str) -> PathBuf {
+    let p = dir.join("ref.csv");
+    std::fs::write(
+        &p,
+        format!("participant_id,age,left_cheek_L,left_cheek_a,left_cheek_b,right_cheek_L,right_cheek_a,right_cheek_b\n{rows}"),
+    )
+    .unwrap();
+    p
+}
+
+fn lab_row(id: &str, age: u32) -> String {
+    let l = srgb8_to_lab(SKIN_RGB, WhitePoint::D65);
+    format!(
+        "{id},{age},{},{},{},{},{},{}\n",
+        l[0],
+        l[1],
+        l[2],
+        l[0] + 1.0,
+        l[1],
+        l[2]
+    )
+}
+
+fn cheek_lab(input: &Path, out: &Path) -> Command {
+    let mut c = Command::cargo_bin("cheek-lab").unwrap();
+    c.arg("-i").arg(input).arg("-o").arg(out);
+    c
+}
+
+fn read_csv(p: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(p).unwrap();
+    let h = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            h.iter()
+                .zip(rec.unwrap().iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn measures_drawn_faces_and_compares_with_the_reference() {
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path();
+    let m = dataset(t);
+    let rows = [
+        lab_row("frontal#0", 30),
+        lab_row("rotated#0", 31),
+        lab_row("hair#0", 32),
+        lab_row("one-eye#0", 33),
+        lab_row("ghost#0", 34),
+    ]
+    .concat();
+    let r = reference(t, &rows);
+    let (out, rep, qc) = (t.join("cheeks.csv"), t.join("cheeks.json"), t.join("qc"));
+    cheek_lab(&m, &out)
+        .arg("--reference")
+        .arg(&r)
+        .arg("--report")
+        .arg(&rep)
+        .arg("--qc-dir")
+        .arg(&qc)
+        .assert()
+        .success();
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), 5, "one row per face, and one for the item without a mask");
+    let by = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    let want = srgb8_to_lab(SKIN_RGB, WhitePoint::D65);
+    for id in ["frontal", "rotated"] {
+        let r = by(id);
+        for s in ["left", "right"] {
+            assert_eq!(
+                r[&format!("{s}_status")],
+                "ok",
+                "{id} {s}: {}",
+                r[&format!("{s}_reason")]
+            );
+            let l: f64 = r[&format!("{s}_L")].parse().unwrap();
+            assert!((l - want[0]).abs() < 1e-3, "{id} {s}: {l}");
+            // the patch scales with the face: face width ≈ 180 px → 30 px
+            assert_eq!(r["patch_px"], "30", "{id}");
+        }
+        assert!(r["left_dE2000"].parse::<f64>().unwrap() < 1e-3);
+        assert!(
+            r["right_dE76"].parse::<f64>().unwrap() > 0.99,
+            "the reference's right L* is 1 off"
+        );
+        let fwhr: f64 = r["fwhr"].parse().unwrap();
+        assert!((fwhr - 180.0 / (1.005 * 90.0)).abs() < 0.08, "{id}: fWHR {fwhr}");
+        assert!(!r["ref.age"].is_empty(), "reference metadata carried");
+        assert_eq!(r["left_ita_category"], "intermediate");
+    }
+    let hair = by("hair");
+    assert_eq!(hair["left_status"], "not_measurable");
+    assert!(
+        hair["left_reason"].contains("too little skin"),
+        "{}",
+        hair["left_reason"]
+    );
+    assert_eq!(hair["left_L"], "", "no invented value");
+    assert_eq!(hair["right_status"], "ok");
+    let one = by("one-eye");
+    assert_eq!(
+        (one["left_status"].as_str(), one["left_reason"].as_str()),
+        ("not_measurable", "left eye not visible")
+    );
+    assert_eq!(one["right_status"], "ok");
+    let none = by("nomask");
+    assert_eq!(none["left_reason"], "item has no pred_mask");
+
+    let rep: Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(rep["faces"], 4);
+    assert_eq!(rep["cheeks_measured"], 6);
+    let a = &rep["agreement"];
+    assert_eq!(a["faces_joined"], 4);
+    assert_eq!(a["reference_rows_unmatched"], 1, "ghost#0 matches nothing");
+    assert_eq!(a["cheeks_compared"], 6);
+    assert_eq!(a["cheeks_not_measurable"], 2);
+    let bias_l = a["channels"][0]["mean_bias"].as_f64().unwrap();
+    // four of the six compared cheeks are right cheeks, whose reference L* is 1 higher
+    assert!((bias_l + 4.0 / 6.0).abs() < 1e-3, "{bias_l}");
+    assert!(t.join("cheeks_scatter.png").is_file());
+    assert!(qc.join("frontal_f0.png").is_file() && qc.join("contact_sheet.png").is_file());
+
+    // D50 and mean-of-Lab change the numbers; the summary reads the report
+    let out50 = t.join("c50.csv");
+    cheek_lab(&m, &out50).args(["--white", "d50"]).assert().success();
+    let l50: f64 = read_csv(&out50)[0]["left_a"].parse().unwrap();
+    assert!((l50 - want[1]).abs() > 0.5);
+    Command::cargo_bin("cheek-lab")
+        .unwrap()
+        .arg("--summary")
+        .arg(t.join("cheeks.json"))
+        .assert()
+        .success()
+        .stderr(contains("CIEDE2000 median"));
+}
+
+#[test]
+fn bad_inputs_are_named_and_nothing_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path();
+    let m = dataset(t);
+    let out = t.join("cheeks.csv");
+    let fails = |extra: &[&str], r: Option<&Path>, msg: &str| {
+        let mut c = cheek_lab(&m, &out);
+        c.args(extra);
+        if let Some(r) = r {
+            c.arg("--reference").arg(r);
+        }
+        c.assert().failure().code(1).stderr(contains(msg));
+        assert!(!out.exists());
+    };
+    let r = reference(t, &[lab_row("a#0", 1), lab_row("a#0", 2)].concat());
+    fails(&[], Some(&r), "ref.csv:3: id \"a#0\" appears again");
+    std::fs::write(t.join("noid.csv"), "id,left_cheek_L\nx,1\n").unwrap();
+    fails(&[], Some(&t.join("noid.csv")), "no column \"participant_id\"");
+    let r = reference(t, "x#0,1,60,1o,1,1,1,1\n");
+    fails(&[], Some(&r), "ref.csv:2: column \"left_cheek_a\"");
+    fails(&["--mask-field", "mask"], None, "no item of");
+    fails(
+        &["--skin-class", "cheek"],
+        None,
+        "class \"cheek\" is not among the classes",
+    );
+    // a mask of another size than its photo
+    image::GrayImage::new(5, 5).save(t.join("frontal.tif")).unwrap();
+    fails(&[], None, "frontal.png is 260×300 but its pred_mask");
+    // a foreign file at -o is never replaced
+    std::fs::write(&out, "my notes\n").unwrap();
+    cheek_lab(&m, &out)
+        .assert()
+        .failure()
+        .stderr(contains("refusing to overwrite"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "my notes\n");
+}
