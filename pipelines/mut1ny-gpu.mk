@@ -7,6 +7,13 @@
 # PRETRAINED is torchvision's ImageNet resnet34 file (or a .safetensors with its names); the
 # reference used ImageNet weights, so leave it out only on purpose. Everything else is the main
 # Makefile's, built with CUDA.
+#
+# Cheek colour against hand measurements: REFERENCE=measurements.csv, one row per face, laid
+# out as pipelines/reference-template.csv (ids `ITEM_ID#0`, the item id being the image path
+# without extension, e.g. `samples/g000/face_00000#0`), or name your columns, e.g.
+#   CHEEK_ARGS="--ref-id image --join id --ref-left lL,la,lb --ref-right rL,ra,rb --white d50"
+# (--white d50 for values read off Photoshop's Lab). Without REFERENCE the cheeks are measured
+# and not compared.
 
 ifeq ($(origin DATA_DIR),undefined)
 $(error set DATA_DIR to the Mut1ny folder that holds training.xml)

@@ -389,15 +389,7 @@ fn join<'a>(rows: &[FaceRow], r: &'a reference::Reference, cfg: &Config, input: 
         JoinOn::FaceId => row.face_id.clone(),
         JoinOn::Id => row.id.clone(),
     };
-    let per_face: Vec<Option<&reference::Row>> = rows
-        .iter()
-        .map(|row| {
-            if row.faces_in_image == 0 && cfg.join == JoinOn::FaceId && row.face > 0 {
-                return None;
-            }
-            r.rows.get(&key(row))
-        })
-        .collect();
+    let per_face: Vec<Option<&reference::Row>> = rows.iter().map(|row| r.rows.get(&key(row))).collect();
     let used: std::collections::HashSet<String> = rows
         .iter()
         .zip(&per_face)

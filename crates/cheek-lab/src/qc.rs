@@ -223,14 +223,14 @@ fn sheet(thumbs: &[(f64, RgbImage, String)]) -> RgbImage {
     cv.text(
         i64::from(gap),
         8,
-        "cheek-lab QC: patches (green = subject's left, orange = right, red = not measurable)",
+        "cheek-lab QC: green = subject's left patch, orange = right, red = n/m",
         1,
         ink,
     );
     cv.text(
         i64::from(gap),
         22,
-        "not measurable first, then worst CIEDE2000; outline = face region; blue = eyes; n/m = not measurable",
+        "n/m (not measurable) first, then worst CIEDE2000",
         1,
         Rgb([90, 90, 90]),
     );

@@ -259,6 +259,73 @@ fn measures_drawn_faces_and_compares_with_the_reference() {
 }
 
 #[test]
+fn two_faces_are_measured_one_or_both_by_flag() {
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path();
+    let (mut photo, mut mask) = (image::RgbImage::new(400, 220), image::GrayImage::new(400, 220));
+    draw(&mut photo, &mut mask, 100.0, 110.0, 60.0, 0.0, false);
+    draw(&mut photo, &mut mask, 290.0, 110.0, 75.0, 0.1, false);
+    photo.save(t.join("two.png")).unwrap();
+    mask.save(t.join("two.tif")).unwrap();
+    let m = json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": classes(),
+        "items": [{"id": "two", "image": "two.png", "pred_mask": "two.tif"}]});
+    let input = t.join("m.json");
+    std::fs::write(&input, m.to_string()).unwrap();
+    let out = t.join("c.csv");
+    cheek_lab(&input, &out).assert().success();
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0]["faces_in_image"].as_str(), rows[0]["face_id"].as_str()),
+        ("2", "two#0")
+    );
+    // the largest face is the one on the right
+    assert!(rows[0]["left_x0"].parse::<u32>().unwrap() > 250);
+    cheek_lab(&input, &out).args(["--faces", "all"]).assert().success();
+    let rows = read_csv(&out);
+    assert_eq!(
+        rows.iter().map(|r| r["face_id"].as_str()).collect::<Vec<_>>(),
+        ["two#0", "two#1"]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["left_status"] == "ok" && r["right_status"] == "ok")
+    );
+    assert!(rows[1]["left_x0"].parse::<u32>().unwrap() < 200);
+}
+
+#[test]
+fn a_photo_with_a_non_srgb_profile_is_measured_with_a_warning() {
+    use image::ImageEncoder as _;
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path();
+    let m = dataset(t);
+    let photo = image::open(t.join("frontal.png")).unwrap().to_rgb8();
+    let mut bytes = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut bytes);
+    // the bytes of a profile's description are what is checked; this one is Display P3
+    enc.set_icc_profile(b"....mntrRGB XYZ desc Display P3....".to_vec())
+        .unwrap();
+    enc.write_image(
+        photo.as_raw(),
+        photo.width(),
+        photo.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    std::fs::write(t.join("frontal.png"), bytes).unwrap();
+    let (out, rep) = (t.join("c.csv"), t.join("c.json"));
+    cheek_lab(&m, &out)
+        .arg("--report")
+        .arg(&rep)
+        .assert()
+        .success()
+        .stderr(contains("frontal.png embeds an ICC profile that is not sRGB"));
+    let rep: Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(rep["warnings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn bad_inputs_are_named_and_nothing_is_written() {
     let d = tempfile::tempdir().unwrap();
     let t = d.path();

@@ -54,6 +54,16 @@ pub enum Select {
     All,
 }
 
+impl std::fmt::Display for Select {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Select::Valid => "valid",
+            Select::Train => "train",
+            Select::All => "all",
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub model_dir: PathBuf,
@@ -186,7 +196,7 @@ fn plan(m: &Manifest, select: Select, n_classes: usize, shown: &str) -> Result<V
         });
     }
     if jobs.is_empty() {
-        bail!("no item of {shown} is selected by --split {select:?}", select = select);
+        bail!("no item of {shown} is selected by --split {select}");
     }
     jobs.par_iter_mut().try_for_each(|j| -> Result<()> {
         let (w, h) = image::image_dimensions(&j.image)

@@ -516,13 +516,16 @@ fn report_md(e: &EvalFile, model: &Model, contact: bool) -> String {
     );
     let _ = writeln!(
         s,
-        "Manifest `{}` (sha256 `{}`): {} images ({} labelled), split `{:?}`, outside the centre square: `{:?}`.  ",
+        "Manifest `{}` (sha256 `{}`): {} images ({} labelled), split `{}`, outside the centre square: `{}`.  ",
         e.manifest.path,
         &e.manifest.sha256[..16],
         e.items,
         e.labelled,
         e.settings.split,
-        e.settings.outside
+        match e.settings.outside {
+            Outside::Tile => "tile",
+            Outside::None => "none",
+        }
     );
     let _ = writeln!(
         s,
