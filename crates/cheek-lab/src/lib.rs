@@ -135,8 +135,6 @@ pub struct FaceRow {
     pub left: CheekResult,
     pub right: CheekResult,
     #[serde(skip)]
-    pub centres: [Option<faces::P>; 2],
-    #[serde(skip)]
     pub eyes: Vec<faces::P>,
     #[serde(skip)]
     pub label: u32,
@@ -235,7 +233,6 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
         fwhr_reason: reason.into(),
         left: CheekResult::missing(reason),
         right: CheekResult::missing(reason),
-        centres: [None, None],
         eyes: vec![],
         label: 0,
     };
@@ -299,10 +296,6 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
                 ),
             }
         };
-        let centre = |c: &Cheek| match c {
-            Cheek::At(p) => Some(*p),
-            Cheek::Missing(_) => None,
-        };
         rows.push(FaceRow {
             id: it.id.clone(),
             face: k,
@@ -320,7 +313,6 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
             fwhr_reason: f.fwhr.clone().err().unwrap_or_default(),
             left: cheek(&f.left),
             right: cheek(&f.right),
-            centres: [centre(&f.left), centre(&f.right)],
             eyes: f.eyes.clone(),
             label: f.label,
         });
