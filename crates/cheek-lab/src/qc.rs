@@ -4,9 +4,8 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use facepipe_core::Class;
-use facepipe_core::io::create_dir_all;
 use facepipe_plot::{COLOURS, Canvas, LineChart, Series};
 use image::imageops::{self, FilterType};
 use image::{Rgb, RgbImage};
@@ -21,38 +20,7 @@ const SHEET_MAX: usize = 48;
 
 /// An absent or empty folder, or one a previous run wrote; never anything else.
 pub fn check_dir(dir: &Path) -> Result<()> {
-    match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("reading --qc-dir {}", dir.display())),
-        Ok(mut it) => {
-            if it.next().is_some() && !dir.join(MARKER).is_file() {
-                bail!(
-                    "--qc-dir {} is not empty and was not written by cheek-lab: choose another folder (nothing was changed)",
-                    dir.display()
-                );
-            }
-            Ok(())
-        }
-    }
-}
-
-fn empty_dir(dir: &Path) -> Result<()> {
-    if dir.join(MARKER).is_file() {
-        for e in std::fs::read_dir(dir)? {
-            let p = e?.path();
-            let r = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            r.with_context(|| format!("removing the previous run's {}", p.display()))?;
-        }
-    }
-    create_dir_all(dir)?;
-    facepipe_core::io::write_atomic(
-        &dir.join(MARKER),
-        b"written by cheek-lab; a rerun replaces this folder\n",
-    )
+    facepipe_core::io::check_output_dir(dir, MARKER, "--qc-dir", crate::STAGE)
 }
 
 fn file_name(row: &FaceRow) -> String {
@@ -156,7 +124,7 @@ pub fn write(
     _classes: &[Class],
     roles: &Roles,
 ) -> Result<()> {
-    empty_dir(dir)?;
+    facepipe_core::io::claim_output_dir(dir, MARKER, "--qc-dir", crate::STAGE)?;
     let mut k = 0;
     let mut thumbs: Vec<(f64, RgbImage, String)> = Vec::new();
     for r in results {

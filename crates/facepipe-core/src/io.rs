@@ -60,6 +60,47 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
 }
 
+/// Refuses an output folder that holds anything and is not marked with `marker` (a file a
+/// previous run of the same stage wrote): a stage never touches a folder it did not make.
+/// `flag` names the option in the error (e.g. `--out-dir`).
+pub fn check_output_dir(dir: &Path, marker: &str, flag: &str, stage: &str) -> Result<()> {
+    match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("reading {flag} {}", dir.display())),
+        Ok(mut entries) => {
+            if entries.next().is_some() && !dir.join(marker).is_file() {
+                anyhow::bail!(
+                    "{flag} {} is not empty and was not written by {stage}: choose another folder (nothing was changed)",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Makes an output folder ready, after [`check_output_dir`]: created if absent, a previous run's
+/// contents removed, and `marker` written (so that the next run may replace it).
+pub fn claim_output_dir(dir: &Path, marker: &str, flag: &str, stage: &str) -> Result<()> {
+    check_output_dir(dir, marker, flag, stage)?;
+    if dir.join(marker).is_file() {
+        for e in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let p = e?.path();
+            let r = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            r.with_context(|| format!("removing the previous run's {}", p.display()))?;
+        }
+    }
+    create_dir_all(dir)?;
+    write_atomic(
+        &dir.join(marker),
+        format!("written by {stage}; a rerun of {stage} replaces this folder's contents\n").as_bytes(),
+    )
+}
+
 /// sha256 (lower-case hex) of a byte slice.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
@@ -156,6 +197,24 @@ impl std::fmt::Display for Output {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn output_dirs_are_claimed_only_when_empty_or_ours() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        super::claim_output_dir(&out, ".mine", "--out-dir", "stage").unwrap();
+        std::fs::write(out.join("result.txt"), "1").unwrap();
+        super::claim_output_dir(&out, ".mine", "--out-dir", "stage").unwrap();
+        assert!(!out.join("result.txt").exists(), "a previous run's files are replaced");
+        let foreign = d.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("notes"), "keep").unwrap();
+        let e = super::claim_output_dir(&foreign, ".mine", "--qc-dir", "stage")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--qc-dir") && e.contains("not written by stage"), "{e}");
+        assert_eq!(std::fs::read_to_string(foreign.join("notes")).unwrap(), "keep");
+    }
+
     use super::*;
 
     #[test]

@@ -24,7 +24,6 @@ pub mod predict;
 pub mod report;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -220,45 +219,6 @@ fn plan(m: &Manifest, select: Select, n_classes: usize, shown: &str) -> Result<V
     Ok(jobs)
 }
 
-fn is_ours(dir: &Path) -> bool {
-    dir.join(MARKER).is_file()
-}
-
-/// An empty output directory, or a previous run of this stage emptied; never anything else.
-fn prepare_out_dir(dir: &Path) -> Result<()> {
-    let shown = dir.display();
-    match fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading output directory {shown}")),
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                if !is_ours(dir) {
-                    bail!(
-                        "output directory {shown} is not empty and was not written by unet-eval: choose another --out-dir (nothing was changed)"
-                    );
-                }
-                for e in fs::read_dir(dir)? {
-                    let p = e?.path();
-                    let r = if p.is_dir() {
-                        fs::remove_dir_all(&p)
-                    } else {
-                        fs::remove_file(&p)
-                    };
-                    r.with_context(|| format!("removing the previous run's {}", p.display()))?;
-                }
-            }
-        }
-    }
-    io::create_dir_all(dir)?;
-    io::write_atomic(
-        &dir.join(MARKER),
-        format!(
-            "{{\"format\": \"{EVAL_FORMAT}\", \"note\": \"written by unet-eval; a rerun replaces this directory\"}}\n"
-        )
-        .as_bytes(),
-    )
-}
-
 /// Runs the model over the selected items, writes everything, and returns the output
 /// manifest (written too) and the evaluation.
 pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
@@ -301,7 +261,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
     progress.set_length(jobs.len() as u64);
     // the network is built and its weights loaded before anything is written
     let seconds = with_predictor(&model, cfg.device, |net: &mut dyn Predict| {
-        prepare_out_dir(&out_dir)?;
+        io::claim_output_dir(&out_dir, MARKER, "output directory", STAGE)?;
         let t0 = Instant::now();
         let mut start = 0;
         while start < jobs.len() {
