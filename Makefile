@@ -153,4 +153,4 @@ help: ## list targets and the variables you can override
 	@echo "           SEED=$(SEED) VALID_PCT=$(VALID_PCT) GROUP_BY=$(GROUP_BY) OFF_PALETTE=$(OFF_PALETTE) PALETTE=$(PALETTE)"
 	@echo "           MODEL_DIR=$(MODEL_DIR) DEVICE=$(DEVICE) TRAIN_ARGS=$(TRAIN_ARGS)"
 	@echo "           EVAL_DIR=$(EVAL_DIR) EVAL_ARGS=$(EVAL_ARGS) REFERENCE=$(REFERENCE) CHEEK_ARGS=$(CHEEK_ARGS)"
-	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN (set one to swap that stage)"
+	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN UNET_EVAL CHEEK_LAB (set one to swap that stage)"
