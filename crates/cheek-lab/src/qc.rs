@@ -159,7 +159,11 @@ pub fn write(
             } else {
                 d.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
             };
-            thumbs.push((worst, thumb(&pic, 180), caption(row, d)));
+            thumbs.push((
+                worst,
+                facepipe_plot::fit_square(&pic, 180, FilterType::Triangle),
+                caption(row, d),
+            ));
         }
         k += n;
     }
@@ -170,16 +174,6 @@ pub fn write(
         facepipe_plot::save_png(&dir.join("contact_sheet.png"), &sheet(&thumbs))?;
     }
     Ok(())
-}
-
-fn thumb(img: &RgbImage, side: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let s = f64::from(side) / f64::from(w.max(h));
-    let (tw, th) = (((f64::from(w) * s) as u32).max(1), ((f64::from(h) * s) as u32).max(1));
-    let small = imageops::resize(img, tw, th, FilterType::Triangle);
-    let mut out = RgbImage::from_pixel(side, side, Rgb([255, 255, 255]));
-    imageops::overlay(&mut out, &small, i64::from((side - tw) / 2), i64::from((side - th) / 2));
-    out
 }
 
 fn sheet(thumbs: &[(f64, RgbImage, String)]) -> RgbImage {

@@ -36,6 +36,22 @@ pub fn save_png(path: &Path, img: &RgbImage) -> anyhow::Result<()> {
     })
 }
 
+/// `img` scaled to fit a `side`×`side` square (aspect kept, at least 1 px), centred on white:
+/// a contact-sheet cell.
+pub fn fit_square(img: &RgbImage, side: u32, filter: image::imageops::FilterType) -> RgbImage {
+    use image::imageops;
+    let (w, h) = img.dimensions();
+    let scale = f64::from(side) / f64::from(w.max(h));
+    let (tw, th) = (
+        ((f64::from(w) * scale).round() as u32).clamp(1, side),
+        ((f64::from(h) * scale).round() as u32).clamp(1, side),
+    );
+    let small = imageops::resize(img, tw, th, filter);
+    let mut out = RgbImage::from_pixel(side, side, Rgb([255, 255, 255]));
+    imageops::overlay(&mut out, &small, i64::from((side - tw) / 2), i64::from((side - th) / 2));
+    out
+}
+
 const INK: Rgb<u8> = Rgb([30, 30, 30]);
 const GRID: Rgb<u8> = Rgb([225, 225, 225]);
 

@@ -416,20 +416,6 @@ pub fn confusion_png(s: &Scores, classes: &[Class], title: &str) -> RgbImage {
     cv.img
 }
 
-/// Fits an image into a `box`×`box` square (aspect kept), centred on white.
-fn thumb(img: &RgbImage, side: u32, filter: FilterType) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let scale = f64::from(side) / f64::from(w.max(h));
-    let (tw, th) = (
-        ((f64::from(w) * scale).round() as u32).max(1),
-        ((f64::from(h) * scale).round() as u32).max(1),
-    );
-    let small = imageops::resize(img, tw, th, filter);
-    let mut out = RgbImage::from_pixel(side, side, Rgb([255, 255, 255]));
-    imageops::overlay(&mut out, &small, i64::from((side - tw) / 2), i64::from((side - th) / 2));
-    out
-}
-
 /// One row of the contact sheet.
 struct SheetRow {
     label: String,
@@ -450,10 +436,10 @@ fn sheet_row(r: &ItemResult, out_dir: &Path, classes: &[Class], mask: &Path, sid
     Ok(SheetRow {
         label,
         panels: [
-            thumb(&photo, side, FilterType::Triangle),
-            thumb(&colourise(&truth, classes), side, FilterType::Nearest),
-            thumb(&colourise(&pred, classes), side, FilterType::Nearest),
-            thumb(&errors(&photo, &pred, &truth), side, FilterType::Nearest),
+            facepipe_plot::fit_square(&photo, side, FilterType::Triangle),
+            facepipe_plot::fit_square(&colourise(&truth, classes), side, FilterType::Nearest),
+            facepipe_plot::fit_square(&colourise(&pred, classes), side, FilterType::Nearest),
+            facepipe_plot::fit_square(&errors(&photo, &pred, &truth), side, FilterType::Nearest),
         ],
     })
 }
