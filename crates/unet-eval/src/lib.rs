@@ -94,6 +94,9 @@ struct Job {
     height: u32,
     /// Output paths relative to the output directory, without extension.
     stem: String,
+    /// The crops the network sees, and which is the validation centre crop.
+    tiles: Vec<unet::data::Crop>,
+    centre: usize,
 }
 
 /// What one item gave.
@@ -160,7 +163,7 @@ fn stem_for(id: &str) -> String {
 
 /// Checks the selected items before anything is written: image present and readable, mask
 /// of the same size with valid values.
-fn plan(m: &Manifest, select: Select, n_classes: usize, shown: &str) -> Result<Vec<Job>> {
+fn plan(m: &Manifest, select: Select, outside: Outside, n_classes: usize, shown: &str) -> Result<Vec<Job>> {
     let wanted = |it: &Item| match select {
         Select::All => true,
         Select::Valid => it.split == Some(Split::Valid),
@@ -192,6 +195,8 @@ fn plan(m: &Manifest, select: Select, n_classes: usize, shown: &str) -> Result<V
             width: 0,
             height: 0,
             stem,
+            tiles: vec![],
+            centre: 0,
         });
     }
     if jobs.is_empty() {
@@ -202,6 +207,7 @@ fn plan(m: &Manifest, select: Select, n_classes: usize, shown: &str) -> Result<V
             .with_context(|| format!("item {:?}: cannot read image {}", j.id, j.image.display()))?;
         ensure!(w > 0 && h > 0, "item {:?}: image {} is empty", j.id, j.image.display());
         (j.width, j.height) = (w, h);
+        (j.tiles, j.centre) = predict::tiles(w, h, outside);
         if let Some(mp) = &j.mask {
             let mask = unet::data::read_mask(mp, n_classes).with_context(|| format!("item {:?}", j.id))?;
             ensure!(
@@ -240,7 +246,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
         );
     }
     let n_classes = model.n_classes();
-    let jobs = plan(&m, cfg.select, n_classes, &shown)?;
+    let jobs = plan(&m, cfg.select, cfg.outside, n_classes, &shown)?;
     let out_dir = paths::absolute(&cfg.out_dir)?;
     if let Output::File(p) = &out
         && paths::absolute(p)?.starts_with(&out_dir)
@@ -269,7 +275,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
             let mut end = start;
             let mut n_tiles = 0;
             while end < jobs.len() {
-                let k = predict::tiles(jobs[end].width, jobs[end].height, cfg.outside).0.len();
+                let k = jobs[end].tiles.len();
                 if end > start && n_tiles + k > cfg.bs {
                     break;
                 }
@@ -277,7 +283,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
                 end += 1;
             }
             let chunk = &jobs[start..end];
-            let prepared: Vec<(RgbImage, Vec<unet::data::Crop>, usize, Vec<f32>)> = chunk
+            let prepared: Vec<(RgbImage, Vec<f32>)> = chunk
                 .par_iter()
                 .map(|j| {
                     let img = unet::data::read_image(&j.image).with_context(|| format!("item {:?}", j.id))?;
@@ -286,16 +292,15 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
                         "image {} changed while being read",
                         j.image.display()
                     );
-                    let (tiles, centre) = predict::tiles(j.width, j.height, cfg.outside);
-                    let mut x = Vec::with_capacity(tiles.len() * 3 * (size * size) as usize);
-                    for &t in &tiles {
+                    let mut x = Vec::with_capacity(j.tiles.len() * 3 * (size * size) as usize);
+                    for &t in &j.tiles {
                         let (tile, _) = unet::data::prepare(&img, None, t, size);
                         x.extend(unet::data::normalize_with(&tile, pre.mean, pre.std));
                     }
-                    Ok((img, tiles, centre, x))
+                    Ok((img, x))
                 })
                 .collect::<Result<_>>()?;
-            let batch: Vec<f32> = prepared.iter().flat_map(|p| p.3.iter().copied()).collect();
+            let batch: Vec<f32> = prepared.iter().flat_map(|p| p.1.iter().copied()).collect();
             let tn = Instant::now();
             let probs = net.probabilities(&batch, n_tiles)?;
             network_seconds += tn.elapsed().as_secs_f64();
@@ -303,20 +308,19 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
             let plane = n_classes * (size * size) as usize;
             let mut offsets = Vec::with_capacity(chunk.len());
             let mut o = 0;
-            for p in &prepared {
+            for j in chunk {
                 offsets.push(o);
-                o += p.1.len();
+                o += j.tiles.len();
             }
             let done: Vec<ItemResult> = chunk
                 .par_iter()
                 .zip(&prepared)
                 .zip(&offsets)
-                .map(|((j, (img, tiles, centre, _)), &off)| {
-                    let tp: Vec<&[f32]> = (0..tiles.len())
+                .map(|((j, (img, _)), &off)| {
+                    let tp: Vec<&[f32]> = (0..j.tiles.len())
                         .map(|k| &probs[(off + k) * plane..(off + k + 1) * plane])
                         .collect();
-                    finish(j, img, tiles, &tp, *centre, size, classes, &out_dir)
-                        .with_context(|| format!("item {:?}", j.id))
+                    finish(j, img, &tp, size, classes, &out_dir).with_context(|| format!("item {:?}", j.id))
                 })
                 .collect::<Result<_>>()?;
             progress.inc(done.len() as u64);
@@ -397,19 +401,16 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
 }
 
 /// Maps one item's tiles back, scores it and writes its files.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     j: &Job,
     img: &RgbImage,
-    tiles: &[unet::data::Crop],
     probs: &[&[f32]],
-    centre: usize,
     size: u32,
     classes: &[Class],
     out_dir: &Path,
 ) -> Result<ItemResult> {
     let n = classes.len();
-    let pred = predict::map_back(probs, tiles, j.width, j.height, size, n);
+    let pred = predict::map_back(probs, &j.tiles, j.width, j.height, size, n);
     let (mut full, mut model, mut loss) = (None, None, 0.0);
     if let Some(mp) = &j.mask {
         let mask = unet::data::read_mask(mp, n)?;
@@ -417,9 +418,9 @@ fn finish(
         c.add(&pred, mask.as_raw());
         full = Some(c);
         // model resolution: the centre crop as validation prepares it (mask by nearest)
-        let (_, small) = unet::data::prepare(img, Some(&mask), tiles[centre], size);
+        let (_, small) = unet::data::prepare(img, Some(&mask), j.tiles[j.centre], size);
         let small = small.expect("mask given");
-        let p = probs[centre];
+        let p = probs[j.centre];
         let px = (size * size) as usize;
         let mut c = Confusion::new(n);
         c.add(&predict::argmax_planes(p, n, size as usize), small.as_raw());
@@ -449,7 +450,7 @@ fn finish(
         mask: j.mask.clone(),
         width: j.width,
         height: j.height,
-        tiles: tiles.len(),
+        tiles: j.tiles.len(),
         pred_mask,
         colour,
         overlay,
