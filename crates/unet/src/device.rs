@@ -9,10 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::kernels::TrainBackend;
 use anyhow::{Result, bail};
 use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::AutodiffBackend;
 
 /// Where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub type CudaBackend = Autodiff<burn_cuda::Cuda>;
 /// Work that runs on whichever backend the device needs.
 pub trait BackendTask {
     type Output;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output>;
+    fn run<B: TrainBackend>(self, device: B::Device) -> Result<Self::Output>;
 }
 
 /// Whether this build can use CUDA.
@@ -161,7 +161,7 @@ mod tests {
         struct Nothing;
         impl BackendTask for Nothing {
             type Output = ();
-            fn run<B: AutodiffBackend>(self, _device: B::Device) -> Result<()> {
+            fn run<B: TrainBackend>(self, _device: B::Device) -> Result<()> {
                 Ok(())
             }
         }

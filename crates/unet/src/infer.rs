@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::kernels::TrainBackend;
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::activation::softmax;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use facepipe_core::io::{InputFile, read_input};
 
@@ -155,7 +156,7 @@ struct Task<'a, F> {
 
 impl<T, F: FnOnce(&mut dyn Predict) -> Result<T>> BackendTask for Task<'_, F> {
     type Output = T;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<T> {
+    fn run<B: TrainBackend>(self, device: B::Device) -> Result<T> {
         match self.model.info.arch {
             Arch::Fastai => self.go::<B::InnerBackend, FastaiUnet<B::InnerBackend>>(device),
             Arch::Smp => self.go::<B::InnerBackend, SmpUnet<B::InnerBackend>>(device),

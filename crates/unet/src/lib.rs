@@ -4,7 +4,8 @@
 //! * [`resnet`]: the encoder, with torchvision's parameter names.
 //! * [`weights`]: ImageNet weights from torchvision's `.pth` or `.safetensors`, with a report.
 //! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one; logits at the input's size.
-//! * [`norm`]: BatchNorm's forward pass on burn's parameters, fast on `flex`.
+//! * [`kernels`]: convolution and BatchNorm(+ReLU) as a backend extension: facepipe's own
+//!   GEMM-based CPU kernels on `flex`, burn's operations elsewhere (CUDA).
 //! * [`loss`]: cross-entropy that ignores label 255.
 //! * [`data`]: fastai's crop/resize/normalise, with mask validation.
 //! * [`loader`]: seeded batches from a split manifest, prepared in parallel ahead of use.
@@ -22,10 +23,10 @@
 pub mod data;
 pub mod device;
 pub mod infer;
+pub mod kernels;
 pub mod loader;
 pub mod loss;
 pub mod model;
-pub mod norm;
 pub mod optim;
 pub mod recipe;
 pub mod resnet;

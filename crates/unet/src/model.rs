@@ -6,7 +6,7 @@
 //! stem; the last block has none. Upsampling goes to the skip's exact size rather than ×2, and
 //! the logits to the input's size, so any input size works, not only multiples of 32.
 
-use crate::norm::batch_norm;
+use crate::kernels::{Kernels, batch_norm, conv2d};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -40,7 +40,7 @@ pub struct ConvBnRelu<B: Backend> {
     pub bn: BatchNorm<B>,
 }
 
-impl<B: Backend> ConvBnRelu<B> {
+impl<B: Kernels> ConvBnRelu<B> {
     pub fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
         ConvBnRelu {
             conv: Conv2dConfig::new([cin, cout], [3, 3])
@@ -52,7 +52,7 @@ impl<B: Backend> ConvBnRelu<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(batch_norm(&self.bn, self.conv.forward(x)))
+        batch_norm(&self.bn, conv2d(&self.conv, x), true)
     }
 }
 
@@ -63,7 +63,7 @@ pub struct DecoderBlock<B: Backend> {
     pub conv2: ConvBnRelu<B>,
 }
 
-impl<B: Backend> DecoderBlock<B> {
+impl<B: Kernels> DecoderBlock<B> {
     /// Upsamples `x` to `size`, concatenates `skip` (if any) and applies both convolutions.
     pub fn forward(&self, x: Tensor<B, 4>, skip: Option<Tensor<B, 4>>, size: [usize; 2]) -> Tensor<B, 4> {
         let x = nearest(x, size);
@@ -83,7 +83,7 @@ pub struct SmpUnet<B: Backend> {
     pub head: Conv2d<B>,
 }
 
-impl<B: Backend> SmpUnet<B> {
+impl<B: Kernels> SmpUnet<B> {
     pub fn new(num_classes: usize, device: &B::Device) -> Self {
         let ins = [512, 256, 128, 64, 32];
         let skips = [256, 128, 64, 64, 0];
@@ -126,7 +126,7 @@ impl<B: Backend> SmpUnet<B> {
             };
             y = block.forward(y, skip, size);
         }
-        nearest(self.head.forward(y), [h, w])
+        nearest(conv2d(&self.head, y), [h, w])
     }
 }
 
@@ -158,7 +158,7 @@ pub struct PixelShuffleIcnr<B: Backend> {
     pub conv: Conv2d<B>,
 }
 
-impl<B: Backend> PixelShuffleIcnr<B> {
+impl<B: Kernels> PixelShuffleIcnr<B> {
     pub fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
         let mut conv = conv_relu_cfg(cin, cout * 4, 1).init(device);
         let base = conv_relu_cfg(cin, cout, 1).init::<B>(device).weight.val(); // [cout, cin, 1, 1]
@@ -174,7 +174,7 @@ impl<B: Backend> PixelShuffleIcnr<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        pixel_shuffle(relu(self.conv.forward(x)), 2)
+        pixel_shuffle(relu(conv2d(&self.conv, x)), 2)
     }
 }
 
@@ -188,7 +188,7 @@ pub struct UnetBlock<B: Backend> {
     pub conv2: Conv2d<B>,
 }
 
-impl<B: Backend> UnetBlock<B> {
+impl<B: Kernels> UnetBlock<B> {
     /// `up_in` channels from below, `skip` channels from the encoder; the last block halves
     /// its width (`final_div = false`). Returns the block and its output channels.
     pub fn new(up_in: usize, skip: usize, final_div: bool, device: &B::Device) -> (Self, usize) {
@@ -208,8 +208,9 @@ impl<B: Backend> UnetBlock<B> {
     pub fn forward(&self, up_in: Tensor<B, 4>, skip: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = skip.dims();
         let up = nearest(self.shuf.forward(up_in), [h, w]);
-        let x = relu(Tensor::cat(vec![up, batch_norm(&self.bn, skip)], 1));
-        relu(self.conv2.forward(relu(self.conv1.forward(x))))
+        // relu(cat(up, bn(skip))) = cat(relu(up), relu(bn(skip))): ReLU fused into the norm
+        let x = Tensor::cat(vec![relu(up), batch_norm(&self.bn, skip, true)], 1);
+        relu(conv2d(&self.conv2, relu(conv2d(&self.conv1, x))))
     }
 }
 
@@ -231,7 +232,7 @@ pub struct FastaiUnet<B: Backend> {
     pub head: Conv2d<B>,
 }
 
-impl<B: Backend> FastaiUnet<B> {
+impl<B: Kernels> FastaiUnet<B> {
     pub fn new(num_classes: usize, device: &B::Device) -> Self {
         let mut blocks = Vec::new();
         let mut up = 512;
@@ -259,14 +260,14 @@ impl<B: Backend> FastaiUnet<B> {
         let [_, _, h, w] = x.dims();
         let f = self.encoder.forward(x.clone());
         let [s1, s2, s3, s4] = f.stages;
-        let mut y = relu(batch_norm(&self.bn, s4));
-        y = relu(self.middle2.forward(relu(self.middle1.forward(y))));
+        let mut y = batch_norm(&self.bn, s4, true);
+        y = relu(conv2d(&self.middle2, relu(conv2d(&self.middle1, y))));
         for (block, skip) in self.blocks.iter().zip([s3, s2, s1, f.stem]) {
             y = block.forward(y, skip);
         }
         let y = nearest(self.shuf.forward(y), [h, w]);
         let y = Tensor::cat(vec![y, x], 1);
-        let r = self.res2.forward(relu(self.res1.forward(y.clone())));
-        self.head.forward(relu(r + y))
+        let r = conv2d(&self.res2, relu(conv2d(&self.res1, y.clone())));
+        conv2d(&self.head, relu(r + y))
     }
 }

@@ -6,7 +6,7 @@
 //! module (index 0 the 1×1 convolution, index 1 its BatchNorm); the stores are told to skip
 //! enum variant names in paths, which gives exactly `downsample.0.*` and `downsample.1.*`.
 
-use crate::norm::batch_norm;
+use crate::kernels::{Kernels, batch_norm, conv2d};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -37,11 +37,11 @@ pub enum DownsampleLayer<B: Backend> {
     Norm(BatchNorm<B>),
 }
 
-impl<B: Backend> DownsampleLayer<B> {
+impl<B: Kernels> DownsampleLayer<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match self {
-            DownsampleLayer::Conv(c) => c.forward(x),
-            DownsampleLayer::Norm(n) => batch_norm(n, x),
+            DownsampleLayer::Conv(c) => conv2d(c, x),
+            DownsampleLayer::Norm(n) => batch_norm(n, x, false),
         }
     }
 }
@@ -56,7 +56,7 @@ pub struct BasicBlock<B: Backend> {
     pub downsample: Option<Vec<DownsampleLayer<B>>>,
 }
 
-impl<B: Backend> BasicBlock<B> {
+impl<B: Kernels> BasicBlock<B> {
     pub fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
         let downsample = (stride != 1 || cin != cout).then(|| {
             vec![
@@ -83,8 +83,8 @@ impl<B: Backend> BasicBlock<B> {
             Some(layers) => layers.iter().fold(x.clone(), |t, l| l.forward(t)),
             None => x.clone(),
         };
-        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
-        let out = batch_norm(&self.bn2, self.conv2.forward(out));
+        let out = batch_norm(&self.bn1, conv2d(&self.conv1, x), true);
+        let out = batch_norm(&self.bn2, conv2d(&self.conv2, out), false);
         relu(out + identity)
     }
 }
@@ -110,7 +110,7 @@ pub struct Features<B: Backend> {
     pub stages: [Tensor<B, 4>; 4],
 }
 
-impl<B: Backend> ResNet<B> {
+impl<B: Kernels> ResNet<B> {
     pub fn resnet34(device: &B::Device) -> Self {
         let mut cin = 64;
         let mut layers: Vec<Vec<BasicBlock<B>>> = Vec::new();
@@ -146,7 +146,7 @@ impl<B: Backend> ResNet<B> {
 
     /// Runs the trunk and returns the stem and every stage's output.
     pub fn forward(&self, x: Tensor<B, 4>) -> Features<B> {
-        let stem = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
+        let stem = batch_norm(&self.bn1, conv2d(&self.conv1, x), true);
         let s1 = Self::run(&self.layer1, self.maxpool.forward(stem.clone()));
         let s2 = Self::run(&self.layer2, s1.clone());
         let s3 = Self::run(&self.layer3, s2.clone());

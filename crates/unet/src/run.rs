@@ -24,9 +24,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::kernels::{Kernels, TrainBackend};
 use anyhow::{Context, Result, bail, ensure};
 use burn::module::Module;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn_store::{BurnToPyTorchAdapter, BurnpackStore, ModuleSnapshot, SafetensorsStore};
 use facepipe_core::io::{sha256_hex, write_atomic};
 use facepipe_core::palette::Class;
@@ -87,7 +88,7 @@ pub trait Architecture<B: Backend>: Module<B> {
     fn encoder_mut(&mut self) -> &mut ResNet<B>;
 }
 
-impl<B: Backend> Architecture<B> for SmpUnet<B> {
+impl<B: Kernels> Architecture<B> for SmpUnet<B> {
     fn build(n: usize, device: &B::Device) -> Self {
         SmpUnet::new(n, device)
     }
@@ -96,7 +97,7 @@ impl<B: Backend> Architecture<B> for SmpUnet<B> {
     }
 }
 
-impl<B: Backend> Architecture<B> for FastaiUnet<B> {
+impl<B: Kernels> Architecture<B> for FastaiUnet<B> {
     fn build(n: usize, device: &B::Device) -> Self {
         FastaiUnet::new(n, device)
     }
@@ -272,7 +273,7 @@ struct Task<'a>(&'a TrainConfig);
 
 impl BackendTask for Task<'_> {
     type Output = Outcome;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Outcome> {
+    fn run<B: TrainBackend>(self, device: B::Device) -> Result<Outcome> {
         match self.0.arch {
             Arch::Fastai => run_arch::<B, FastaiUnet<B>>(self.0, &device),
             Arch::Smp => run_arch::<B, SmpUnet<B>>(self.0, &device),
@@ -609,7 +610,7 @@ fn settings_diff(a: &Settings, b: &Settings) -> Vec<String> {
 
 fn run_arch<B, M>(cfg: &TrainConfig, device: &B::Device) -> Result<Outcome>
 where
-    B: AutodiffBackend,
+    B: TrainBackend,
     M: Segmenter<B> + Architecture<B>,
 {
     let dir = &cfg.out_dir;

@@ -1,8 +1,9 @@
 //! Training steps and fastai's `lr_find` over any of the UNets.
 
+use crate::kernels::{Kernels, TrainBackend};
 use anyhow::Result;
 use burn::module::AutodiffModule;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use facepipe_core::metrics::{self, Confusion};
@@ -18,13 +19,13 @@ pub trait Infer<B: Backend> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
 }
 
-impl<B: Backend> Infer<B> for SmpUnet<B> {
+impl<B: Kernels> Infer<B> for SmpUnet<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x)
     }
 }
 
-impl<B: Backend> Infer<B> for FastaiUnet<B> {
+impl<B: Kernels> Infer<B> for FastaiUnet<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x)
     }
@@ -32,12 +33,12 @@ impl<B: Backend> Infer<B> for FastaiUnet<B> {
 
 /// A trainable network whose inference twin (no autodiff: BatchNorm uses running statistics)
 /// can also run.
-pub trait Segmenter<B: AutodiffBackend>:
+pub trait Segmenter<B: TrainBackend>:
     AutodiffModule<B, InnerModule: Infer<B::InnerBackend>> + Infer<B> + Clone
 {
 }
 
-impl<B: AutodiffBackend, M> Segmenter<B> for M where
+impl<B: TrainBackend, M> Segmenter<B> for M where
     M: AutodiffModule<B, InnerModule: Infer<B::InnerBackend>> + Infer<B> + Clone
 {
 }
@@ -50,7 +51,7 @@ pub fn to_tensors<B: Backend>(b: &Batch, device: &B::Device) -> (Tensor<B, 4>, T
 }
 
 /// One optimiser step on a batch; returns the updated network and the batch loss.
-pub fn train_step<B: AutodiffBackend, M: Segmenter<B>>(
+pub fn train_step<B: TrainBackend, M: Segmenter<B>>(
     net: M,
     opt: &mut GroupAdam<B>,
     batch: &Batch,
@@ -84,7 +85,7 @@ pub struct LrFind {
 /// statistics for the sweep. (burn's `clone` shares BatchNorm running statistics, whose storage
 /// is reference-counted and updated in place, so a sweep on a clone would move the original's
 /// statistics, to NaN when it diverges.)
-pub fn lr_find<B: AutodiffBackend, M: Segmenter<B>>(
+pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
     net: &M,
     fresh: M,
     opt: &GroupAdam<B>,
@@ -173,7 +174,7 @@ pub fn mean_present(v: &[Option<f64>], except: Option<usize>) -> f64 {
 }
 
 /// Runs the inference twin of `net` over batches and scores it.
-pub fn evaluate<B: AutodiffBackend, M: Segmenter<B>>(
+pub fn evaluate<B: TrainBackend, M: Segmenter<B>>(
     net: &M,
     batches: impl Iterator<Item = Result<Batch>>,
     n_classes: usize,
@@ -245,7 +246,7 @@ pub struct FitData<'a> {
 /// fastai's `fit_one_cycle`: learning rates and β1 from the schedule at every training batch,
 /// evaluation after every epoch. `on_epoch` sees each record, the network and the optimiser
 /// and returns whether to stop (early stopping, checkpoints and best-model keeping live there).
-pub fn fit_one_cycle<B: AutodiffBackend, M: Segmenter<B>>(
+pub fn fit_one_cycle<B: TrainBackend, M: Segmenter<B>>(
     mut net: M,
     opt: &mut GroupAdam<B>,
     fit: &FitData,

@@ -1,0 +1,159 @@
+//! BatchNorm (optionally followed by ReLU) on the CPU over NCHW `f32` data, forward with
+//! batch or running statistics and backward with batch statistics, in two passes over the
+//! data each: one per channel for the sums (in `f64` across planes), one per plane to write.
+//!
+//! With ReLU fused, the backward pass recomputes the output's sign from the input (the same
+//! `x·scale + shift` as the forward pass) instead of keeping the output.
+
+use rayon::prelude::*;
+
+use super::sum;
+
+/// A `[batch, channels, pixels]` layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planes {
+    pub batch: usize,
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl Planes {
+    fn plane<'a>(&self, x: &'a [f32], b: usize, c: usize) -> &'a [f32] {
+        &x[(b * self.channels + c) * self.pixels..][..self.pixels]
+    }
+
+    fn n(&self) -> f64 {
+        (self.batch * self.pixels) as f64
+    }
+
+    /// Planes per rayon task: about 16 K values each.
+    fn min_len(&self) -> usize {
+        (16 * 1024 / self.pixels.max(1)).max(1)
+    }
+
+    /// Writes `out[b, c, i] = f(c, i, value at [b, c, i])` over planes in parallel.
+    fn map(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+        if self.pixels == 0 {
+            return;
+        }
+        out.par_chunks_mut(self.pixels)
+            .with_min_len(self.min_len())
+            .enumerate()
+            .for_each(|(i, plane)| f(i, plane));
+    }
+}
+
+/// Per-channel mean and biased variance (two passes, so no cancellation).
+pub fn stats(l: &Planes, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    (0..l.channels)
+        .into_par_iter()
+        .map(|c| {
+            let mean = (0..l.batch).map(|b| f64::from(sum(l.plane(x, b, c)))).sum::<f64>() / l.n();
+            let m = mean as f32;
+            let ss = (0..l.batch)
+                .map(|b| {
+                    let mut acc = [0f32; 16];
+                    let p = l.plane(x, b, c);
+                    let mut chunks = p.chunks_exact(16);
+                    for ch in &mut chunks {
+                        for (a, v) in acc.iter_mut().zip(ch) {
+                            *a += (v - m) * (v - m);
+                        }
+                    }
+                    let tail: f32 = chunks.remainder().iter().map(|v| (v - m) * (v - m)).sum();
+                    f64::from(acc.iter().sum::<f32>() + tail)
+                })
+                .sum::<f64>();
+            (m, (ss / l.n()) as f32)
+        })
+        .unzip()
+}
+
+/// `1 / sqrt(var + eps)` per channel.
+pub fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter()
+        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+        .collect()
+}
+
+/// Per-channel `scale = gamma·inv_std`, `shift = beta − mean·scale`.
+fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], inv_std: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
+    let shift = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    (scale, shift)
+}
+
+/// `y = x·scale + shift` per channel, then ReLU if asked.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    l: &Planes,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    relu: bool,
+) -> Vec<f32> {
+    let (scale, shift) = affine(gamma, beta, mean, inv_std);
+    let mut y = vec![0f32; x.len()];
+    l.map(&mut y, |i, plane| {
+        let c = i % l.channels;
+        let (s, t) = (scale[c], shift[c]);
+        let src = &x[i * l.pixels..][..l.pixels];
+        if relu {
+            plane.iter_mut().zip(src).for_each(|(o, v)| *o = (v * s + t).max(0.0));
+        } else {
+            plane.iter_mut().zip(src).for_each(|(o, v)| *o = v * s + t);
+        }
+    });
+    y
+}
+
+/// Gradients `(dx, dgamma, dbeta)` of BatchNorm with batch statistics `mean`, `inv_std`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    l: &Planes,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    relu: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (scale, shift) = affine(gamma, beta, mean, inv_std);
+    let grad = |c: usize, v: f32, g: f32| if relu && v * scale[c] + shift[c] <= 0.0 { 0.0 } else { g };
+    let (dgamma, dbeta): (Vec<f32>, Vec<f32>) = (0..l.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (m, is) = (mean[c], inv_std[c]);
+            let (mut sg, mut sgx) = (0f64, 0f64);
+            for b in 0..l.batch {
+                let (xs, gs) = (l.plane(x, b, c), l.plane(dy, b, c));
+                let (mut a, mut ax) = ([0f32; 8], [0f32; 8]);
+                for (i, (v, g)) in xs.iter().zip(gs).enumerate() {
+                    let g = grad(c, *v, *g);
+                    a[i % 8] += g;
+                    ax[i % 8] += g * ((v - m) * is);
+                }
+                sg += f64::from(a.iter().sum::<f32>());
+                sgx += f64::from(ax.iter().sum::<f32>());
+            }
+            (sgx as f32, sg as f32)
+        })
+        .unzip();
+    let n = l.n() as f32;
+    let mut dx = vec![0f32; x.len()];
+    l.map(&mut dx, |i, plane| {
+        let c = i % l.channels;
+        let (m, is, s) = (mean[c], inv_std[c], scale[c]);
+        let (mg, mgx) = (dbeta[c] / n, dgamma[c] / n);
+        let xs = &x[i * l.pixels..][..l.pixels];
+        let gs = &dy[i * l.pixels..][..l.pixels];
+        for ((o, v), g) in plane.iter_mut().zip(xs).zip(gs) {
+            let xhat = (v - m) * is;
+            *o = s * (grad(c, *v, *g) - mg - xhat * mgx);
+        }
+    });
+    (dx, dgamma, dbeta)
+}

@@ -1,0 +1,249 @@
+//! The network's hot operations as a backend extension: [`Kernels`] is a burn backend trait
+//! with convolution and BatchNorm(+ReLU) as methods, as burn's custom-kernel examples extend a
+//! backend.
+//!
+//! * On the CPU (`Flex`, and `Autodiff<Flex>` for training) they run facepipe's own kernels
+//!   ([`conv`]: convolution, input and weight gradients as blocked GEMM; [`bn`]: BatchNorm
+//!   with ReLU fused, forward and backward), with custom backward nodes in burn's autodiff
+//!   graph ([`flex`]).
+//! * Every other backend (CUDA) keeps the default methods, which are burn's own operations
+//!   exactly as the model used them before ([`reference`]), so its numerics and kernels are
+//!   unchanged.
+//!
+//! The model calls [`conv2d`] and [`batch_norm`] on its burn modules (`Conv2d`, `BatchNorm`):
+//! parameters, names and stored weights do not change. Tests check each CPU kernel against
+//! the reference on random shapes, forward and gradients.
+
+pub mod bn;
+pub mod conv;
+mod flex;
+pub mod gemm;
+
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::ConvOptions;
+
+/// A backend with facepipe's hot operations; the defaults are burn's own.
+pub trait Kernels: Backend {
+    /// `conv2d` with symmetric padding, one group or more.
+    fn conv2d(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: ConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        reference::conv2d(x, weight, bias, options)
+    }
+
+    /// BatchNorm with the batch's statistics (then ReLU if `relu`): the output, and the
+    /// per-channel mean and biased variance (detached) for the running statistics.
+    fn batch_norm_train(
+        x: Tensor<Self, 4>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
+        reference::batch_norm_train(x, gamma, beta, epsilon, relu)
+    }
+
+    /// BatchNorm with running statistics (then ReLU if `relu`).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_eval(
+        x: Tensor<Self, 4>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        mean: Tensor<Self, 1>,
+        var: Tensor<Self, 1>,
+        epsilon: f64,
+        relu: bool,
+    ) -> Tensor<Self, 4> {
+        reference::batch_norm_eval(x, gamma, beta, mean, var, epsilon, relu)
+    }
+}
+
+/// A training backend whose inference backend has the kernels too.
+pub trait TrainBackend: AutodiffBackend<InnerBackend: Kernels> + Kernels {}
+impl<B: AutodiffBackend<InnerBackend: Kernels> + Kernels> TrainBackend for B {}
+
+impl Kernels for burn::backend::Flex {
+    fn conv2d(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: ConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        flex::conv2d(x, weight, bias, options)
+    }
+
+    fn batch_norm_train(
+        x: Tensor<Self, 4>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
+        flex::batch_norm_train(x, gamma, beta, epsilon, relu)
+    }
+
+    fn batch_norm_eval(
+        x: Tensor<Self, 4>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        mean: Tensor<Self, 1>,
+        var: Tensor<Self, 1>,
+        epsilon: f64,
+        relu: bool,
+    ) -> Tensor<Self, 4> {
+        flex::batch_norm_eval(x, gamma, beta, mean, var, epsilon, relu)
+    }
+}
+
+impl Kernels for burn::backend::Autodiff<burn::backend::Flex> {
+    fn conv2d(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: ConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        flex::conv2d_autodiff(x, weight, bias, options)
+    }
+
+    fn batch_norm_train(
+        x: Tensor<Self, 4>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
+        flex::batch_norm_train_autodiff(x, gamma, beta, epsilon, relu)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Kernels for burn_cuda::Cuda {}
+#[cfg(feature = "cuda")]
+impl Kernels for burn::backend::Autodiff<burn_cuda::Cuda> {}
+
+/// burn's own operations, as the model used them before the kernels: the defaults of
+/// [`Kernels`] and the reference the CPU kernels are tested against.
+pub mod reference {
+    use burn::tensor::Tensor;
+    use burn::tensor::activation::relu as relu_op;
+    use burn::tensor::backend::Backend;
+    use burn::tensor::ops::ConvOptions;
+
+    pub fn conv2d<B: Backend>(
+        x: Tensor<B, 4>,
+        weight: Tensor<B, 4>,
+        bias: Option<Tensor<B, 1>>,
+        options: ConvOptions<2>,
+    ) -> Tensor<B, 4> {
+        burn::tensor::module::conv2d(x, weight, bias, options)
+    }
+
+    fn channel_mean<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+        x.mean_dim(3).mean_dim(2).mean_dim(0)
+    }
+
+    /// `x·scale + shift` with `[1, C, 1, 1]` statistics repeated to `[B, C, 1, 1]`: flex only
+    /// vectorises broadcasts whose outer dims walk the smaller tensor, which `[1, C, 1, 1]`
+    /// against a batch does not (the layout of the pre-kernel model, kept as the default).
+    fn scale_shift<B: Backend>(x: Tensor<B, 4>, scale: Tensor<B, 1>, shift: Tensor<B, 1>, relu: bool) -> Tensor<B, 4> {
+        let [b, c, _, _] = x.dims();
+        let scale = scale.reshape([1, c, 1, 1]).repeat_dim(0, b);
+        let shift = shift.reshape([1, c, 1, 1]).repeat_dim(0, b);
+        let y = x.mul(scale).add(shift);
+        if relu { relu_op(y) } else { y }
+    }
+
+    pub fn batch_norm_train<B: Backend>(
+        x: Tensor<B, 4>,
+        gamma: Tensor<B, 1>,
+        beta: Tensor<B, 1>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+        let [b, c, _, _] = x.dims();
+        let mean = channel_mean(x.clone());
+        let xc = x.sub(mean.clone().repeat_dim(0, b));
+        let var = channel_mean(xc.clone().square()).reshape([c]);
+        let scale = gamma.div(var.clone().add_scalar(epsilon).sqrt());
+        let y = scale_shift(xc, scale, beta, relu);
+        (y, mean.reshape([c]).detach(), var.detach())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_eval<B: Backend>(
+        x: Tensor<B, 4>,
+        gamma: Tensor<B, 1>,
+        beta: Tensor<B, 1>,
+        mean: Tensor<B, 1>,
+        var: Tensor<B, 1>,
+        epsilon: f64,
+        relu: bool,
+    ) -> Tensor<B, 4> {
+        let [b, c, _, _] = x.dims();
+        let xc = x.sub(mean.reshape([1, c, 1, 1]).repeat_dim(0, b));
+        let scale = gamma.div(var.add_scalar(epsilon).sqrt());
+        scale_shift(xc, scale, beta, relu)
+    }
+}
+
+/// A burn `Conv2d` layer's forward pass through [`Kernels::conv2d`] (`Same` or asymmetric
+/// padding, which the model never uses, goes through burn's layer).
+pub fn conv2d<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let pad = match layer.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
+        _ => return layer.forward(x),
+    };
+    let options = ConvOptions::new(layer.stride, pad, layer.dilation, layer.groups);
+    <B as Kernels>::conv2d(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()), options)
+}
+
+/// A burn `BatchNorm` layer's forward pass through [`Kernels`], then ReLU if `relu`: batch
+/// statistics and a running-statistics update when the backend records gradients, running
+/// statistics otherwise, as burn's and PyTorch's layers do.
+///
+/// One deliberate difference from burn: the running variance is updated with the *unbiased*
+/// batch variance (n/(n−1)), as PyTorch does, so that statistics match torchvision/fastai.
+pub fn batch_norm<B: Kernels>(layer: &BatchNorm<B>, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
+    let [b, _, h, w] = x.dims();
+    let device = x.device();
+    if !B::ad_enabled(&device) {
+        let mean = layer.running_mean.value().to_device(&device);
+        let var = layer.running_var.value().to_device(&device);
+        return B::batch_norm_eval(x, layer.gamma.val(), layer.beta.val(), mean, var, layer.epsilon, relu);
+    }
+    let (y, mean, var) = B::batch_norm_train(x, layer.gamma.val(), layer.beta.val(), layer.epsilon, relu);
+    let n = (b * h * w) as f64;
+    let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+    let m = layer.momentum;
+    let rm = layer.running_mean.value_sync().to_device(&device);
+    let rv = layer.running_var.value_sync().to_device(&device);
+    layer
+        .running_mean
+        .update(rm.mul_scalar(1.0 - m).add(mean.mul_scalar(m)).detach());
+    layer
+        .running_var
+        .update(rv.mul_scalar(1.0 - m).add(var.mul_scalar(m * unbiased)).detach());
+    y
+}
+
+/// Sum of a slice in `f32`, 16 lanes wide (so it vectorises).
+pub(crate) fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = xs.chunks_exact(16);
+    for ch in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(ch) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+#[cfg(test)]
+mod tests;
