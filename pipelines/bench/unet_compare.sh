@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # UNet training step and inference, burn (flex, CPU) next to PyTorch on the same shapes and
 # thread count, each configuration in its own process (peak memory is per process). Prints
-# one row per configuration with the ratios burn/PyTorch (below 1 = burn faster) and the
-# inference throughput in images/s. UNET_BENCH_MODE=infer skips the training step.
+# one row per configuration with the ratios burn/PyTorch (below 1 = burn faster), the
+# inference throughput in images/s, and the data loader's time for one training batch as a
+# share of burn's training step (target: at most 10 %). UNET_BENCH_MODE=infer skips the
+# training step.
 #
 #   pipelines/bench/unet_compare.sh BURN_BENCH_BINARY [PYTHON] [THREADS]
 set -euo pipefail
@@ -21,11 +23,11 @@ fi
 field() { local v; v=$(sed -nE "s/.*$1 ([0-9]+) (ms|MiB).*/\1/p"); echo "${v:--}"; }
 ratio() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else awk "BEGIN{printf \"%.2f\", $1/$2}"; fi; }
 per_s() { if [ "$2" = - ]; then echo -; else awk "BEGIN{printf \"%.1f\", $1*1000/$2}"; fi; }
-printf '%-7s %-8s %-3s | %10s %10s %6s | %10s %10s %6s | %9s %9s | %9s %9s\n' arch size bs "burn ms" "torch ms" ratio "burn inf" "torch inf" ratio "burn MiB" "torch MiB" "burn im/s" "torch im/s"
+printf '%-7s %-8s %-3s | %10s %10s %6s | %10s %10s %6s | %9s %9s | %9s %9s | %9s %6s\n' arch size bs "burn ms" "torch ms" ratio "burn inf" "torch inf" ratio "burn MiB" "torch MiB" "burn im/s" "torch im/s" "loader ms" "%step"
 for c in $configs; do
   IFS=: read -r arch size bs <<<"$c"
   b=$(RAYON_NUM_THREADS=$threads "$bin" "$arch" "$size" "$bs" "$steps" 2>&1 | grep '^burn-flex')
-  bt=$(field "train step" <<<"$b"); bi=$(field "inference" <<<"$b"); bm=$(field "peak RSS" <<<"$b")
+  bt=$(field "train step" <<<"$b"); bi=$(field "inference" <<<"$b"); bm=$(field "peak RSS" <<<"$b"); bl=$(field "loader" <<<"$b")
   if [ $have_torch = 1 ]; then
     t=$("$py" "$here/unet_torch.py" "$arch" "$size" "$bs" "$steps" "$threads" 2>&1 | grep '^pytorch')
     tt=$(field "train step" <<<"$t"); ti=$(field "inference" <<<"$t"); tm=$(field "peak RSS" <<<"$t")
@@ -33,6 +35,7 @@ for c in $configs; do
   else
     tt=-; ti=-; tm=-; rt=-; ri=-
   fi
-  printf '%-7s %-8s %-3s | %10s %10s %6s | %10s %10s %6s | %9s %9s | %9s %9s\n' "$arch" "${size}x$size" "$bs" "$bt" "$tt" "$rt" "$bi" "$ti" "$ri" "$bm" "$tm" \
-    "$(per_s "$bs" "$bi")" "$(per_s "$bs" "$ti")"
+  share=$(if [ "$bt" = - ] || [ "$bl" = - ]; then echo -; else awk "BEGIN{printf \"%.1f\", 100*$bl/$bt}"; fi)
+  printf '%-7s %-8s %-3s | %10s %10s %6s | %10s %10s %6s | %9s %9s | %9s %9s | %9s %6s\n' "$arch" "${size}x$size" "$bs" "$bt" "$tt" "$rt" "$bi" "$ti" "$ri" "$bm" "$tm" \
+    "$(per_s "$bs" "$bi")" "$(per_s "$bs" "$ti")" "$bl" "$share"
 done

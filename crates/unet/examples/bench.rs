@@ -8,12 +8,17 @@
 //!
 //! `UNET_BENCH_MODE=infer` times inference only (large inputs, where a training step would
 //! take minutes).
+//!
+//! It also times the data loader on one training batch of the same size (`make_batch`:
+//! decode PNG photos and TIFF masks, random crop, resize, normalise), from files it writes
+//! to a temporary folder, so the loader's cost can be put next to the step's.
 
 use std::time::Instant;
 
 use burn::backend::flex::FlexDevice;
 use burn::tensor::{Int, Tensor, TensorData};
 use unet::device::CpuBackend as AB;
+use unet::loader::{Sample, make_batch};
 use unet::loss::masked_cross_entropy;
 use unet::model::{FastaiUnet, SmpUnet};
 use unet::optim::GroupAdam;
@@ -65,6 +70,41 @@ fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize, tra
     (min(&train), min(&infer))
 }
 
+/// Minimum time to build one training batch of `bs` samples at `size` from PNG photos
+/// (side `max(size, 256)`, like the demo's) and 8-bit TIFF masks.
+fn loader_ms(size: usize, bs: usize, steps: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let side = size.max(256) as u32;
+    let samples: Vec<Sample> = (0..bs)
+        .map(|i| {
+            let photo = image::RgbImage::from_fn(side, side, |x, y| {
+                let v = (x * 7 + y * 13 + i as u32 * 31) as u8;
+                image::Rgb([v, v.wrapping_mul(3), 255 - v])
+            });
+            let mask = image::GrayImage::from_fn(side, side, |x, y| image::Luma([((x / 16 + y / 16) % 12) as u8]));
+            let (image, mask_path) = (dir.path().join(format!("{i}.png")), dir.path().join(format!("{i}.tif")));
+            photo.save(&image).expect("write photo");
+            mask.save(&mask_path).expect("write mask");
+            Sample {
+                id: i.to_string(),
+                image,
+                mask: mask_path,
+            }
+        })
+        .collect();
+    let which: Vec<usize> = (0..bs).collect();
+    let mut best = f64::INFINITY;
+    for epoch in 0..=steps as u64 {
+        let t = Instant::now();
+        let b = make_batch(&samples, &which, size as u32, 12, true, 2020, epoch).expect("batch");
+        std::hint::black_box(b);
+        if epoch > 0 {
+            best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    best
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arch = args.get(1).map_or("smp", String::as_str);
@@ -82,8 +122,9 @@ fn main() {
     } else {
         "skipped".into()
     };
+    let rss = peak_rss_mib();
+    let loader = loader_ms(size, bs, steps);
     eprintln!(
-        "burn-flex {arch} {size}x{size} bs {bs}: train step {train}, inference {infer:.0} ms, peak RSS {:.0} MiB",
-        peak_rss_mib()
+        "burn-flex {arch} {size}x{size} bs {bs}: train step {train}, inference {infer:.0} ms, peak RSS {rss:.0} MiB, loader {loader:.0} ms"
     );
 }
