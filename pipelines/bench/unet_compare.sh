@@ -26,7 +26,7 @@ per_s() { if [ "$2" = - ]; then echo -; else awk "BEGIN{printf \"%.1f\", $1*1000
 printf '%-7s %-8s %-3s | %10s %10s %6s | %10s %10s %6s | %9s %9s | %9s %9s | %9s %6s\n' arch size bs "burn ms" "torch ms" ratio "burn inf" "torch inf" ratio "burn MiB" "torch MiB" "burn im/s" "torch im/s" "loader ms" "%step"
 for c in $configs; do
   IFS=: read -r arch size bs <<<"$c"
-  b=$(RAYON_NUM_THREADS=$threads "$bin" "$arch" "$size" "$bs" "$steps" 2>&1 | grep '^burn-flex')
+  b=$(RAYON_NUM_THREADS=$threads "$bin" "$arch" "$size" "$bs" "$steps" 2>&1 | grep '^burn-')
   bt=$(field "train step" <<<"$b"); bi=$(field "inference" <<<"$b"); bm=$(field "peak RSS" <<<"$b"); bl=$(field "loader" <<<"$b")
   if [ $have_torch = 1 ]; then
     t=$("$py" "$here/unet_torch.py" "$arch" "$size" "$bs" "$steps" "$threads" 2>&1 | grep '^pytorch')

@@ -5,6 +5,9 @@ same shapes, 12 classes, and the process's peak memory.
 
     python3 pipelines/bench/unet_torch.py ARCH SIZE BS [STEPS] [THREADS]
 
+UNET_BENCH_DEVICE=cuda runs it on the GPU (timings synchronised) and adds the peak GPU memory
+PyTorch allocated.
+
 ARCH `smp` is segmentation_models_pytorch's Unet('resnet34'); `fastai` is a transcription of
 fastai's DynamicUnet over torchvision's resnet34 (FASTAI.md: BN'd skips, PixelShuffle+ICNR
 upsampling, middle convs, last cross with the input and a ResBlock; 41.2 M parameters), so
@@ -93,8 +96,11 @@ def main():
         import segmentation_models_pytorch as smp
 
         net = smp.Unet("resnet34", encoder_weights=None, classes=12)
-    x = torch.randn(bs, 3, size, size)
-    y = torch.randint(0, 12, (bs, size, size))
+    device = os.environ.get("UNET_BENCH_DEVICE", "cpu")
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    net = net.to(device)
+    x = torch.randn(bs, 3, size, size, device=device)
+    y = torch.randint(0, 12, (bs, size, size), device=device)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
     net.train()
     train = []
@@ -105,6 +111,7 @@ def main():
         loss = F.cross_entropy(net(x), y, ignore_index=255)
         loss.backward()
         opt.step()
+        sync()
         if i:
             train.append(time.perf_counter() - t)
     net.eval()
@@ -112,14 +119,15 @@ def main():
     with torch.no_grad():
         for i in range(steps + 1):
             t = time.perf_counter()
-            net(x).softmax(1)
+            net(x).softmax(1).cpu()
             if i:
                 infer.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     train_ms = f"{min(train) * 1000:.0f} ms" if train else "skipped"
+    gpu = f", peak GPU {torch.cuda.max_memory_reserved() / 2**20:.0f} MiB" if device.startswith("cuda") else ""
     print(
         f"pytorch {torch.__version__} {arch} {size}x{size} bs {bs}: train step {train_ms}, "
-        f"inference {min(infer) * 1000:.0f} ms, peak RSS {peak:.0f} MiB",
+        f"inference {min(infer) * 1000:.0f} ms, peak RSS {peak:.0f} MiB{gpu}",
         file=sys.stderr,
     )
 

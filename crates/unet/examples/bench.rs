@@ -6,6 +6,9 @@
 //! cargo run --release -p unet --example bench -- smp 128 4 [steps]
 //! ```
 //!
+//! `UNET_BENCH_DEVICE=cuda` runs it on the GPU (a build with `--features unet/cuda`); peak RSS
+//! is then host memory only.
+//!
 //! `UNET_BENCH_MODE=infer` times inference only (large inputs, where a training step would
 //! take minutes).
 //!
@@ -15,9 +18,9 @@
 
 use std::time::Instant;
 
-use burn::backend::flex::FlexDevice;
 use burn::tensor::{Int, Tensor, TensorData};
-use unet::device::CpuBackend as AB;
+use unet::device::{BackendTask, DeviceSpec, dispatch};
+use unet::kernels::TrainBackend;
 use unet::loader::{Sample, make_batch};
 use unet::loss::masked_cross_entropy;
 use unet::model::{FastaiUnet, SmpUnet};
@@ -35,8 +38,14 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize, train_too: bool) -> (f64, f64) {
-    let d = FlexDevice;
+fn bench<AB: TrainBackend, M: Segmenter<AB>>(
+    mut net: M,
+    d: AB::Device,
+    size: usize,
+    bs: usize,
+    steps: usize,
+    train_too: bool,
+) -> (f64, f64) {
     let n = bs * 3 * size * size;
     let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
     let y: Vec<i64> = (0..bs * size * size).map(|i| ((i / 97) % 12) as i64).collect();
@@ -49,7 +58,8 @@ fn bench<M: Segmenter<AB>>(mut net: M, size: usize, bs: usize, steps: usize, tra
         let loss = masked_cross_entropy(net.logits(xt()), yt());
         let grads = loss.backward();
         net = opt.step(net, &grads, [1e-4, 1e-4, 1e-3], 0.9);
-        let _ = net.clone().valid();
+        // wait for the device (a no-op on the CPU)
+        AB::sync(&d).expect("device sync");
         if i > 0 {
             train.push(t.elapsed().as_secs_f64());
         }
@@ -105,6 +115,32 @@ fn loader_ms(size: usize, bs: usize, steps: usize) -> f64 {
     best
 }
 
+struct Task {
+    fastai: bool,
+    size: usize,
+    bs: usize,
+    steps: usize,
+    train_too: bool,
+}
+
+impl BackendTask for Task {
+    type Output = (f64, f64);
+    fn run<AB: TrainBackend>(self, d: AB::Device) -> anyhow::Result<(f64, f64)> {
+        let Task {
+            fastai,
+            size,
+            bs,
+            steps,
+            train_too,
+        } = self;
+        Ok(if fastai {
+            bench(FastaiUnet::<AB>::new(12, &d), d, size, bs, steps, train_too)
+        } else {
+            bench(SmpUnet::<AB>::new(12, &d), d, size, bs, steps, train_too)
+        })
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arch = args.get(1).map_or("smp", String::as_str);
@@ -112,11 +148,18 @@ fn main() {
     let bs: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let steps: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
     let train_too = std::env::var("UNET_BENCH_MODE").map_or(true, |m| m != "infer");
-    let d = FlexDevice;
-    let (train, infer) = match arch {
-        "fastai" => bench(FastaiUnet::<AB>::new(12, &d), size, bs, steps, train_too),
-        _ => bench(SmpUnet::<AB>::new(12, &d), size, bs, steps, train_too),
+    let device: DeviceSpec = std::env::var("UNET_BENCH_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .unwrap_or_else(|e| panic!("UNET_BENCH_DEVICE: {e}"));
+    let task = Task {
+        fastai: arch == "fastai",
+        size,
+        bs,
+        steps,
+        train_too,
     };
+    let (train, infer) = dispatch(device, task).unwrap_or_else(|e| panic!("{e:#}"));
     let train = if train_too {
         format!("{train:.0} ms")
     } else {
@@ -125,6 +168,6 @@ fn main() {
     let rss = peak_rss_mib();
     let loader = loader_ms(size, bs, steps);
     eprintln!(
-        "burn-flex {arch} {size}x{size} bs {bs}: train step {train}, inference {infer:.0} ms, peak RSS {rss:.0} MiB, loader {loader:.0} ms"
+        "burn-{device} {arch} {size}x{size} bs {bs}: train step {train}, inference {infer:.0} ms, peak RSS {rss:.0} MiB, loader {loader:.0} ms"
     );
 }
