@@ -63,7 +63,10 @@ pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 /// Runs `task` on the device `spec` names.
 pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> {
     match spec {
-        DeviceSpec::Cpu => task.run::<CpuBackend>(FlexDevice),
+        DeviceSpec::Cpu => {
+            crate::kernels::alloc::tune();
+            task.run::<CpuBackend>(FlexDevice)
+        }
         #[cfg(feature = "cuda")]
         DeviceSpec::Cuda(n) => {
             let device = cuda_device(n)?;

@@ -131,10 +131,19 @@ pub fn backward(
             for b in 0..l.batch {
                 let (xs, gs) = (l.plane(x, b, c), l.plane(dy, b, c));
                 let (mut a, mut ax) = ([0f32; 8], [0f32; 8]);
-                for (i, (v, g)) in xs.iter().zip(gs).enumerate() {
+                let (xc, gc) = (xs.chunks_exact(8), gs.chunks_exact(8));
+                let (xr, gr) = (xc.remainder(), gc.remainder());
+                for (xv, gv) in xc.zip(gc) {
+                    for j in 0..8 {
+                        let g = grad(c, xv[j], gv[j]);
+                        a[j] += g;
+                        ax[j] += g * ((xv[j] - m) * is);
+                    }
+                }
+                for (v, g) in xr.iter().zip(gr) {
                     let g = grad(c, *v, *g);
-                    a[i % 8] += g;
-                    ax[i % 8] += g * ((v - m) * is);
+                    a[0] += g;
+                    ax[0] += g * ((v - m) * is);
                 }
                 sg += f64::from(a.iter().sum::<f32>());
                 sgx += f64::from(ax.iter().sum::<f32>());

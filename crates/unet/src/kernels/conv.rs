@@ -14,9 +14,32 @@
 //! Images run in parallel (rayon) with single-threaded products; when there are fewer
 //! images than threads, the products themselves are split instead.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::gemm::{Mat, MatMut, matmul};
+
+thread_local! {
+    /// Each thread's im2col buffer, kept between calls: a tile is up to 4 MiB, allocated and
+    /// zeroed for every image of every convolution otherwise.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a scratch buffer of `len` floats (contents unspecified): the thread's own, or a
+/// fresh one when that is in use (a rayon thread that picked up more work while waiting
+/// inside a parallel product).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}
 
 /// The im2col tile's target size in floats (4 MiB): big enough for efficient products, small
 /// enough to stay in the last-level cache.
@@ -119,11 +142,11 @@ impl ConvShape {
         }
     }
 
-    /// Fills `col` (`K × t`, row-major) with the patches of output pixels `[p0, p0 + t)`.
-    fn im2col(&self, x: &[f32], p0: usize, t: usize, col: &mut [f32]) {
+    /// Fills `col` (`K × t`, rows `ld` apart) with the patches of output pixels `[p0, p0 + t)`.
+    fn im2col(&self, x: &[f32], p0: usize, t: usize, col: &mut [f32], ld: usize) {
         let (h, w, sw) = (self.h, self.w, self.stride[1]);
         self.walk(p0, t, |r, ci, iy, at, (ox0, ox1), (lo, hi), offx| {
-            let dst = &mut col[r * t + at..][..ox1 - ox0];
+            let dst = &mut col[r * ld + at..][..ox1 - ox0];
             let Some(iy) = iy else {
                 dst.fill(0.0);
                 return;
@@ -174,46 +197,116 @@ impl ConvShape {
     }
 }
 
+/// Output pixels per image below which all images share one product (deep layers: few
+/// pixels, many channels, where one small product per image leaves threads idle).
+const SHARED_BELOW: usize = 1024;
+
 /// The convolution: `x` `[batch, cin, h, w]`, `weight` `[cout, cin, kh, kw]`, optional bias;
 /// returns `[batch, cout, oh, ow]`.
 pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (k, p, cout) = (s.k(), s.p(), s.cout);
     let mut out = vec![0f32; s.batch * cout * p];
-    if p == 0 {
+    if p == 0 || s.batch == 0 {
         return out;
     }
-    let par = s.split_products();
     let wm = Mat::rows(weight, cout, k);
-    out.par_chunks_mut(cout * p).enumerate().for_each(|(b, ob)| {
-        let xb = &x[b * s.in_len()..][..s.in_len()];
-        if s.pointwise() {
-            matmul(MatMut::rows(ob, cout, p), wm, Mat::rows(xb, s.cin, p), false, par);
-        } else {
-            let mut col = vec![0f32; k * s.tile()];
-            for (p0, t) in s.tiles() {
-                let col = &mut col[..k * t];
-                s.im2col(xb, p0, t, col);
-                let dst = MatMut {
-                    data: &mut ob[p0..],
-                    rows: cout,
-                    cols: t,
-                    rs: p,
-                    cs: 1,
-                };
-                matmul(dst, wm, Mat::rows(col, k, t), false, par);
+    if s.batch > 1 && p < SHARED_BELOW && k * p * s.batch <= 4 * TILE_FLOATS {
+        // one product for every image: `col` is K × (batch·P), image b in columns b·P..
+        let n = s.batch * p;
+        with_scratch(k * n + cout * n, |buf| {
+            let (col, prod) = buf.split_at_mut(k * n);
+            for b in 0..s.batch {
+                s.im2col(&x[b * s.in_len()..][..s.in_len()], 0, p, &mut col[b * p..], n);
             }
-        }
-        if let Some(bias) = bias {
+            matmul(MatMut::rows(prod, cout, n), wm, Mat::rows(col, k, n), false, true);
+            let prod = &*prod;
+            out.par_chunks_mut(cout * p).enumerate().for_each(|(b, ob)| {
+                for (c, plane) in ob.chunks_mut(p).enumerate() {
+                    plane.copy_from_slice(&prod[c * n + b * p..][..p]);
+                }
+            });
+        });
+    } else {
+        let par = s.split_products();
+        out.par_chunks_mut(cout * p).enumerate().for_each(|(b, ob)| {
+            let xb = &x[b * s.in_len()..][..s.in_len()];
+            if s.pointwise() {
+                matmul(MatMut::rows(ob, cout, p), wm, Mat::rows(xb, s.cin, p), false, par);
+                return;
+            }
+            with_scratch(k * s.tile(), |col| {
+                for (p0, t) in s.tiles() {
+                    let col = &mut col[..k * t];
+                    s.im2col(xb, p0, t, col, t);
+                    let dst = MatMut {
+                        data: &mut ob[p0..],
+                        rows: cout,
+                        cols: t,
+                        rs: p,
+                        cs: 1,
+                    };
+                    matmul(dst, wm, Mat::rows(col, k, t), false, par);
+                }
+            });
+        });
+    }
+    if let Some(bias) = bias {
+        out.par_chunks_mut(cout * p).for_each(|ob| {
             for (plane, &v) in ob.chunks_mut(p).zip(bias) {
                 plane.iter_mut().for_each(|o| *o += v);
             }
-        }
-    });
+        });
+    }
     out
+}
+
+/// At stride 1 the input gradient is itself a convolution, of `dy` with the weights
+/// transposed (`cin` ↔ `cout`) and flipped, padded by `dilation·(k − 1) − pad`: no scatter,
+/// and a product whose inner size is `cout·kh·kw` rather than `cout` (the decoder's wide,
+/// thin layers at full resolution). Returns that convolution and its weights, or None where
+/// it does not apply (strides, padding beyond the kernel's span).
+fn input_grad_as_conv(s: &ConvShape, weight: &[f32]) -> Option<(ConvShape, Vec<f32>)> {
+    if s.stride != [1, 1] {
+        return None;
+    }
+    let [oh, ow] = s.out_hw();
+    let span = [s.dilation[0] * (s.kh - 1), s.dilation[1] * (s.kw - 1)];
+    let pad = [span[0].checked_sub(s.pad[0])?, span[1].checked_sub(s.pad[1])?];
+    let t = ConvShape {
+        batch: s.batch,
+        cin: s.cout,
+        h: oh,
+        w: ow,
+        cout: s.cin,
+        kh: s.kh,
+        kw: s.kw,
+        stride: [1, 1],
+        pad,
+        dilation: s.dilation,
+    };
+    if t.out_hw() != [s.h, s.w] {
+        return None;
+    }
+    let (kh, kw) = (s.kh, s.kw);
+    let mut flipped = vec![0f32; weight.len()];
+    for co in 0..s.cout {
+        for ci in 0..s.cin {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    flipped[((ci * s.cout + co) * kh + kh - 1 - ky) * kw + kw - 1 - kx] =
+                        weight[((co * s.cin + ci) * kh + ky) * kw + kx];
+                }
+            }
+        }
+    }
+    Some((t, flipped))
 }
 
 /// The gradient with respect to the input, from the output's gradient `dy`.
 pub fn backward_input(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    if let Some((t, flipped)) = input_grad_as_conv(s, weight) {
+        return forward(&t, dy, &flipped, None);
+    }
     let (k, p, cout) = (s.k(), s.p(), s.cout);
     let mut dx = vec![0f32; s.batch * s.in_len()];
     if p == 0 || s.in_len() == 0 {
@@ -223,10 +316,7 @@ pub fn backward_input(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let wt = Mat::rows(weight, cout, k).t();
     dx.par_chunks_mut(s.in_len()).enumerate().for_each(|(b, dxb)| {
         let dyb = &dy[b * cout * p..][..cout * p];
-        if s.pointwise() {
-            matmul(MatMut::rows(dxb, s.cin, p), wt, Mat::rows(dyb, cout, p), false, par);
-        } else {
-            let mut dcol = vec![0f32; k * s.tile()];
+        with_scratch(k * s.tile(), |dcol| {
             for (p0, t) in s.tiles() {
                 let dcol = &mut dcol[..k * t];
                 let dyv = Mat {
@@ -239,7 +329,7 @@ pub fn backward_input(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                 matmul(MatMut::rows(dcol, k, t), wt, dyv, false, par);
                 s.col2im(dcol, p0, t, dxb);
             }
-        }
+        });
     });
     dx
 }
@@ -270,7 +360,7 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 }
             } else {
                 let col = &mut col[..k * t];
-                s.im2col(xb, p0, t, col);
+                s.im2col(xb, p0, t, col, t);
                 Mat::rows(col, k, t).t()
             };
             matmul(MatMut::rows(dw, cout, k), dyv, colt, true, par);
@@ -284,7 +374,7 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
             .par_chunks(share)
             .map(|part| {
                 let mut dw = vec![0f32; cout * k];
-                accumulate(&mut dw, &mut vec![0f32; col_len], part, false);
+                with_scratch(col_len, |col| accumulate(&mut dw, col, part, false));
                 dw
             })
             .reduce_with(|mut a, b| {
@@ -294,7 +384,7 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
             .unwrap_or_else(|| vec![0f32; cout * k])
     } else {
         let mut dw = vec![0f32; cout * k];
-        accumulate(&mut dw, &mut vec![0f32; col_len], &items, true);
+        with_scratch(col_len, |col| accumulate(&mut dw, col, &items, true));
         dw
     }
 }

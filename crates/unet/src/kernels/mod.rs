@@ -14,6 +14,7 @@
 //! parameters, names and stored weights do not change. Tests check each CPU kernel against
 //! the reference on random shapes, forward and gradients.
 
+pub mod alloc;
 pub mod bn;
 pub mod conv;
 mod flex;

@@ -103,7 +103,11 @@ fn convolution_matches_burn_forward_and_gradients() {
     check_conv(1, 3, 2, [33, 97], [3, 3], 2, 1, 1, false);
     check_conv(2, 3, 4, [12, 13], [3, 3], 1, 2, 2, true);
     check_conv(3, 2, 3, [10, 6], [3, 2], 1, 0, 1, false);
-    // more output pixels than one im2col tile (tiles stitched together)
+    // padding beyond the kernel's span (the input gradient by scatter, not as a convolution)
+    check_conv(2, 3, 4, [6, 7], [1, 1], 1, 1, 1, true);
+    // more output pixels than one im2col tile (tiles stitched together); deep-layer shapes
+    // where all images share one product
+    check_conv(4, 64, 32, [4, 4], [3, 3], 1, 1, 1, false);
     check_conv(2, 2, 3, [600, 300], [3, 3], 1, 1, 1, false);
 }
 
