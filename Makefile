@@ -59,7 +59,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas bench bench-unet bench-eval parity clean help
+.PHONY: all build test lint fmt schemas bench bench-unet bench-eval conv-bench gpu-bundle parity clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -138,6 +138,25 @@ bench-eval: ## UNet inference throughput (images/s) at the demo size and at 448Â
 	$(CARGO) build --release --quiet -p unet --example bench
 	UNET_BENCH_MODE=infer UNET_BENCH_CONFIGS="smp:64:8 fastai:64:8 smp:448:4 fastai:448:4" UNET_BENCH_STEPS=3 \
 	  pipelines/bench/unet_compare.sh $(CARGO_TARGET_DIR)/release/examples/bench $(TORCH_PYTHON) 2
+
+CONV_SHAPES ?= 4:64:64:64:3:1 4:32:16:256:3:1 4:768:256:16:3:1 4:3:64:256:7:2 4:512:512:8:3:1
+conv-bench: ## each CPU conv kernel (forward, input and weight gradient) on model layer shapes, vs PyTorch
+	$(CARGO) build --release --quiet -p unet --example conv_bench
+	@for c in $(CONV_SHAPES); do \
+	  RAYON_NUM_THREADS=2 $(CARGO_TARGET_DIR)/release/examples/conv_bench $${c//:/ } 5; \
+	  if $(TORCH_PYTHON) -c 'import torch' 2>/dev/null; then $(TORCH_PYTHON) pipelines/bench/conv_torch.py $${c//:/ } 5 2; fi; \
+	done
+
+GPU_BUNDLE ?= $(OUT_DIR)/gpu-bundle
+gpu-bundle: ## build the CUDA binaries and pipelines/gpu-check.sh into one folder to carry to a GPU machine
+	$(CARGO) build --release -p demo-faces -p xml-pairs -p rgb2class -p split
+	$(CARGO) build --release -p unet-train -p unet-eval --features unet-train/cuda,unet-eval/cuda
+	$(CARGO) build --release -p unet --example bench --features cuda
+	mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/pipelines/bench
+	cp $(addprefix $(BIN)/,demo-faces xml-pairs rgb2class split unet-train unet-eval) $(CARGO_TARGET_DIR)/release/examples/bench $(GPU_BUNDLE)/bin/
+	cp pipelines/gpu-check.sh $(GPU_BUNDLE)/pipelines/
+	cp pipelines/bench/unet_torch.py $(GPU_BUNDLE)/pipelines/bench/
+	@echo "copy $(GPU_BUNDLE) to the GPU machine, then run there: pipelines/gpu-check.sh bin [PYTHON]"
 
 parity: ## our ResNet34 encoder vs torchvision on the same weights (needs torch in TORCH_PYTHON)
 	$(CARGO) build --release --quiet -p unet --example encoder_features

@@ -144,6 +144,10 @@ impl ConvShape {
 
     /// Fills `col` (`K × t`, rows `ld` apart) with the patches of output pixels `[p0, p0 + t)`.
     fn im2col(&self, x: &[f32], p0: usize, t: usize, col: &mut [f32], ld: usize) {
+        let [_, ow] = self.out_hw();
+        if self.stride == [1, 1] && ow == self.w && p0 % ow == 0 && t % ow == 0 {
+            return self.im2col_same(x, p0 / ow, t / ow, col, ld);
+        }
         let (h, w, sw) = (self.h, self.w, self.stride[1]);
         self.walk(p0, t, |r, ci, iy, at, (ox0, ox1), (lo, hi), offx| {
             let dst = &mut col[r * ld + at..][..ox1 - ox0];
@@ -164,6 +168,49 @@ impl ConvShape {
                 }
             }
         });
+    }
+
+    /// [`Self::im2col`] for whole output rows `[oy0, oy0 + rows)` of a stride-1 convolution
+    /// whose output is as wide as its input (`same` padding, the model's 3×3 and 1×1 layers):
+    /// each patch row is then the input plane shifted by `(offy, offx)`, so it is one copy of
+    /// a run of the plane, after which the columns that wrapped round from the next row are
+    /// zeroed (per output row, instead of one copy per output row: the small late layers
+    /// have rows of 8–32 pixels).
+    fn im2col_same(&self, x: &[f32], oy0: usize, rows: usize, col: &mut [f32], ld: usize) {
+        let (h, w) = (self.h, self.w);
+        let [oh, _] = self.out_hw();
+        for ci in 0..self.cin {
+            let plane = &x[ci * h * w..][..h * w];
+            for ky in 0..self.kh {
+                let offy = (ky * self.dilation[0]) as isize - self.pad[0] as isize;
+                let (vy0, vy1) = valid(offy, 1, h, oh);
+                let (vy0, vy1) = (vy0.clamp(oy0, oy0 + rows), vy1.clamp(oy0, oy0 + rows));
+                for kx in 0..self.kw {
+                    let offx = (kx * self.dilation[1]) as isize - self.pad[1] as isize;
+                    let r = (ci * self.kh + ky) * self.kw + kx;
+                    let dst = &mut col[r * ld..][..rows * w];
+                    dst[..(vy0 - oy0) * w].fill(0.0);
+                    dst[(vy1 - oy0) * w..].fill(0.0);
+                    if vy1 == vy0 {
+                        continue;
+                    }
+                    // flat source of output (vy0, 0), and the part of the run inside the plane
+                    let start = (vy0 as isize + offy) * w as isize + offx;
+                    let n = ((vy1 - vy0) * w) as isize;
+                    let (s0, s1) = (start.max(0), (start + n).min((h * w) as isize));
+                    let at = (vy0 - oy0) * w;
+                    dst[at + (s0 - start) as usize..at + (s1 - start) as usize]
+                        .copy_from_slice(&plane[s0 as usize..s1 as usize]);
+                    let (lo, hi) = valid(offx, 1, w, w);
+                    if lo > 0 || hi < w {
+                        for row in dst[at..at + n as usize].chunks_exact_mut(w) {
+                            row[..lo].fill(0.0);
+                            row[hi..].fill(0.0);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Adds the patch gradients `dcol` (`K × t`) of output pixels `[p0, p0 + t)` onto `dx`.
