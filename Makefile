@@ -59,7 +59,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas bench bench-unet bench-eval conv-bench gpu-bundle parity clean help
+.PHONY: all build test lint fmt schemas bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -138,6 +138,10 @@ bench-eval: ## UNet inference throughput (images/s) at the demo size and at 448Â
 	$(CARGO) build --release --quiet -p unet --example bench
 	UNET_BENCH_MODE=infer UNET_BENCH_CONFIGS="smp:64:8 fastai:64:8 smp:448:4 fastai:448:4" UNET_BENCH_STEPS=3 \
 	  pipelines/bench/unet_compare.sh $(CARGO_TARGET_DIR)/release/examples/bench $(TORCH_PYTHON) 2
+
+bench-kernels: ## the UNet bench on CPU with facepipe's kernels and with burn's own ops (FACEPIPE_CPU_KERNELS=burn), same run
+	$(CARGO) build --release --quiet -p unet --example bench
+	pipelines/bench/unet_kernels.sh $(CARGO_TARGET_DIR)/release/examples/bench 2
 
 CONV_SHAPES ?= 4:64:64:64:3:1 4:32:16:256:3:1 4:768:256:16:3:1 4:3:64:256:7:2 4:512:512:8:3:1
 conv-bench: ## each CPU conv kernel (forward, input and weight gradient) on model layer shapes, vs PyTorch

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `UNET_BENCH_DEVICE=cuda` runs it on the GPU (a build with `--features unet/cuda`); peak RSS
-//! is then host memory only.
+//! is then host memory only. `FACEPIPE_CPU_KERNELS=burn` times burn's own CPU operations
+//! instead of facepipe's kernels (`make bench-kernels` runs both).
 //!
 //! `UNET_BENCH_MODE=infer` times inference only (large inputs, where a training step would
 //! take minutes).
@@ -159,6 +160,12 @@ fn main() {
         steps,
         train_too,
     };
+    let ops = if unet::kernels::cpu_kernels_enabled() {
+        ""
+    } else {
+        "-burn-ops"
+    };
+    let label = format!("burn-{device}{ops}");
     let (train, infer) = dispatch(device, task).unwrap_or_else(|e| panic!("{e:#}"));
     let train = if train_too {
         format!("{train:.0} ms")
@@ -168,6 +175,6 @@ fn main() {
     let rss = peak_rss_mib();
     let loader = loader_ms(size, bs, steps);
     eprintln!(
-        "burn-{device} {arch} {size}x{size} bs {bs}: train step {train}, inference {infer:.0} ms, peak RSS {rss:.0} MiB, loader {loader:.0} ms"
+        "{label} {arch} {size}x{size} bs {bs}: train step {train}, inference {infer:.0} ms, peak RSS {rss:.0} MiB, loader {loader:.0} ms"
     );
 }

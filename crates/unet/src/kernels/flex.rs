@@ -28,9 +28,10 @@ fn wrap<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-/// A contiguous `f32` copy-free view, when the tensor is `f32`.
+/// A contiguous `f32` tensor (no copy when it already is one), when the tensor is `f32` and
+/// the kernels are on; None sends the caller to the reference path.
 fn contiguous(t: &FlexTensor) -> Option<FlexTensor> {
-    (t.dtype() == DType::F32).then(|| t.to_contiguous())
+    (t.dtype() == DType::F32 && super::cpu_kernels_enabled()).then(|| t.to_contiguous())
 }
 
 fn f32s(t: &FlexTensor) -> &[f32] {

@@ -65,6 +65,14 @@ pub trait Kernels: Backend {
     }
 }
 
+/// Whether the CPU backend uses facepipe's kernels (the default) or burn's own operations
+/// (`FACEPIPE_CPU_KERNELS=burn`, read once per process): for timing one against the other in
+/// the same run, and for bisecting a numerical difference.
+pub fn cpu_kernels_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("FACEPIPE_CPU_KERNELS").map_or(true, |v| v != "burn"))
+}
+
 /// A training backend whose inference backend has the kernels too.
 pub trait TrainBackend: AutodiffBackend<InnerBackend: Kernels> + Kernels {}
 impl<B: AutodiffBackend<InnerBackend: Kernels> + Kernels> TrainBackend for B {}
