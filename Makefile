@@ -158,9 +158,12 @@ gpu-bundle: ## build the CUDA binaries and pipelines/gpu-check.sh into one folde
 	$(CARGO) build --release -p unet --example bench --features cuda
 	mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/pipelines/bench
 	cp $(addprefix $(BIN)/,demo-faces xml-pairs rgb2class split unet-train unet-eval) $(CARGO_TARGET_DIR)/release/examples/bench $(GPU_BUNDLE)/bin/
+	strip $(GPU_BUNDLE)/bin/*    # 1.2 GB with line tables, about 160 MB without
 	cp pipelines/gpu-check.sh $(GPU_BUNDLE)/pipelines/
 	cp pipelines/bench/unet_torch.py $(GPU_BUNDLE)/pipelines/bench/
-	@echo "copy $(GPU_BUNDLE) to the GPU machine, then run there: pipelines/gpu-check.sh bin [PYTHON]"
+	tar -C $(dir $(GPU_BUNDLE)) -cJf $(GPU_BUNDLE).tar.xz $(notdir $(GPU_BUNDLE))    # about 26 MB
+	@echo "copy $(GPU_BUNDLE).tar.xz to the GPU machine, then run there:"
+	@echo "  tar -xJf $(notdir $(GPU_BUNDLE)).tar.xz && cd $(notdir $(GPU_BUNDLE)) && pipelines/gpu-check.sh bin [PYTHON]"
 
 parity: ## our ResNet34 encoder vs torchvision on the same weights (needs torch in TORCH_PYTHON)
 	$(CARGO) build --release --quiet -p unet --example encoder_features

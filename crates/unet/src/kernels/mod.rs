@@ -10,6 +10,11 @@
 //!   exactly as the model used them before ([`reference`]), so its numerics and kernels are
 //!   unchanged.
 //!
+//! Layout: NCHW throughout, as burn's tensors are. Channels-last would need a transposition at
+//! every hand-over to burn's other operations (flex's own convolution spent a third of its
+//! time on such copies), and in NCHW the patch rows of a stride-1 convolution are shifted
+//! copies of whole planes, the cheapest im2col there is.
+//!
 //! The model calls [`conv2d`] and [`batch_norm`] on its burn modules (`Conv2d`, `BatchNorm`):
 //! parameters, names and stored weights do not change. Tests check each CPU kernel against
 //! the reference on random shapes, forward and gradients.
