@@ -6,6 +6,7 @@
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
@@ -171,44 +172,21 @@ pub fn conv2d_autodiff(
         conv::forward(&s, f32s(&xc), f32s(&wc), bc.as_ref().map(f32s)),
         &out_dims(&s),
     );
+    // the same node with two parents (no bias) or three: `Backward` is generic over the count
+    macro_rules! track {
+        ($($node:expr),+) => {
+            match ConvBackward.prepare::<NoCheckpointing>([$($node.clone()),+]).compute_bound().stateful() {
+                OpsKind::Tracked(mut prep) => {
+                    let state = ConvState { x: prep.checkpoint(&xa), w: prep.checkpoint(&wa), shape: s };
+                    prep.finish(state, out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        };
+    }
     let out = match ba {
-        Some(ba) => match ConvBackward
-            .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([
-                xa.node.clone(),
-                wa.node.clone(),
-                ba.node.clone(),
-            ])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = ConvState {
-                    x: prep.checkpoint(&xa),
-                    w: prep.checkpoint(&wa),
-                    shape: s,
-                };
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-        None => match ConvBackward
-            .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([
-                xa.node.clone(),
-                wa.node.clone(),
-            ])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = ConvState {
-                    x: prep.checkpoint(&xa),
-                    w: prep.checkpoint(&wa),
-                    shape: s,
-                };
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
+        Some(ba) => track!(xa.node, wa.node, ba.node),
+        None => track!(xa.node, wa.node),
     };
     wrap(out)
 }
@@ -353,11 +331,7 @@ pub fn batch_norm_train_autodiff(
     let c = [l.channels];
     let (mean_t, var_t) = (tensor(mean.clone(), &c), tensor(var, &c));
     let y = match BnBackward
-        .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([
-            xa.node.clone(),
-            ga.node.clone(),
-            ba.node.clone(),
-        ])
+        .prepare::<NoCheckpointing>([xa.node.clone(), ga.node.clone(), ba.node.clone()])
         .compute_bound()
         .stateful()
     {
