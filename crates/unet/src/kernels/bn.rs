@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::sum;
+use super::{sum, sum_by};
 
 /// A `[batch, channels, pixels]` layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,18 +51,7 @@ pub fn stats(l: &Planes, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
             let mean = (0..l.batch).map(|b| f64::from(sum(l.plane(x, b, c)))).sum::<f64>() / l.n();
             let m = mean as f32;
             let ss = (0..l.batch)
-                .map(|b| {
-                    let mut acc = [0f32; 16];
-                    let p = l.plane(x, b, c);
-                    let mut chunks = p.chunks_exact(16);
-                    for ch in &mut chunks {
-                        for (a, v) in acc.iter_mut().zip(ch) {
-                            *a += (v - m) * (v - m);
-                        }
-                    }
-                    let tail: f32 = chunks.remainder().iter().map(|v| (v - m) * (v - m)).sum();
-                    f64::from(acc.iter().sum::<f32>() + tail)
-                })
+                .map(|b| f64::from(sum_by(l.plane(x, b, c), |v| (v - m) * (v - m))))
                 .sum::<f64>();
             (m, (ss / l.n()) as f32)
         })

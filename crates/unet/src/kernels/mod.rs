@@ -249,14 +249,19 @@ pub fn batch_norm<B: Kernels>(layer: &BatchNorm<B>, x: Tensor<B, 4>, relu: bool)
 
 /// Sum of a slice in `f32`, 16 lanes wide (so it vectorises).
 pub(crate) fn sum(xs: &[f32]) -> f32 {
+    sum_by(xs, |v| v)
+}
+
+/// Sum of `f(x)` over a slice, 16 lanes wide like [`sum`].
+pub(crate) fn sum_by(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 16];
     let mut chunks = xs.chunks_exact(16);
     for ch in &mut chunks {
         for (a, v) in acc.iter_mut().zip(ch) {
-            *a += v;
+            *a += f(*v);
         }
     }
-    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+    acc.iter().sum::<f32>() + chunks.remainder().iter().map(|v| f(*v)).sum::<f32>()
 }
 
 #[cfg(test)]
