@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::colour::{self, WhitePoint};
-use facepipe_core::io::{InputFile, read_input, write_atomic};
-use facepipe_core::{Item, Manifest};
+use facepipe_core::io::{InputFile, read_input};
+use facepipe_core::{Item, Manifest, Output};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -183,12 +183,10 @@ fn roles(classes: &[facepipe_core::Class], names: &ClassNames, shown: &str) -> R
 fn read_photo(path: &Path) -> Result<(image::RgbImage, Option<String>)> {
     use image::ImageDecoder as _;
     let shown = path.display();
-    let mut dec = image::ImageReader::open(path)
-        .with_context(|| format!("cannot read image {shown}"))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image {shown}"))?
+    let mut dec = facepipe_core::images::reader(path, "image")?
         .into_decoder()
         .with_context(|| format!("cannot decode image {shown}"))?;
+    facepipe_core::images::check_size(&dec).with_context(|| format!("image {shown}"))?;
     let icc = dec.icc_profile().ok().flatten();
     let warn = icc.filter(|p| !p.windows(4).any(|w| w == b"sRGB")).map(|_| {
         format!("image {shown} embeds an ICC profile that is not sRGB; its values are measured as if they were sRGB")
@@ -201,7 +199,7 @@ fn read_photo(path: &Path) -> Result<(image::RgbImage, Option<String>)> {
 
 fn read_mask(path: &Path, n_classes: usize) -> Result<image::GrayImage> {
     let shown = path.display();
-    let img = image::open(path).with_context(|| format!("cannot read mask {shown}"))?;
+    let img = facepipe_core::images::decode(path, "mask")?;
     let m = match img {
         image::DynamicImage::ImageLuma8(m) => m,
         other => bail!("mask {shown} is {:?}, not an 8-bit class-index image", other.color()),
@@ -565,19 +563,8 @@ fn csv_bytes(rows: &[FaceRow], joined: Option<(&Joined, &reference::Reference)>,
 /// The CSV header's first fields: how a previous output is recognised.
 const CSV_SIGNATURE: &str = "id,face,face_id,image,mask,";
 
-/// Refuses to replace a file this stage did not write (unless `force`).
-fn guard(path: &Path, ours: impl Fn(&[u8]) -> bool, force: bool) -> Result<()> {
-    if force || !path.exists() {
-        return Ok(());
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if !ours(&bytes) {
-        bail!(
-            "{} exists and was not written by cheek-lab; refusing to overwrite it (use --force)",
-            path.display()
-        );
-    }
-    Ok(())
+fn is_png(b: &[u8]) -> bool {
+    b.starts_with(b"\x89PNG\r\n\x1a\n")
 }
 
 fn is_report(b: &[u8]) -> bool {
@@ -593,13 +580,35 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         "--reference-face-width must be positive"
     );
     ensure!((0.0..=1.0).contains(&cfg.min_skin), "--min-skin must be in [0, 1]");
-    guard(&cfg.output, |b| b.starts_with(CSV_SIGNATURE.as_bytes()), cfg.force)?;
+    ensure!(
+        cfg.placement.cheek_out.is_finite() && cfg.placement.cheek_down.is_finite(),
+        "--cheek-out and --cheek-down must be finite numbers"
+    );
+    let stdout = Path::new("-");
+    ensure!(
+        !(cfg.output == stdout && cfg.report.as_deref() == Some(stdout)),
+        "-o and --report cannot both be `-` (stdout)"
+    );
+    let scatter = cfg.report.as_deref().filter(|r| *r != stdout).map(scatter_path);
+    let mut outputs: Vec<&Path> = vec![&cfg.output];
+    outputs.extend(cfg.report.as_deref());
+    outputs.extend(scatter.as_deref());
+    outputs.extend(cfg.qc_dir.as_deref());
+    let _locks = facepipe_core::out::lock_outputs(STAGE, outputs)?;
+    use facepipe_core::out::check_file as check;
+    check(&cfg.output, "-o", "a cheek-lab CSV", cfg.force, |b: &[u8]| {
+        b.starts_with(CSV_SIGNATURE.as_bytes())
+    })?;
     if let Some(r) = &cfg.report {
-        guard(r, is_report, cfg.force)?;
+        check(r, "--report", "a cheek-lab report", cfg.force, is_report)?;
     }
-    if let Some(d) = &cfg.qc_dir {
-        qc::check_dir(d)?;
+    if let Some(s) = &scatter {
+        check(s, "the scatter plot beside --report", "a PNG", cfg.force, is_png)?;
     }
+    let mut qc_folder = match &cfg.qc_dir {
+        Some(d) => Some(qc::inspect(d, cfg.force)?),
+        None => None,
+    };
     let loaded = Manifest::read(&cfg.input)?;
     let shown = cfg.input.display().to_string();
     let m = &loaded.manifest;
@@ -647,6 +656,40 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
     let joined = reference
         .as_ref()
         .map(|(r, input)| (join(&rows, r, cfg, input.clone()), r));
+    let mut warnings = warnings;
+    if let Some((j, r)) = &joined
+        && j.agreement.faces_joined == 0
+    {
+        let example = r.rows.keys().min().cloned().unwrap_or_default();
+        let ours = rows.first().map(|row| match cfg.join {
+            JoinOn::FaceId => row.face_id.clone(),
+            JoinOn::Id => row.id.clone(),
+        });
+        let w = format!(
+            "reference {}: none of its {} ids matches a face (its ids look like {example:?}, the faces' like {:?}); with --join {} the id is {}; is it the right file, or should --join be {}?",
+            cfg.reference
+                .as_deref()
+                .map(Path::display)
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            r.rows.len(),
+            ours.unwrap_or_default(),
+            match cfg.join {
+                JoinOn::FaceId => "face-id",
+                JoinOn::Id => "id",
+            },
+            match cfg.join {
+                JoinOn::FaceId => "ITEM#FACE",
+                JoinOn::Id => "the item id",
+            },
+            match cfg.join {
+                JoinOn::FaceId => "id",
+                JoinOn::Id => "face-id",
+            },
+        );
+        log::warn!("{w}");
+        warnings.push(w);
+    }
     let mut not_measurable = BTreeMap::new();
     let (mut measured, mut missing) = (0, 0);
     for row in &rows {
@@ -697,17 +740,18 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
                 .collect(),
             None => vec![[None, None]; rows.len()],
         };
-        qc::write(d, &results, &rows, &de, &m.classes, &roles)?;
+        let folder = qc_folder.as_mut().expect("inspected with --qc-dir");
+        qc::write(folder, d, &results, &rows, &de, &m.classes, &roles)?;
     }
     if let Some(p) = &cfg.report {
-        if let Some((j, _)) = &joined {
-            qc::scatter(&scatter_path(p), &rows, &j.per_face)?;
+        if let (Some((j, _)), Some(s)) = (&joined, &scatter) {
+            qc::scatter(s, &rows, &j.per_face)?;
         }
         let mut bytes = serde_json::to_vec_pretty(&report)?;
         bytes.push(b'\n');
-        write_atomic(p, &bytes)?;
+        Output::parse(p).write(&bytes)?;
     }
-    write_atomic(&cfg.output, &csv)?;
+    Output::parse(&cfg.output).write(&csv)?;
     Ok(report)
 }
 

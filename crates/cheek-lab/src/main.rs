@@ -24,7 +24,7 @@ struct Args {
     /// Input manifest (`-` for stdin): items with `image` and the mask field; the classes.
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     input: PathBuf,
-    /// Output CSV, one row per face (written last).
+    /// Output CSV, one row per face (written last; `-` for stdout).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Print the summary of a report and exit.
@@ -52,7 +52,8 @@ struct Args {
     /// What the reference id is: ITEM#FACE (face 0 = largest) or the item id.
     #[arg(long, value_enum, default_value_t = JoinOn::FaceId)]
     join: JoinOn,
-    /// Report (JSON) with counts and the agreement; a scatter plot is written next to it.
+    /// Report (JSON) with counts and the agreement; a scatter plot is written next to it
+    /// (`-` for stdout, then no scatter plot).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
     /// Folder for QC pictures: each face with its patches, and a contact sheet.
@@ -68,19 +69,19 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Averaging::MeanRgb)]
     averaging: Averaging,
     /// Patch side in pixels for a face of --reference-face-width pixels.
-    #[arg(long, default_value_t = 50.0, value_name = "PX")]
+    #[arg(long, default_value_t = 50.0, value_name = "PX", value_parser = facepipe_core::cli::positive_f64)]
     patch_px: f64,
     /// Face width (bizygomatic, pixels) at which the patch is --patch-px wide.
-    #[arg(long, default_value_t = 300.0, value_name = "PX")]
+    #[arg(long, default_value_t = 300.0, value_name = "PX", value_parser = facepipe_core::cli::positive_f64)]
     reference_face_width: f64,
     /// Cheek centre out from the face's midline, in inter-eye distances.
-    #[arg(long, default_value_t = 0.66, value_name = "X")]
+    #[arg(long, default_value_t = 0.66, value_name = "X", value_parser = facepipe_core::cli::finite_f64)]
     cheek_out: f64,
     /// Cheek centre down from eye level, as a share of the way to the mouth (the lips' centre).
-    #[arg(long, default_value_t = 0.5, value_name = "X")]
+    #[arg(long, default_value_t = 0.5, value_name = "X", value_parser = facepipe_core::cli::finite_f64)]
     cheek_down: f64,
     /// Smallest share of the patch that must be skin.
-    #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
+    #[arg(long, default_value_t = 0.5, value_name = "FRACTION", value_parser = facepipe_core::cli::fraction)]
     min_skin: f64,
     /// Class of cheek skin.
     #[arg(long, default_value = "general face", value_name = "NAME")]

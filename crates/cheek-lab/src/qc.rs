@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use facepipe_core::Class;
 use facepipe_plot::{COLOURS, Canvas, LineChart, Series};
 use image::imageops::{self, FilterType};
@@ -18,24 +18,33 @@ const MARKER: &str = ".cheek-lab";
 /// Faces on the contact sheet.
 const SHEET_MAX: usize = 48;
 
-/// An absent or empty folder, or one a previous run wrote; never anything else.
-pub fn check_dir(dir: &Path) -> Result<()> {
-    facepipe_core::io::check_output_dir(dir, MARKER, "--qc-dir", crate::STAGE)
+/// Looks at the QC folder before anything is measured: absent, empty, or holding only a
+/// previous run's pictures (anything else is refused, or kept with `--force`).
+pub fn inspect(dir: &Path, force: bool) -> Result<facepipe_core::out::OutDir> {
+    facepipe_core::out::OutDir::inspect(dir, MARKER, "--qc-dir", crate::STAGE, force, &|_| false)
 }
 
+/// A face's picture name: the item id with anything but letters, digits, `-`, `_` and `.`
+/// replaced by `_`, and then (when something was replaced) a short hash of the id, so that
+/// ids such as `g1/a b` and `g1/a_b` never share a file.
 fn file_name(row: &FaceRow) -> String {
     let safe: String = row
         .id
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+            if c.is_ascii_alphanumeric() || "-_".contains(c) {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    format!("{safe}_f{}.png", row.face)
+    if safe == row.id {
+        format!("{safe}_f{}.png", row.face)
+    } else {
+        let h = facepipe_core::io::sha256_hex(row.id.as_bytes());
+        format!("{safe}~{}_f{}.png", &h[..8], row.face)
+    }
 }
 
 fn rect(img: &mut RgbImage, b: [u32; 4], c: Rgb<u8>) {
@@ -117,6 +126,7 @@ fn face_picture(photo: &RgbImage, labels: &[u32], row: &FaceRow) -> RgbImage {
 
 /// Writes `DIR/ID_fN.png` per face and `DIR/contact_sheet.png`.
 pub fn write(
+    folder: &mut facepipe_core::out::OutDir,
     dir: &Path,
     results: &[ItemResult],
     rows: &[FaceRow],
@@ -124,7 +134,7 @@ pub fn write(
     _classes: &[Class],
     roles: &Roles,
 ) -> Result<()> {
-    facepipe_core::io::claim_output_dir(dir, MARKER, "--qc-dir", crate::STAGE)?;
+    folder.begin(rows.iter().map(file_name).chain(["contact_sheet.png".to_string()]))?;
     let mut k = 0;
     let mut thumbs: Vec<(f64, RgbImage, String)> = Vec::new();
     for r in results {
@@ -137,12 +147,8 @@ pub fn write(
             k += n;
             continue;
         }
-        let photo = image::open(img)
-            .with_context(|| format!("reading {}", img.display()))?
-            .to_rgb8();
-        let mask = image::open(mp)
-            .with_context(|| format!("reading {}", mp.display()))?
-            .to_luma8();
+        let photo = facepipe_core::images::decode(img, "image")?.to_rgb8();
+        let mask = facepipe_core::images::decode(mp, "mask")?.to_luma8();
         let keep: Vec<bool> = mask
             .as_raw()
             .iter()

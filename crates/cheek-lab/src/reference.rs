@@ -47,30 +47,42 @@ pub struct Reference {
     pub rows: HashMap<String, Row>,
 }
 
-fn parse_cell(path: &Path, line: usize, col: &str, s: &str) -> Result<Option<f64>> {
+fn parse_cell(shown: &str, line: usize, col: &str, s: &str) -> Result<Option<f64>> {
     let t = s.trim();
     if t.is_empty() || t.eq_ignore_ascii_case("na") || t.eq_ignore_ascii_case("nan") {
         return Ok(None);
     }
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(Some(v)),
-        _ => bail!("{}:{line}: column {col:?}: {s:?} is not a number", path.display()),
+        _ => bail!("{shown}:{line}: column {col:?}: {s:?} is not a number"),
     }
 }
 
 /// Reads a reference CSV; errors name the file, the line and the column.
 pub fn read(path: &Path, cols: &Columns) -> Result<Reference> {
-    let shown = path.display();
-    let mut r = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(path)
-        .with_context(|| format!("cannot read reference {shown}"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read reference {}", path.display()))?;
+    parse(&bytes, &path.display().to_string(), cols)
+}
+
+/// Parses a reference CSV's bytes (`shown` names it in errors). Any input gives a reference
+/// or an error, never a panic (what `facepipe-fuzz` checks).
+pub fn parse(bytes: &[u8], shown: &str, cols: &Columns) -> Result<Reference> {
+    let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
     let header: Vec<String> = r
         .headers()
         .with_context(|| format!("reference {shown}: no header row"))?
         .iter()
         .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
+    for (i, h) in header.iter().enumerate() {
+        if let Some(j) = header[..i].iter().position(|x| x == h) {
+            bail!(
+                "reference {shown}: column {h:?} appears twice (columns {} and {}); column names must be unique",
+                j + 1,
+                i + 1
+            );
+        }
+    }
     let find = |name: &str| -> Result<usize> {
         header.iter().position(|h| h == name).with_context(|| {
             format!(
@@ -84,14 +96,17 @@ pub fn read(path: &Path, cols: &Columns) -> Result<Reference> {
     let right = [find(&cols.right[0])?, find(&cols.right[1])?, find(&cols.right[2])?];
     let mut rows: HashMap<String, Row> = HashMap::new();
     for (k, rec) in r.records().enumerate() {
-        let line = k + 2;
-        let rec = rec.with_context(|| format!("reference {shown}:{line}"))?;
+        let rec = rec.map_err(|e| match e.position() {
+            Some(p) => anyhow::anyhow!("{shown}:{}: {}", p.line(), csv_problem(&e)),
+            None => anyhow::anyhow!("reference {shown}: {}", csv_problem(&e)),
+        })?;
+        let line = rec.position().map_or(k + 2, |p| p.line() as usize);
         let key = rec.get(id).unwrap_or("").trim().to_string();
         if key.is_empty() {
             bail!("{shown}:{line}: empty {:?}", cols.id);
         }
         let side = |idx: [usize; 3], names: &[String; 3]| -> Result<Option<[f64; 3]>> {
-            let v = [0, 1, 2].map(|c| parse_cell(path, line, &names[c], rec.get(idx[c]).unwrap_or("")));
+            let v = [0, 1, 2].map(|c| parse_cell(shown, line, &names[c], rec.get(idx[c]).unwrap_or("")));
             let [a, b, c] = v;
             match (a?, b?, c?) {
                 (Some(l), Some(a), Some(b)) => Ok(Some([l, a, b])),
@@ -116,6 +131,17 @@ pub fn read(path: &Path, cols: &Columns) -> Result<Reference> {
         }
     }
     Ok(Reference { header, rows })
+}
+
+/// A CSV error without the position (the caller puts `file:line` first).
+fn csv_problem(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("{len} fields, but the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// Summary statistics of a list of differences.

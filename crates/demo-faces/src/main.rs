@@ -15,7 +15,7 @@ struct Args {
     #[arg(long, short = 'O', value_name = "DIR")]
     out: PathBuf,
     /// Number of images.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     count: u32,
     /// Image size: N (square) or WxH.
     #[arg(long, default_value = "256", value_parser = parse_size)]
@@ -24,13 +24,13 @@ struct Args {
     #[arg(long, default_value_t = 2020)]
     seed: u64,
     /// Images per samples/gNNN folder.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..))]
     group_size: u32,
     /// Share of label images with anti-aliased (blended) class borders, like resized real masks.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = facepipe_core::cli::fraction)]
     aa_labels: f64,
     /// Share of images with two faces.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = facepipe_core::cli::fraction)]
     two_faces: f64,
     /// Write into a non-empty folder that demo-faces did not create.
     #[arg(long)]
@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         "demo-faces",
         |a: &Args| &a.common,
         |a| {
+            let _locks = facepipe_core::out::lock_outputs("demo-faces", [a.out.as_path()])?;
             let cfg = demo_faces::Config {
                 out: a.out,
                 count: a.count,

@@ -61,6 +61,6 @@ fn bad_flags() {
         .arg("--out")
         .arg(d.path())
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("--count"));
 }

@@ -12,7 +12,7 @@ use clap::Parser;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Common {
     /// Worker threads for per-item work [default: all cores].
-    #[arg(long, value_name = "N", global = true)]
+    #[arg(long, value_name = "N", global = true, value_parser = positive_usize)]
     pub threads: Option<usize>,
     /// Only print errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -45,6 +45,21 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
+    /// Before any work: locks the output manifest (and `also`, e.g. the stage's output folder)
+    /// against a second run on the same outputs, and checks that the manifest may be replaced.
+    /// Keep the returned locks until the manifest is written.
+    pub fn prepare<'a>(
+        &'a self,
+        stage: &str,
+        also: impl IntoIterator<Item = &'a std::path::Path>,
+    ) -> Result<crate::out::Locks> {
+        let locks = crate::out::lock_outputs(stage, std::iter::once(self.output.as_path()).chain(also))?;
+        if self.output != std::path::Path::new("-") {
+            crate::manifest::guard_overwrite(&self.output, self.force)?;
+        }
+        Ok(locks)
+    }
+
     /// Writes the manifest where `-o` says, atomically, refusing to clobber foreign files.
     pub fn write(&self, m: &crate::Manifest) -> Result<()> {
         m.write(&crate::Output::parse(&self.output), self.force)
@@ -165,6 +180,39 @@ fn exit(stage: &str, result: Result<()>) -> ExitCode {
     }
 }
 
+/// clap value parser: a whole number of at least 1.
+pub fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+/// clap value parser: a finite number (not NaN, not infinite).
+pub fn finite_f64(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number")),
+    }
+}
+
+/// clap value parser: a finite number above 0.
+pub fn positive_f64(s: &str) -> Result<f64, String> {
+    match finite_f64(s)? {
+        v if v > 0.0 => Ok(v),
+        _ => Err(format!("{s} is not above 0")),
+    }
+}
+
+/// clap value parser: a fraction in [0, 1].
+pub fn fraction(s: &str) -> Result<f64, String> {
+    match finite_f64(s)? {
+        v if (0.0..=1.0).contains(&v) => Ok(v),
+        v => Err(format!("{v} is not in [0, 1]")),
+    }
+}
+
 /// Parses `N` or `WxH` into (width, height).
 pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     let parse = |t: &str| -> Result<u32> {
@@ -194,5 +242,9 @@ mod tests {
         assert_eq!(parse_size("320x240").unwrap(), (320, 240));
         assert!(parse_size("0").is_err());
         assert!(parse_size("axb").is_err());
+        assert!(positive_usize("0").is_err() && positive_usize("3") == Ok(3));
+        assert!(finite_f64("NaN").is_err() && finite_f64("inf").is_err() && finite_f64("-1.5") == Ok(-1.5));
+        assert!(fraction("1.5").is_err() && fraction("0.35") == Ok(0.35));
+        assert!(positive_f64("0").is_err());
     }
 }

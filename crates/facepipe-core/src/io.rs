@@ -32,8 +32,11 @@ fn write_atomic_inner(path: &Path, durable: bool, fill: impl FnOnce(&mut fs::Fil
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    crate::out::ensure_replaceable(path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let prefix = format!(".{name}{}", crate::out::TEMP_TAG);
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".facepipe-tmp-");
+    builder.prefix(&prefix);
     // tempfile's 0600 would make outputs private; ask for 0644 (the umask still applies)
     #[cfg(unix)]
     {
@@ -58,47 +61,6 @@ fn write_atomic_inner(path: &Path, durable: bool, fill: impl FnOnce(&mut fs::Fil
 /// Creates `dir` and its parents, with an error that names it.
 pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
-}
-
-/// Refuses an output folder that holds anything and is not marked with `marker` (a file a
-/// previous run of the same stage wrote): a stage never touches a folder it did not make.
-/// `flag` names the option in the error (e.g. `--out-dir`).
-pub fn check_output_dir(dir: &Path, marker: &str, flag: &str, stage: &str) -> Result<()> {
-    match fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("reading {flag} {}", dir.display())),
-        Ok(mut entries) => {
-            if entries.next().is_some() && !dir.join(marker).is_file() {
-                anyhow::bail!(
-                    "{flag} {} is not empty and was not written by {stage}: choose another folder (nothing was changed)",
-                    dir.display()
-                );
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Makes an output folder ready, after [`check_output_dir`]: created if absent, a previous run's
-/// contents removed, and `marker` written (so that the next run may replace it).
-pub fn claim_output_dir(dir: &Path, marker: &str, flag: &str, stage: &str) -> Result<()> {
-    check_output_dir(dir, marker, flag, stage)?;
-    if dir.join(marker).is_file() {
-        for e in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let p = e?.path();
-            let r = if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            };
-            r.with_context(|| format!("removing the previous run's {}", p.display()))?;
-        }
-    }
-    create_dir_all(dir)?;
-    write_atomic(
-        &dir.join(marker),
-        format!("written by {stage}; a rerun of {stage} replaces this folder's contents\n").as_bytes(),
-    )
 }
 
 /// sha256 (lower-case hex) of a byte slice.
@@ -161,10 +123,14 @@ impl Output {
         }
     }
 
-    /// The directory relative paths written into this output resolve against.
+    /// The directory relative paths written into this output resolve against: the working
+    /// directory for stdout and for a FIFO or device (whose reader has no folder either).
     pub fn base_dir(&self) -> Result<PathBuf> {
         match self {
             Output::Stdout => crate::paths::absolute(Path::new(".")),
+            Output::File(p) if crate::out::kind(p)? == crate::out::Kind::Through => {
+                crate::paths::absolute(Path::new("."))
+            }
             Output::File(p) => {
                 let abs = crate::paths::absolute(p)?;
                 Ok(abs.parent().map(Path::to_path_buf).unwrap_or(abs))
@@ -172,7 +138,8 @@ impl Output {
         }
     }
 
-    /// Writes the whole output at once: atomically to a file, or to stdout in one go.
+    /// Writes the whole output at once: atomically to a file (the file a symlink points to,
+    /// keeping the link), through to a FIFO or device, or to stdout in one go.
     /// A closed stdout pipe surfaces as an error whose root cause is `BrokenPipe`.
     pub fn write(&self, bytes: &[u8]) -> Result<()> {
         match self {
@@ -181,7 +148,11 @@ impl Output {
                 out.write_all(bytes).context("writing to stdout")?;
                 out.flush().context("writing to stdout")
             }
-            Output::File(p) => write_atomic(p, bytes),
+            Output::File(p) => match crate::out::kind(p)? {
+                crate::out::Kind::Through => crate::out::write_through(p, bytes),
+                crate::out::Kind::Regular(target) => write_atomic(&target, bytes),
+                _ => write_atomic(p, bytes),
+            },
         }
     }
 }
@@ -197,24 +168,6 @@ impl std::fmt::Display for Output {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn output_dirs_are_claimed_only_when_empty_or_ours() {
-        let d = tempfile::tempdir().unwrap();
-        let out = d.path().join("out");
-        super::claim_output_dir(&out, ".mine", "--out-dir", "stage").unwrap();
-        std::fs::write(out.join("result.txt"), "1").unwrap();
-        super::claim_output_dir(&out, ".mine", "--out-dir", "stage").unwrap();
-        assert!(!out.join("result.txt").exists(), "a previous run's files are replaced");
-        let foreign = d.path().join("foreign");
-        std::fs::create_dir(&foreign).unwrap();
-        std::fs::write(foreign.join("notes"), "keep").unwrap();
-        let e = super::claim_output_dir(&foreign, ".mine", "--qc-dir", "stage")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--qc-dir") && e.contains("not written by stage"), "{e}");
-        assert_eq!(std::fs::read_to_string(foreign.join("notes")).unwrap(), "keep");
-    }
-
     use super::*;
 
     #[test]

@@ -3,7 +3,9 @@
 //! * [`manifest`]: the dataset manifest (types, read/write rules, JSON Schema).
 //! * [`palette`]: classes and their label colours.
 //! * [`paths`]: how paths in manifests resolve, and dataset-name confinement.
+//! * [`images`]: image decoding within limits (no decompression bombs).
 //! * [`io`]: atomic writes and input hashing.
+//! * [`out`]: what a stage may replace or delete, output locks, temporary files.
 //! * [`colour`]: sRGB ⇄ CIE L\*a\*b\*.
 //! * [`metrics`]: confusion matrix, dice, IoU and pixel accuracy with global sums.
 //! * [`rng`]: the seeded PRNG behind every random choice.
@@ -11,9 +13,11 @@
 
 pub mod cli;
 pub mod colour;
+pub mod images;
 pub mod io;
 pub mod manifest;
 pub mod metrics;
+pub mod out;
 pub mod palette;
 pub mod paths;
 pub mod rng;

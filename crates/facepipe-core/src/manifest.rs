@@ -326,25 +326,17 @@ impl Manifest {
     }
 }
 
-/// Refuses to replace `path` unless it does not exist, is a facepipe manifest, or `force`.
+/// Refuses to replace `path` unless it does not exist, is a facepipe manifest, or `force`;
+/// a FIFO or device is fine (written through, never read). See [`crate::out::check_file`].
 pub fn guard_overwrite(path: &Path, force: bool) -> Result<()> {
-    if force || !path.exists() {
-        return Ok(());
-    }
-    if path.is_dir() {
-        bail!("output {} is a directory", path.display());
-    }
-    let is_manifest = std::fs::read(path)
+    crate::out::check_file(path, "output", "a facepipe manifest", force, is_manifest_bytes)
+}
+
+/// Whether `bytes` are a facepipe manifest (what a stage may replace without `--force`).
+pub fn is_manifest_bytes(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(bytes)
         .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .is_some_and(|v| v.get("schema").and_then(Value::as_str) == Some(SCHEMA));
-    if !is_manifest {
-        bail!(
-            "output {} exists and is not a facepipe manifest; refusing to overwrite it (use --force)",
-            path.display()
-        );
-    }
-    Ok(())
+        .is_some_and(|v| v.get("schema").and_then(Value::as_str) == Some(SCHEMA))
 }
 
 /// JSON Schema of the manifest, as committed under `schemas/`.

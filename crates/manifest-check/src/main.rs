@@ -30,18 +30,31 @@ fn main() -> ExitCode {
         "manifest-check",
         |a: &Args| &a.common,
         |a| {
+            // every file is checked, and each bad one reported, before the exit status says so
+            let mut bad = Vec::new();
             for input in a.inputs {
                 let cfg = manifest_check::Config {
-                    input,
+                    input: input.clone(),
                     check_files: !a.no_files,
                     require: a.require.clone(),
                 };
-                let s = manifest_check::check(&cfg)?;
-                if !a.common.quiet {
-                    writeln!(std::io::stdout(), "{s}")?;
+                match manifest_check::check(&cfg) {
+                    Ok(s) => {
+                        if !a.common.quiet {
+                            writeln!(std::io::stdout(), "{s}")?;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("manifest-check: error: {e:#}");
+                        bad.push(input.display().to_string());
+                    }
                 }
             }
-            Ok(())
+            match bad.len() {
+                0 => Ok(()),
+                1 => anyhow::bail!("{} failed the check", bad[0]),
+                n => anyhow::bail!("{n} manifests failed the check: {}", bad.join(", ")),
+            }
         },
     )
 }

@@ -23,6 +23,10 @@ use serde::{Deserialize, Serialize};
 
 pub const STAGE: &str = "rgb2class";
 
+/// A label with more than this share of its pixels off the palette gets a warning: anti-aliased
+/// borders stay well below it, a JPEG or a resized label does not.
+pub const LOSSY_SHARE: f64 = 0.05;
+
 /// What to do with label pixels whose colour is not exactly a palette colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -254,11 +258,7 @@ fn run_end(rgb: &[u8], i: usize, n: usize, p: [u8; 3]) -> usize {
 /// * Floating point: refused.
 pub fn decode_label(path: &Path, all_gray_palette: bool) -> Result<(u32, u32, Vec<u8>)> {
     use image::DynamicImage as D;
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .with_context(|| format!("cannot open label {}", path.display()))?
-        .decode()
-        .with_context(|| format!("cannot decode label {}", path.display()))?;
+    let img = facepipe_core::images::decode(path, "label")?;
     let (w, h) = (img.width(), img.height());
     let opaque8 = |a: &image::RgbaImage| a.pixels().all(|p| p.0[3] == 255);
     let rgb = match img {
@@ -447,7 +447,7 @@ fn read_mask(path: &Path) -> Result<(Option<MaskInfo>, u32, u32, Vec<u8>)> {
         .filter(|i| i.facepipe == STAGE);
     let (w, h) = dec.dimensions()?;
     let data = match dec.read_image()? {
-        tiff::decoder::DecodingResult::U8(v) if v.len() == (w * h) as usize => v,
+        tiff::decoder::DecodingResult::U8(v) if v.len() as u64 == u64::from(w) * u64::from(h) => v,
         _ => bail!("{} is not an 8-bit single-channel mask", path.display()),
     };
     Ok((info, w, h, data))
@@ -480,10 +480,8 @@ struct Job<'a> {
 impl Job<'_> {
     fn image_size(&self) -> Result<Option<(u32, u32)>> {
         let Some(img) = &self.image else { return Ok(None) };
-        let size = image::ImageReader::open(img)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r.into_dimensions().map_err(Into::into))
+        let size = facepipe_core::images::reader(img, "image")?
+            .into_dimensions()
             .with_context(|| format!("cannot read the size of image {}", img.display()))?;
         Ok(Some(size))
     }
@@ -738,14 +736,41 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
         .param("compression", cfg.compression);
     step.inputs = inputs;
     step.count("masks", results.len());
-    step.count("masks_reused", reused);
     step.count("unlabelled_items", m.items.len() - labelled.len());
     step.count("pixels", pixels);
     step.count("off_palette_pixels", off_total);
     step.count("ignored_pixels", totals[n_counts - 1]);
     m.provenance.push(step);
+    // what was reused goes to the log, not the manifest: a resumed run's manifest is the
+    // same as an uninterrupted one's
     if reused > 0 {
         log::info!("{reused} of {} masks were up to date and reused", results.len());
+    }
+    let lossy: Vec<(usize, f64)> = labelled
+        .iter()
+        .zip(&results)
+        .map(|(&i, d)| {
+            (
+                i,
+                d.off_palette as f64 / (f64::from(d.width) * f64::from(d.height)).max(1.0),
+            )
+        })
+        .filter(|&(_, share)| share > LOSSY_SHARE)
+        .collect();
+    for &(i, share) in lossy.iter().take(5) {
+        log::warn!(
+            "label {}: {:.0} % of its pixels are off the palette ({:?}); is it a JPEG, or resized? Lossy labels give wrong classes",
+            m.items[i].label_rgb.as_deref().unwrap_or("?"),
+            share * 100.0,
+            cfg.off_palette
+        );
+    }
+    if lossy.len() > 5 {
+        log::warn!(
+            "{} labels in all have more than {:.0} % of their pixels off the palette",
+            lossy.len(),
+            LOSSY_SHARE * 100.0
+        );
     }
     if off_total > 0 {
         log::info!(

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         rgb2class::STAGE,
         |a: &Args| &a.common,
         |a| {
+            let _locks = a.output.prepare(rgb2class::STAGE, [a.out_dir.as_path()])?;
             let cfg = rgb2class::Config {
                 input: a.input.input,
                 out_dir: a.out_dir,

@@ -18,7 +18,7 @@ struct Args {
     #[command(flatten)]
     output: OutputArgs,
     /// Share of items for validation, in [0, 1).
-    #[arg(long, default_value_t = 0.35)]
+    #[arg(long, default_value_t = 0.35, value_parser = valid_pct)]
     valid_pct: f64,
     /// Random seed.
     #[arg(long, default_value_t = 2020)]
@@ -30,11 +30,19 @@ struct Args {
     common: Common,
 }
 
+fn valid_pct(s: &str) -> Result<f64, String> {
+    match facepipe_core::cli::fraction(s)? {
+        v if v < 1.0 => Ok(v),
+        v => Err(format!("{v} leaves no training items: use a share below 1")),
+    }
+}
+
 fn main() -> ExitCode {
     facepipe_core::cli::main(
         split::STAGE,
         |a: &Args| &a.common,
         |a| {
+            let _locks = a.output.prepare(split::STAGE, [])?;
             let cfg = split::Config {
                 input: a.input.input,
                 valid_pct: a.valid_pct,

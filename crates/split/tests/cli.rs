@@ -86,9 +86,12 @@ fn groups_stay_on_one_side() {
 
 #[test]
 fn bad_inputs() {
-    split(&["--valid-pct", "1.0"], &manifest(5))
-        .code(1)
-        .stderr(predicate::str::contains("--valid-pct"));
+    // usage errors exit 2, like every other flag clap refuses
+    for bad in ["1.0", "1.5", "-0.1", "NaN"] {
+        split(&["--valid-pct", bad], &manifest(5))
+            .code(2)
+            .stderr(predicate::str::contains("--valid-pct"));
+    }
     split(&["--valid-pct", "abc"], &manifest(5)).code(2);
     split(&[], &manifest(0))
         .code(1)

@@ -230,6 +230,7 @@ fn plan(m: &Manifest, select: Select, outside: Outside, n_classes: usize, shown:
 pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
     ensure!(cfg.bs > 0, "--bs must be at least 1");
     let out = Output::parse(&cfg.output);
+    let _locks = facepipe_core::out::lock_outputs(STAGE, [cfg.output.as_path(), cfg.out_dir.as_path()])?;
     if let Output::File(p) = &out {
         facepipe_core::manifest::guard_overwrite(p, cfg.force)?;
     }
@@ -258,6 +259,32 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
         );
     }
 
+    if let Output::File(p) = &out
+        && jobs.len() < m.items.len()
+        && paths::absolute(p)? == paths::absolute(&cfg.input)?
+    {
+        bail!(
+            "-o {} is the input manifest, and --split {} keeps {} of its {} items: writing it would drop the others; choose another -o",
+            p.display(),
+            cfg.select,
+            jobs.len(),
+            m.items.len()
+        );
+    }
+    // The output folder: only a previous unet-eval's files are replaced, nothing else is
+    // touched (without --force, anything else makes it refuse before the model runs).
+    let mut folder = facepipe_core::out::OutDir::inspect(&out_dir, MARKER, "--out-dir", STAGE, cfg.force, &|_| false)?;
+    let planned = jobs
+        .iter()
+        .flat_map(|j| {
+            [
+                format!("masks/{}.tif", j.stem),
+                format!("colour/{}.png", j.stem),
+                format!("overlay/{}.png", j.stem),
+            ]
+        })
+        .chain(report::FILES.iter().map(|f| f.to_string()));
+
     let size = model.input_size();
     let pre = &model.info.preprocessing;
     let classes = &model.info.classes;
@@ -267,7 +294,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
     progress.set_length(jobs.len() as u64);
     // the network is built and its weights loaded before anything is written
     let seconds = with_predictor(&model, cfg.device, |net: &mut dyn Predict| {
-        io::claim_output_dir(&out_dir, MARKER, "output directory", STAGE)?;
+        folder.begin(planned)?;
         let t0 = Instant::now();
         let mut start = 0;
         while start < jobs.len() {

@@ -424,7 +424,7 @@ struct SheetRow {
 
 fn sheet_row(r: &ItemResult, out_dir: &Path, classes: &[Class], mask: &Path, side: u32) -> Result<SheetRow> {
     let photo = unet::data::read_image(&r.image)?;
-    let pred = image::open(out_dir.join(&r.pred_mask))?.to_luma8();
+    let pred = facepipe_core::images::decode(&out_dir.join(&r.pred_mask), "predicted mask")?.to_luma8();
     let truth = unet::data::read_mask(mask, classes.len())?;
     let c = r.full.as_ref().expect("labelled");
     let label = format!(
@@ -594,6 +594,16 @@ fn report_md(e: &EvalFile, model: &Model, contact: bool) -> String {
     );
     s
 }
+
+/// The files [`write_all`] may write at the top of the output folder.
+pub const FILES: [&str; 6] = [
+    "per_image.csv",
+    "confusion.csv",
+    "confusion.png",
+    "contact_sheet.png",
+    "report.md",
+    "eval.json",
+];
 
 /// Writes `eval.json`, the CSVs, the pictures and the report; returns what `eval.json` holds.
 pub fn write_all(

@@ -370,7 +370,7 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
     eval(model(), &set, &out, &dir)
         .assert()
         .failure()
-        .stderr(contains("not written by unet-eval"));
+        .stderr(contains("did not write (notes.txt)"));
     assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
     assert!(!out.exists());
 

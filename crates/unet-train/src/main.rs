@@ -33,8 +33,8 @@ struct Args {
     /// Decoder: fastai's DynamicUnet or the slim segmentation_models_pytorch one.
     #[arg(long, default_value = "fastai", value_parser = clap::value_parser!(Arch))]
     arch: Arch,
-    /// Square input side in pixels (any size; multiples of 32 waste nothing).
-    #[arg(long, default_value_t = 448)]
+    /// Square input side in pixels, 32 to 2048 (any size; multiples of 32 waste nothing).
+    #[arg(long, default_value_t = 448, value_parser = parse_size)]
     size: u32,
     /// Batch size.
     #[arg(long, default_value_t = 12)]
@@ -77,6 +77,11 @@ struct Args {
     halt_after_epochs: Option<usize>,
     #[command(flatten)]
     common: Common,
+}
+
+fn parse_size(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+    unet::check_input_size(v).map(|()| v)
 }
 
 fn main() -> ExitCode {

@@ -152,10 +152,17 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         .failure()
         .stderr(contains("model.json"));
 
-    // the same seed gives the same metrics
+    // the same seed gives the same metrics, and byte-identical weight files (their metadata
+    // is written in a fixed order)
     let b = tmp.path().join("runs/b");
     train(&m, &b, &[]).assert().success();
     assert_eq!(metrics_without_time(&a), rows, "same seed, same metrics");
+    for f in ["last.safetensors", "last.bpk", "best.safetensors", "best.bpk"] {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between two identical runs"
+        );
+    }
 
     // killed after two epochs (inside fine_tune), then resumed: the same run
     let c = tmp.path().join("runs/c");
@@ -198,6 +205,120 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         .assert()
         .failure()
         .stderr(contains("different settings (seed)"));
+
+    // --force replaces the previous run and only it: a user's files in the folder stay
+    std::fs::write(a.join("notes.txt"), "keep").unwrap();
+    std::fs::write(a.join("checkpoint/keep.txt"), "keep").unwrap();
+    std::fs::write(a.join("checkpoint/epoch-0099.bpk"), "an old checkpoint").unwrap();
+    train(&m, &a, &["--force"])
+        .assert()
+        .success()
+        .stderr(contains("keeping 2 files unet-train did not write"));
+    assert_eq!(std::fs::read_to_string(a.join("notes.txt")).unwrap(), "keep");
+    assert_eq!(std::fs::read_to_string(a.join("checkpoint/keep.txt")).unwrap(), "keep");
+    assert!(
+        !a.join("checkpoint/epoch-0099.bpk").exists(),
+        "the old run's own files go"
+    );
+    assert_eq!(metrics_without_time(&a), rows);
+}
+
+/// A safetensors file with torchvision's ResNet34 keys and shapes, every float tensor 0.01,
+/// with `edit` changing one tensor.
+fn pretrained(path: &Path, edit: impl Fn(&str, &mut safetensors::Dtype, &mut Vec<u8>)) {
+    use safetensors::Dtype;
+    let bufs: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = unet::weights::torchvision_resnet34()
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let (mut d, mut b) = if name.ends_with("num_batches_tracked") {
+                (Dtype::I64, 0i64.to_le_bytes().to_vec())
+            } else {
+                (Dtype::F32, 0.01f32.to_le_bytes().repeat(n))
+            };
+            edit(&name, &mut d, &mut b);
+            (name, shape, d, b)
+        })
+        .collect();
+    let views = bufs.iter().map(|(n, s, d, b)| {
+        (
+            n.clone(),
+            safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+        )
+    });
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn hostile_weights_sizes_and_recipes_are_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = dataset(tmp.path(), 6);
+    let out = tmp.path().join("run");
+    let refused = |args: &[&str], code: i32, why: &str| {
+        let mut c = Command::cargo_bin("unet-train").unwrap();
+        c.arg("-i").arg(&m).arg("--out-dir").arg(&out);
+        c.args(["--arch", "smp", "--bs", "2", "--epochs", "1"]).args(args);
+        if !args.contains(&"--size") {
+            c.args(["--size", "32"]);
+        }
+        c.assert().code(code).stderr(contains(why));
+        assert!(!out.exists(), "{args:?}: nothing may be written");
+    };
+    // an integer-typed weight (it crashed burn-store: panic, then SIGSEGV or a double free)
+    let i64_file = tmp.path().join("i64.safetensors");
+    pretrained(&i64_file, |name, d, b| {
+        if name == "layer2.0.conv1.weight" {
+            *d = safetensors::Dtype::I64;
+            *b = vec![0; 128 * 64 * 9 * 8];
+        }
+    });
+    refused(
+        &["--pretrained", i64_file.to_str().unwrap()],
+        1,
+        "layer2.0.conv1.weight is of integer or boolean type I64",
+    );
+    // NaN and infinity are refused, not trained on
+    let nan = tmp.path().join("nan.safetensors");
+    pretrained(&nan, |name, _, b| {
+        if name == "layer4.2.bn2.running_var" {
+            b[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        }
+    });
+    refused(&["--pretrained", nan.to_str().unwrap()], 1, "non-finite");
+    let inf = tmp.path().join("inf.safetensors");
+    pretrained(&inf, |name, _, b| {
+        if name == "conv1.weight" {
+            b[4..8].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        }
+    });
+    refused(
+        &["--pretrained", inf.to_str().unwrap()],
+        1,
+        "conv1.weight holds a non-finite value",
+    );
+    // sizes: below what the encoder can take, above what memory holds (usage errors)
+    for size in ["0", "7", "31", "100000"] {
+        refused(&["--size", size], 2, "outside 32..=2048");
+    }
+    // a recipe that trains no epoch would write a run with no model
+    let zero = tmp.path().join("zero.json");
+    std::fs::write(
+        &zero,
+        r#"{"steps": [{"fine_tune": {"epochs": 0, "freeze_epochs": 0}}]}"#,
+    )
+    .unwrap();
+    Command::cargo_bin("unet-train")
+        .unwrap()
+        .arg("-i")
+        .arg(&m)
+        .arg("--out-dir")
+        .arg(&out)
+        .args(["--arch", "smp", "--size", "32", "--bs", "2", "--recipe"])
+        .arg(&zero)
+        .assert()
+        .code(1)
+        .stderr(contains("no step trains an epoch"));
+    assert!(!out.exists());
 }
 
 #[test]
@@ -205,14 +326,15 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let m = dataset(tmp.path(), 6);
 
-    // a directory with someone else's files is never touched, even with --force
+    // a directory with someone else's files is refused (with --force the run is written
+    // beside them, which keep_foreign_files_in_a_run_folder checks)
     let foreign = tmp.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "keep").unwrap();
-    train(&m, &foreign, &["--force"])
+    train(&m, &foreign, &[])
         .assert()
         .failure()
-        .stderr(contains("is not a unet-train run"));
+        .stderr(contains("unet-train did not write (notes.txt)"));
     assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep");
     assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
 

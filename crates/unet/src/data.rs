@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use facepipe_core::palette::IGNORE;
 use facepipe_core::rng::SplitMix64;
 use image::imageops::{self, FilterType};
@@ -47,14 +47,12 @@ pub fn square_crop(w: u32, h: u32, rng: Option<&mut SplitMix64>) -> Crop {
 
 /// Reads a photo as 8-bit RGB.
 pub fn read_image(path: &Path) -> Result<RgbImage> {
-    Ok(image::open(path)
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .to_rgb8())
+    Ok(facepipe_core::images::decode(path, "image")?.to_rgb8())
 }
 
 /// Reads a class-index mask and checks every value is below `n_classes` or 255.
 pub fn read_mask(path: &Path, n_classes: usize) -> Result<GrayImage> {
-    let img = image::open(path).with_context(|| format!("cannot read mask {}", path.display()))?;
+    let img = facepipe_core::images::decode(path, "mask")?;
     let mask = match img {
         image::DynamicImage::ImageLuma8(m) => m,
         other => bail!(

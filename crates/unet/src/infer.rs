@@ -68,11 +68,7 @@ impl Model {
         let shown = json.display();
         ensure!(!info.classes.is_empty(), "{shown}: no classes");
         facepipe_core::palette::validate(&info.classes).with_context(|| format!("{shown}: classes"))?;
-        ensure!(
-            info.preprocessing.input_size >= 32,
-            "{shown}: input size {} is below the encoder's minimum of 32",
-            info.preprocessing.input_size
-        );
+        crate::check_input_size(info.preprocessing.input_size).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         ensure!(
             info.preprocessing.std.iter().all(|&s| s > 0.0),
             "{shown}: preprocessing std must be positive"

@@ -20,6 +20,24 @@
 //! * [`infer`]: a model directory opened for inference, as class probabilities.
 //! * [`device`]: CPU or CUDA backends picked at run time.
 
+/// The smallest input side: the encoder halves its input five times (to 1/32).
+pub const MIN_INPUT_SIZE: u32 = 32;
+/// The largest input side: 2048² is 21× the reference 448² (which trains at batch 12 in about
+/// 20 GiB of GPU memory), so one 2048² image takes about that much again; anything larger
+/// cannot be trained or run on one machine, and is refused before any memory is taken.
+pub const MAX_INPUT_SIZE: u32 = 2048;
+
+/// Checks an input side against [`MIN_INPUT_SIZE`]..=[`MAX_INPUT_SIZE`].
+pub fn check_input_size(size: u32) -> Result<(), String> {
+    if (MIN_INPUT_SIZE..=MAX_INPUT_SIZE).contains(&size) {
+        Ok(())
+    } else {
+        Err(format!(
+            "input size {size} is outside {MIN_INPUT_SIZE}..={MAX_INPUT_SIZE} (the encoder needs at least {MIN_INPUT_SIZE} pixels; {MAX_INPUT_SIZE} is the most one machine's memory holds)"
+        ))
+    }
+}
+
 pub mod data;
 pub mod device;
 pub mod infer;

@@ -362,6 +362,11 @@ impl Recipe {
                 }
             }
         }
+        ensure!(
+            out.iter()
+                .any(|p| matches!(p, Phase::Cycle { epochs, .. } if *epochs > 0)),
+            "recipe: no step trains an epoch (every fine_tune and fit_one_cycle has 0 epochs), so there would be no model to save"
+        );
         Ok(out)
     }
 }

@@ -28,8 +28,8 @@ use crate::kernels::{Kernels, TrainBackend};
 use anyhow::{Context, Result, bail, ensure};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn_store::{BurnToPyTorchAdapter, BurnpackStore, ModuleSnapshot, SafetensorsStore};
-use facepipe_core::io::{sha256_hex, write_atomic};
+use burn_store::{BurnToPyTorchAdapter, BurnpackStore, BurnpackWriter, ModuleSnapshot, SafetensorsStore};
+use facepipe_core::io::{self, sha256_hex, write_atomic};
 use facepipe_core::palette::Class;
 use serde::{Deserialize, Serialize};
 
@@ -291,31 +291,54 @@ fn is_ours(dir: &Path) -> bool {
     has("run.json", RUN_FORMAT) || has("model.json", MODEL_FORMAT)
 }
 
-/// Prepares the output directory for a fresh run: absent or empty, or a facepipe run
-/// replaced with `--force`. A directory with anything else in it is never touched.
-fn fresh_dir(dir: &Path, force: bool) -> Result<()> {
-    let shown = dir.display();
-    match fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading output directory {shown}")),
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                if !is_ours(dir) {
-                    bail!(
-                        "output directory {shown} is not empty and is not a unet-train run: choose another --out-dir (nothing was changed)"
-                    );
-                }
-                if !force {
-                    bail!(
-                        "output directory {shown} holds a previous run: --resume to continue it, --force to replace it"
-                    );
-                }
-                fs::remove_dir_all(dir).with_context(|| format!("removing the previous run in {shown}"))?;
-            }
+/// The ledger of a run folder (a run's own files are also known by their names).
+const MARKER: &str = ".unet-train";
+
+/// Whether `rel` is a name only a run writes (see the module docs).
+fn run_file(rel: &str) -> bool {
+    const TOP: [&str; 10] = [
+        "run.json",
+        "model.json",
+        "metrics.csv",
+        "loss.png",
+        "lr_find.csv",
+        "lr_find.png",
+        "best.bpk",
+        "best.safetensors",
+        "last.bpk",
+        "last.safetensors",
+    ];
+    let numbered = |s: &str, prefix: &str, digits: usize, suffix: &str| {
+        s.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(suffix))
+            .is_some_and(|n| n.len() == digits && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match rel.strip_prefix("checkpoint/") {
+        None => TOP.contains(&rel),
+        Some(c) => {
+            c == "state.json"
+                || numbered(c, "epoch-", 4, ".bpk")
+                || numbered(c, "epoch-", 4, ".adam.safetensors")
+                || numbered(c, "phase-", 2, ".adam.safetensors")
         }
     }
-    fs::create_dir_all(dir.join("checkpoint")).with_context(|| format!("creating {shown}"))?;
-    Ok(())
+}
+
+/// Looks at the output folder for a fresh run (writes nothing): absent or empty, or a previous
+/// run replaced with `--force`. Only the previous run's own files are ever removed: anything
+/// else in the folder makes it refuse, and with `--force` is kept.
+fn inspect_dir(dir: &Path, force: bool) -> Result<facepipe_core::out::OutDir> {
+    let ours = is_ours(dir);
+    let folder = facepipe_core::out::OutDir::inspect(dir, MARKER, "--out-dir", "unet-train", force, &|rel| {
+        ours && run_file(rel)
+    })?;
+    if ours && !force {
+        bail!(
+            "output directory {} holds a previous run: --resume to continue it, --force to replace it",
+            dir.display()
+        );
+    }
+    Ok(folder)
 }
 
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
@@ -324,10 +347,19 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// The temporary name a weight file is written under: `.NAME.facepipe-tmp-w`, which the
+/// next run sweeps if a kill left it (see `facepipe_core::out`).
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(format!(".{}", name.to_string_lossy()))
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}{}w", facepipe_core::out::TEMP_TAG))
+}
+
+/// Renames a finished temporary file over `to`, which must not be a symlink or special file.
+fn replace_with(tmp: &Path, to: &Path) -> Result<()> {
+    facepipe_core::out::ensure_replaceable(to).inspect_err(|_| {
+        let _ = fs::remove_file(tmp);
+    })?;
+    fs::rename(tmp, to).with_context(|| format!("writing {}", to.display()))
 }
 
 /// Saves `net` as `stem.bpk` (burn) and, with `torch_names`, `stem.safetensors` (PyTorch
@@ -335,10 +367,24 @@ fn tmp_path(path: &Path) -> PathBuf {
 pub fn save_weights<B: Backend, M: Module<B>>(net: &M, dir: &Path, stem: &str, torch_names: bool) -> Result<()> {
     let bpk = dir.join(format!("{stem}.bpk"));
     let tmp = tmp_path(&bpk);
-    let mut store = BurnpackStore::from_file(&tmp).overwrite(true);
-    net.save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", bpk.display()))?;
-    fs::rename(&tmp, &bpk).with_context(|| format!("writing {}", bpk.display()))?;
+    // burn's writer, without the random per-process parameter ids burn would record (loading
+    // keeps the module's own ids, and the optimiser state is matched by name): identical weights
+    // give identical bytes
+    let mut snapshots = net.collect(None, None, false);
+    for s in &mut snapshots {
+        s.tensor_id = None;
+    }
+    let _ = fs::remove_file(&tmp);
+    BurnpackWriter::new(snapshots)
+        .with_metadata("format", "burnpack")
+        .with_metadata("producer", "burn")
+        .with_metadata("version", "0.21.0")
+        .write_to_file(&tmp)
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            anyhow::anyhow!("writing {}: {e}", bpk.display())
+        })?;
+    replace_with(&tmp, &bpk)?;
     if !torch_names {
         return Ok(());
     }
@@ -347,10 +393,19 @@ pub fn save_weights<B: Backend, M: Module<B>>(net: &M, dir: &Path, stem: &str, t
     let mut store = SafetensorsStore::from_file(&tmp)
         .with_to_adapter(BurnToPyTorchAdapter)
         .skip_enum_variants(true)
+        // one metadata entry: burn's three come from a HashMap, in a different order each
+        // run, and would make identical weights hash differently
+        .clear_metadata()
+        .metadata(
+            "producer",
+            concat!("facepipe ", env!("CARGO_PKG_VERSION"), " with burn 0.21.0"),
+        )
         .overwrite(true);
-    net.save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", st.display()))?;
-    fs::rename(&tmp, &st).with_context(|| format!("writing {}", st.display()))?;
+    net.save_into(&mut store).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        anyhow::anyhow!("writing {}: {e}", st.display())
+    })?;
+    replace_with(&tmp, &st)?;
     Ok(())
 }
 
@@ -362,24 +417,44 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, &tmp).is_err() {
         fs::copy(from, &tmp).with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
     }
-    fs::rename(&tmp, to).with_context(|| format!("writing {}", to.display()))
+    replace_with(&tmp, to)
 }
 
-/// Loads burn-format weights into `net`; every tensor must match.
+/// Loads burn-format weights into `net`; every tensor must match, and every value be finite
+/// (a model with a NaN weight predicts nothing but NaN).
 pub fn load_weights<B: Backend, M: Module<B>>(net: &mut M, file: &Path) -> Result<()> {
     ensure!(file.is_file(), "weight file {} is missing", file.display());
+    let shown = file.display();
     let mut store = BurnpackStore::from_file(file);
     let r = net
         .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", file.display()))?;
-    ensure!(
-        r.errors.is_empty() && r.missing.is_empty(),
-        "loading {}: {} errors ({:?}), missing {:?}: the file does not fit this model",
-        file.display(),
-        r.errors.len(),
-        r.errors.first(),
-        r.missing
-    );
+        .map_err(|e| anyhow::anyhow!("loading {shown}: {e}"))?;
+    if let Some(e) = r.errors.first() {
+        bail!(
+            "loading {shown}: {e} ({} errors in all): the file does not fit this model",
+            r.errors.len()
+        );
+    }
+    if let Some((k, _)) = r.missing.first() {
+        bail!(
+            "loading {shown}: {k} is not in the file ({} tensors missing): the file does not fit this model",
+            r.missing.len()
+        );
+    }
+    for snap in net.collect(None, None, true) {
+        if !snap.dtype.is_float() {
+            continue;
+        }
+        let data = snap
+            .to_data()
+            .map_err(|e| anyhow::anyhow!("loading {shown}: {}: {e}", snap.full_path()))?;
+        if data.iter::<f32>().any(|v| !v.is_finite()) {
+            bail!(
+                "loading {shown}: {} holds NaN or infinite values; these weights cannot predict anything",
+                snap.full_path()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -696,7 +771,7 @@ where
             progress.epochs_done
         );
     } else {
-        fresh_dir(dir, cfg.force)?;
+        let mut folder = inspect_dir(dir, cfg.force)?;
         if let (Some(p), Some(bytes)) = (&cfg.pretrained, &pretrained_bytes) {
             let report: LoadReport = load_resnet(net.encoder_mut(), p)?;
             log::info!("--pretrained {}: {report}", p.display());
@@ -708,6 +783,9 @@ where
                 unused: report.unused.clone(),
             });
         }
+        // every check passed and the weights are in: only now is anything written
+        folder.begin(std::iter::empty())?;
+        io::create_dir_all(&ckpt)?;
         write_json(
             &dir.join("run.json"),
             &RunFile {

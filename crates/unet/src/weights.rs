@@ -6,11 +6,14 @@
 //! `gamma`/`beta`). Keys burn has no place for (`fc.*`, `*.num_batches_tracked`) are reported
 //! as unused; a missing key or a shape mismatch is an error naming the key.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::backend::Backend;
-use burn_store::{ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
 
 use crate::resnet::ResNet;
 
@@ -39,43 +42,177 @@ fn expected_unused(key: &str) -> bool {
     key.starts_with("fc.") || key.ends_with("num_batches_tracked")
 }
 
-fn check(result: ApplyResult, file: &Path) -> Result<LoadReport> {
-    if let Some(e) = result.errors.first() {
-        bail!("{}: {e} ({} errors in all)", file.display(), result.errors.len());
-    }
-    let missing: Vec<String> = result.missing.iter().map(|(p, _)| p.clone()).collect();
-    if let Some(k) = missing.first() {
-        bail!(
-            "{}: the encoder's {k} is not in the file ({} keys missing); is this a torchvision ResNet34 state dict?",
-            file.display(),
-            missing.len()
-        );
-    }
-    // burn-store 0.21 quirk: a BatchNorm `weight`/`bias` that the PyTorch adapter applied as
-    // `gamma`/`beta` is still listed as unused under its PyTorch name. Those are not unused.
-    let applied: std::collections::HashSet<&str> = result.applied.iter().map(String::as_str).collect();
-    let renamed = |k: &str| {
-        let alias = |suffix: &str, to: &str| {
-            k.strip_suffix(suffix)
-                .is_some_and(|p| applied.contains(format!("{p}{to}").as_str()))
-        };
-        alias(".weight", ".gamma") || alias(".bias", ".beta")
+/// torchvision.models.resnet34().state_dict(): names and shapes, in its order, written from
+/// torchvision's architecture (not from our module), for tests and fuzz seeds that need a
+/// weight file without downloading one.
+pub fn torchvision_resnet34() -> Vec<(String, Vec<usize>)> {
+    let mut keys: Vec<(String, Vec<usize>)> = vec![("conv1.weight".into(), vec![64, 3, 7, 7])];
+    let bn = |keys: &mut Vec<(String, Vec<usize>)>, p: &str, c: usize| {
+        for s in ["weight", "bias", "running_mean", "running_var"] {
+            keys.push((format!("{p}.{s}"), vec![c]));
+        }
+        keys.push((format!("{p}.num_batches_tracked"), vec![]));
     };
-    let unused: Vec<String> = result.unused.iter().filter(|k| !renamed(k)).cloned().collect();
-    if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
-        bail!(
-            "{}: key {k} matches nothing in the encoder (a different architecture or naming?)",
-            file.display()
+    bn(&mut keys, "bn1", 64);
+    let mut cin = 64;
+    for (l, (blocks, c)) in [(3usize, 64usize), (4, 128), (6, 256), (3, 512)]
+        .into_iter()
+        .enumerate()
+    {
+        for b in 0..blocks {
+            let p = format!("layer{}.{b}", l + 1);
+            let i = if b == 0 { cin } else { c };
+            keys.push((format!("{p}.conv1.weight"), vec![c, i, 3, 3]));
+            bn(&mut keys, &format!("{p}.bn1"), c);
+            keys.push((format!("{p}.conv2.weight"), vec![c, c, 3, 3]));
+            bn(&mut keys, &format!("{p}.bn2"), c);
+            if b == 0 && l > 0 {
+                keys.push((format!("{p}.downsample.0.weight"), vec![c, cin, 1, 1]));
+                bn(&mut keys, &format!("{p}.downsample.1"), c);
+            }
+        }
+        cin = c;
+    }
+    keys.push(("fc.weight".into(), vec![1000, 512]));
+    keys.push(("fc.bias".into(), vec![1000]));
+    keys
+}
+
+/// One tensor of a weight file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileTensor {
+    pub shape: Vec<usize>,
+    /// The file's type, as the file names it (`F32`, `F16`, `I64`, ...).
+    pub dtype: String,
+    /// The values as f32, or `None` for an integer or boolean tensor.
+    pub values: Option<Vec<f32>>,
+}
+
+/// Reads every tensor of a weight file's bytes (`ext`: `safetensors`, or `pth`/`pt`/`bin`,
+/// which burn-store reads from `file`). Any input gives a tensor map or an error, never a
+/// panic: this is what `facepipe-fuzz` drives with broken files.
+pub fn read_tensors(bytes: &[u8], ext: &str, file: &Path) -> Result<BTreeMap<String, FileTensor>> {
+    match ext {
+        "safetensors" => read_safetensors(bytes),
+        "pth" | "pt" | "bin" => read_pth(file, bytes.len()),
+        other => bail!("unknown extension {other:?} (expected .pth or .safetensors)"),
+    }
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let frac = f32::from(h & 0x3ff);
+    match exp {
+        0 => sign * frac * 2f32.powi(-24),
+        31 if frac == 0.0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        e => sign * (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, FileTensor>> {
+    use safetensors::Dtype;
+    let st =
+        safetensors::SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not a safetensors file: {e}"))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.iter() {
+        let data = view.data();
+        let values = match view.dtype() {
+            Dtype::F32 => Some(
+                data.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            Dtype::F16 => Some(
+                data.chunks_exact(2)
+                    .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
+            ),
+            Dtype::BF16 => Some(
+                data.chunks_exact(2)
+                    .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+                    .collect(),
+            ),
+            Dtype::F64 => Some(
+                data.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                    .collect(),
+            ),
+            _ => None,
+        };
+        out.insert(
+            name.to_string(),
+            FileTensor {
+                shape: view.shape().to_vec(),
+                dtype: format!("{:?}", view.dtype()),
+                values,
+            },
         );
     }
-    Ok(LoadReport {
-        applied: result.applied.len(),
-        missing,
-        unused,
-    })
+    Ok(out)
+}
+
+fn read_pth(file: &Path, file_len: usize) -> Result<BTreeMap<String, FileTensor>> {
+    use burn_store::pytorch::PytorchReader;
+    // burn-store's pickle reader is not hardened against every broken file: a panic in it
+    // becomes an error here (its allocations are bounded below by the file's size first).
+    let caught = std::panic::catch_unwind(|| -> Result<BTreeMap<String, FileTensor>> {
+        let reader = PytorchReader::new(file).map_err(|e| anyhow::anyhow!("not a PyTorch file: {e}"))?;
+        let mut out = BTreeMap::new();
+        for (name, snap) in reader.tensors() {
+            let n = snap.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let fits = n
+                .and_then(|n| n.checked_mul(snap.dtype.size()))
+                .is_some_and(|b| b <= file_len);
+            ensure!(
+                fits,
+                "tensor {name} claims more data ({:?}) than the file holds",
+                snap.shape
+            );
+            let values = if snap.dtype.is_float() {
+                let data = snap.to_data().map_err(|e| anyhow::anyhow!("tensor {name}: {e}"))?;
+                let v: Vec<f32> = data.iter::<f32>().collect();
+                ensure!(
+                    Some(v.len()) == n,
+                    "tensor {name}: {} values for shape {:?}",
+                    v.len(),
+                    snap.shape
+                );
+                Some(v)
+            } else {
+                None
+            };
+            out.insert(
+                name.clone(),
+                FileTensor {
+                    shape: snap.shape.to_vec(),
+                    dtype: format!("{:?}", snap.dtype).to_uppercase(),
+                    values,
+                },
+            );
+        }
+        Ok(out)
+    });
+    match caught {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown reason");
+            bail!("not a readable PyTorch file (the reader failed: {msg})")
+        }
+    }
 }
 
 /// Loads torchvision ResNet34 weights (`.pth`/`.pt` or `.safetensors`) into `encoder`.
+///
+/// Everything is checked before any weight is applied: every key the encoder needs is there
+/// with its shape (errors use PyTorch's names, as in the file), floating-point types other
+/// than F32 (F16, BF16, F64) are converted with a note in the log, an integer or boolean
+/// tensor where a weight belongs is refused, and so is a NaN or infinite value.
 pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<LoadReport> {
     if !file.is_file() {
         bail!("weights file {} does not exist", file.display());
@@ -85,27 +222,88 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let result = match ext.as_str() {
-        "safetensors" => {
-            let mut store = SafetensorsStore::from_file(file)
-                .with_from_adapter(PyTorchToBurnAdapter)
-                .skip_enum_variants(true)
-                .allow_partial(true)
-                .validate(true);
-            encoder.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))
-        }
-        "pth" | "pt" | "bin" => {
-            let mut store = PytorchStore::from_file(file)
-                .skip_enum_variants(true)
-                .allow_partial(true)
-                .validate(true);
-            encoder.load_from(&mut store).map_err(|e| anyhow::anyhow!("{e}"))
-        }
-        other => bail!(
-            "weights file {}: unknown extension {other:?} (expected .pth or .safetensors)",
-            file.display()
-        ),
+    let shown = file.display();
+    let bytes = std::fs::read(file).with_context(|| format!("reading weights {shown}"))?;
+    let tensors = read_tensors(&bytes, &ext, file).with_context(|| format!("weights file {shown}"))?;
+    drop(bytes);
+
+    // what the encoder takes, under PyTorch's names
+    let wanted: BTreeMap<String, Vec<usize>> = encoder
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .map(|s| (s.full_path(), s.shape.to_vec()))
+        .collect();
+    let missing: Vec<&String> = wanted.keys().filter(|k| !tensors.contains_key(*k)).collect();
+    if let Some(k) = missing.first() {
+        bail!(
+            "{shown}: the encoder's {k} is not in the file ({} keys missing); is this a torchvision ResNet34 state dict?",
+            missing.len()
+        );
     }
-    .with_context(|| format!("reading weights {}", file.display()))?;
-    check(result, file)
+    let mut converted = BTreeSet::new();
+    let mut picked: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(wanted.len());
+    for (k, shape) in &wanted {
+        let t = &tensors[k];
+        ensure!(
+            &t.shape == shape,
+            "{shown}: {k} has shape {:?}, the encoder needs {shape:?}",
+            t.shape
+        );
+        let Some(v) = &t.values else {
+            bail!(
+                "{shown}: {k} is of integer or boolean type {}; weights must be floating point (F32, F16, BF16 or F64)",
+                t.dtype
+            );
+        };
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            bail!(
+                "{shown}: {k} holds a non-finite value ({} at index {i}); refusing weights that would make every output NaN",
+                v[i]
+            );
+        }
+        if t.dtype != "F32" {
+            converted.insert(t.dtype.clone());
+        }
+        picked.push((
+            k.clone(),
+            shape.clone(),
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ));
+    }
+    let unused: Vec<String> = tensors.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+    if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
+        bail!("{shown}: key {k} matches nothing in the encoder (a different architecture or naming?)");
+    }
+    if !converted.is_empty() {
+        log::info!(
+            "{shown}: converted {} tensors to F32",
+            converted.into_iter().collect::<Vec<_>>().join("/")
+        );
+    }
+
+    // apply: the checked tensors as one F32 safetensors buffer, through burn-store's adapter
+    let views: Vec<(String, TensorView)> = picked
+        .iter()
+        .map(|(k, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.clone(), v)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let buf = safetensors::serialize(views, None).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let mut store = SafetensorsStore::from_bytes(Some(buf))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .skip_enum_variants(true)
+        .allow_partial(false)
+        .validate(true);
+    let result = encoder
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    ensure!(
+        result.errors.is_empty() && result.missing.is_empty(),
+        "{shown}: {} tensors could not be applied",
+        result.errors.len() + result.missing.len()
+    );
+    Ok(LoadReport {
+        applied: picked.len(),
+        missing: Vec::new(),
+        unused,
+    })
 }

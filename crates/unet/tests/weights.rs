@@ -13,39 +13,7 @@ use unet::weights::load_resnet;
 
 type B = Flex;
 
-/// torchvision.models.resnet34().state_dict(): names and shapes, in its order.
-fn torchvision_resnet34() -> Vec<(String, Vec<usize>)> {
-    let mut keys: Vec<(String, Vec<usize>)> = vec![("conv1.weight".into(), vec![64, 3, 7, 7])];
-    let bn = |keys: &mut Vec<(String, Vec<usize>)>, p: &str, c: usize| {
-        for s in ["weight", "bias", "running_mean", "running_var"] {
-            keys.push((format!("{p}.{s}"), vec![c]));
-        }
-        keys.push((format!("{p}.num_batches_tracked"), vec![]));
-    };
-    bn(&mut keys, "bn1", 64);
-    let mut cin = 64;
-    for (l, (blocks, c)) in [(3usize, 64usize), (4, 128), (6, 256), (3, 512)]
-        .into_iter()
-        .enumerate()
-    {
-        for b in 0..blocks {
-            let p = format!("layer{}.{b}", l + 1);
-            let i = if b == 0 { cin } else { c };
-            keys.push((format!("{p}.conv1.weight"), vec![c, i, 3, 3]));
-            bn(&mut keys, &format!("{p}.bn1"), c);
-            keys.push((format!("{p}.conv2.weight"), vec![c, c, 3, 3]));
-            bn(&mut keys, &format!("{p}.bn2"), c);
-            if b == 0 && l > 0 {
-                keys.push((format!("{p}.downsample.0.weight"), vec![c, cin, 1, 1]));
-                bn(&mut keys, &format!("{p}.downsample.1"), c);
-            }
-        }
-        cin = c;
-    }
-    keys.push(("fc.weight".into(), vec![1000, 512]));
-    keys.push(("fc.bias".into(), vec![1000]));
-    keys
-}
+use unet::weights::torchvision_resnet34;
 
 /// Each tensor filled with its own value (index-derived), so we can tell where each landed.
 fn value_of(k: usize) -> f32 {
@@ -225,4 +193,128 @@ fn icnr_starts_with_equal_subpixel_filters() {
         }
     }
     assert_ne!(w[0..5], w[20..25], "different output channels differ");
+}
+
+/// Writes the torchvision key set with every float tensor in `dtype` (values `value_of(k)`),
+/// then lets `edit` change one tensor's bytes/type.
+fn write_typed(path: &Path, dtype: Dtype, edit: impl Fn(&str, &mut Dtype, &mut Vec<u8>)) {
+    let keys = torchvision_resnet34();
+    let bufs: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let v = value_of(k);
+            let (mut d, mut b): (Dtype, Vec<u8>) = if name.ends_with("num_batches_tracked") {
+                (Dtype::I64, 7i64.to_le_bytes().to_vec())
+            } else {
+                match dtype {
+                    Dtype::F64 => (
+                        dtype,
+                        std::iter::repeat_n(f64::from(v).to_le_bytes(), n).flatten().collect(),
+                    ),
+                    // bf16: the top half of the f32
+                    Dtype::BF16 => (
+                        dtype,
+                        std::iter::repeat_n(((v.to_bits() >> 16) as u16).to_le_bytes(), n)
+                            .flatten()
+                            .collect(),
+                    ),
+                    // f16 of 0.25 + k/1000 (k < 256): exponent -2 or -1, rounded mantissa
+                    Dtype::F16 => {
+                        let e = v.log2().floor() as i32;
+                        let m = ((v / 2f32.powi(e) - 1.0) * 1024.0).round() as u16;
+                        let h = (((e + 15) as u16) << 10) | m;
+                        (dtype, std::iter::repeat_n(h.to_le_bytes(), n).flatten().collect())
+                    }
+                    _ => (Dtype::F32, std::iter::repeat_n(v.to_le_bytes(), n).flatten().collect()),
+                }
+            };
+            edit(name, &mut d, &mut b);
+            (name.clone(), shape.clone(), d, b)
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = bufs
+        .iter()
+        .map(|(n, s, d, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn f16_bf16_and_f64_files_are_converted() {
+    let device = burn::backend::flex::FlexDevice;
+    let d = tempfile::tempdir().unwrap();
+    let keys = torchvision_resnet34();
+    let k = index(&keys, "layer3.2.conv1.weight");
+    for (dtype, tol) in [(Dtype::F64, 1e-7), (Dtype::F16, 1e-3), (Dtype::BF16, 4e-3)] {
+        let file = d.path().join(format!("{dtype:?}.safetensors"));
+        write_typed(&file, dtype, |_, _, _| {});
+        let mut enc = ResNet::<B>::resnet34(&device);
+        let report = load_resnet(&mut enc, &file).unwrap();
+        assert_eq!(report.applied, 180, "{dtype:?}");
+        let got = enc.layer3[2].conv1.weight.val().into_data().to_vec::<f32>().unwrap();
+        assert!(
+            got.iter().all(|&x| (x - value_of(k)).abs() < tol),
+            "{dtype:?}: {}",
+            got[0]
+        );
+    }
+}
+
+#[test]
+fn integer_weights_and_non_finite_values_are_refused_by_name() {
+    let device = burn::backend::flex::FlexDevice;
+    let d = tempfile::tempdir().unwrap();
+    let load = |file: &Path| {
+        format!(
+            "{:#}",
+            load_resnet(&mut ResNet::<B>::resnet34(&device), file).unwrap_err()
+        )
+    };
+
+    let file = d.path().join("i64.safetensors");
+    write_typed(&file, Dtype::F32, |name, d, b| {
+        if name == "conv1.weight" {
+            *d = Dtype::I64;
+            *b = vec![0u8; 64 * 3 * 7 * 7 * 8];
+        }
+    });
+    let e = load(&file);
+    assert!(
+        e.contains("conv1.weight") && e.contains("integer") && e.contains("I64"),
+        "{e}"
+    );
+
+    let file = d.path().join("nan.safetensors");
+    write_typed(&file, Dtype::F32, |name, _, b| {
+        if name == "layer1.0.bn2.bias" {
+            b[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+        }
+    });
+    let e = load(&file);
+    // PyTorch's name (bias), not burn's (beta)
+    assert!(e.contains("layer1.0.bn2.bias") && e.contains("non-finite"), "{e}");
+
+    let file = d.path().join("inf.safetensors");
+    write_typed(&file, Dtype::F64, |name, _, b| {
+        if name == "fc.bias" {
+            return; // unused keys may hold anything
+        }
+        if name == "bn1.running_var" {
+            b[0..8].copy_from_slice(&1e300f64.to_le_bytes()); // beyond f32: inf after conversion
+        }
+    });
+    let e = load(&file);
+    assert!(e.contains("bn1.running_var") && e.contains("non-finite"), "{e}");
+
+    // broken bytes: an error naming the file, never a panic
+    let file = d.path().join("junk.safetensors");
+    std::fs::write(&file, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}").unwrap();
+    let e = load(&file);
+    assert!(e.contains("junk.safetensors"), "{e}");
+    let file = d.path().join("junk.pth");
+    std::fs::write(&file, b"PK\x03\x04 not really a zip").unwrap();
+    let e = load(&file);
+    assert!(e.contains("junk.pth"), "{e}");
 }

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         xml_pairs::STAGE,
         |a: &Args| &a.common,
         |a| {
+            let _locks = a.output.prepare(xml_pairs::STAGE, [])?;
             let m = xml_pairs::build(&xml_pairs::Config {
                 xml: a.xml,
                 skip_missing: a.skip_missing,
