@@ -59,7 +59,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity clean help
+.PHONY: all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -118,6 +118,14 @@ lint: ## formatting and clippy, warnings as errors
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+FUZZ_INPUTS ?= 1000000
+FUZZ_SECONDS ?= 600
+fuzz: ## every reader of untrusted bytes on FUZZ_INPUTS mutated inputs (or FUZZ_SECONDS) each; fails on any panic
+	$(CARGO) build --release --quiet -p facepipe-fuzz
+	mkdir -p $(OUT_DIR)/fuzz
+	@# stderr holds the decoders' own debug lines (the tiff crate prints some); the counts go to stdout
+	cd $(OUT_DIR)/fuzz && $(abspath $(BIN))/facepipe-fuzz all $(FUZZ_INPUTS) $(FUZZ_SECONDS) 2>stderr.log
 
 schemas: ## regenerate schemas/ from the Rust types
 	UPDATE_SCHEMAS=1 $(CARGO) test --release -p facepipe-core --test schemas

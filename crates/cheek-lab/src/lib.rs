@@ -183,10 +183,7 @@ fn roles(classes: &[facepipe_core::Class], names: &ClassNames, shown: &str) -> R
 fn read_photo(path: &Path) -> Result<(image::RgbImage, Option<String>)> {
     use image::ImageDecoder as _;
     let shown = path.display();
-    let mut dec = facepipe_core::images::reader(path, "image")?
-        .into_decoder()
-        .with_context(|| format!("cannot decode image {shown}"))?;
-    facepipe_core::images::check_size(&dec).with_context(|| format!("image {shown}"))?;
+    let mut dec = facepipe_core::images::decoder(path, "image")?;
     let icc = dec.icc_profile().ok().flatten();
     let warn = icc.filter(|p| !p.windows(4).any(|w| w == b"sRGB")).map(|_| {
         format!("image {shown} embeds an ICC profile that is not sRGB; its values are measured as if they were sRGB")

@@ -363,3 +363,136 @@ fn bad_inputs_are_named_and_nothing_is_written() {
         .stderr(contains("refusing to overwrite"));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "my notes\n");
 }
+
+/// Issue 11's hostile cases for cheek-lab: QC reruns keep a user's files, a decompression-bomb
+/// photo is refused from its header, `-` is stdout, a reference matching nothing warns with the
+/// --join hint, QC names never collide, non-finite flags are usage errors, duplicate reference
+/// columns are refused, and a second run on the same outputs is refused while the first holds
+/// them.
+#[test]
+fn hostile_outputs_and_inputs() {
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path();
+    let m = dataset(t);
+    let out = t.join("cheeks.csv");
+    let qc = t.join("qc");
+
+    // --qc-dir rerun: the user's file makes it refuse; --force writes beside it
+    cheek_lab(&m, &out).arg("--qc-dir").arg(&qc).assert().success();
+    assert!(qc.join("frontal_f0.png").is_file());
+    std::fs::write(qc.join("notes.txt"), "mine").unwrap();
+    let before = std::fs::read(&out).unwrap();
+    cheek_lab(&m, &out)
+        .arg("--qc-dir")
+        .arg(&qc)
+        .assert()
+        .code(1)
+        .stderr(contains("cheek-lab did not write (notes.txt)"));
+    assert_eq!(std::fs::read(&out).unwrap(), before, "a refusal changes nothing");
+    cheek_lab(&m, &out)
+        .arg("--qc-dir")
+        .arg(&qc)
+        .arg("--force")
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(qc.join("notes.txt")).unwrap(), "mine");
+    assert!(qc.join("frontal_f0.png").is_file());
+
+    // `-` is stdout for the CSV and for the report; no file named `-` appears
+    let o = cheek_lab(&m, Path::new("-")).current_dir(t).assert().success();
+    assert!(String::from_utf8_lossy(&o.get_output().stdout).starts_with("id,face,face_id,image,mask,"));
+    let o = cheek_lab(&m, &t.join("c2.csv"))
+        .args(["--report", "-"])
+        .current_dir(t)
+        .assert()
+        .success();
+    let rep: Value = serde_json::from_slice(&o.get_output().stdout).unwrap();
+    assert_eq!(rep["format"], "facepipe.cheek-lab");
+    assert!(!t.join("-").exists());
+    cheek_lab(&m, Path::new("-"))
+        .args(["--report", "-"])
+        .assert()
+        .code(1)
+        .stderr(contains("cannot both be `-`"));
+
+    // a reference whose ids match no face: a warning with the --join hint, in the report too
+    let r = reference(t, &[lab_row("P-17", 30), lab_row("P-18", 31)].concat());
+    let rep_path = t.join("r.json");
+    cheek_lab(&m, &t.join("c3.csv"))
+        .arg("--reference")
+        .arg(&r)
+        .arg("--report")
+        .arg(&rep_path)
+        .assert()
+        .success()
+        .stderr(contains("none of its 2 ids matches a face"))
+        .stderr(contains("--join"));
+    let rep: Value = serde_json::from_slice(&std::fs::read(&rep_path).unwrap()).unwrap();
+    assert!(rep["warnings"].to_string().contains("none of its 2 ids"));
+
+    // a reference with a column name twice
+    std::fs::write(
+        t.join("dup.csv"),
+        "participant_id,left_cheek_L,left_cheek_a,left_cheek_b,right_cheek_L,right_cheek_a,right_cheek_b,left_cheek_L\n",
+    )
+    .unwrap();
+    cheek_lab(&m, &t.join("c4.csv"))
+        .arg("--reference")
+        .arg(t.join("dup.csv"))
+        .assert()
+        .code(1)
+        .stderr(contains("column \"left_cheek_L\" appears twice (columns 2 and 8)"));
+    assert!(!t.join("c4.csv").exists());
+
+    // non-finite or out-of-range numbers are usage errors (exit 2)
+    for (flag, v) in [
+        ("--cheek-out", "NaN"),
+        ("--cheek-down", "inf"),
+        ("--min-skin", "2"),
+        ("--patch-px", "0"),
+    ] {
+        cheek_lab(&m, &t.join("c5.csv"))
+            .args([flag, v])
+            .assert()
+            .code(2)
+            .stderr(contains(flag));
+    }
+
+    // ids that differ only in characters a file name cannot hold get distinct QC pictures
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    let frontal = v["items"][0].clone();
+    let mut a = frontal.clone();
+    a["id"] = "g1/a b".into();
+    let mut b = frontal;
+    b["id"] = "g1/a_b".into();
+    v["items"] = json!([a, b]);
+    let m2 = t.join("collide.json");
+    std::fs::write(&m2, v.to_string()).unwrap();
+    let qc2 = t.join("qc2");
+    cheek_lab(&m2, &t.join("c6.csv"))
+        .arg("--qc-dir")
+        .arg(&qc2)
+        .assert()
+        .success();
+    let pics: Vec<String> = std::fs::read_dir(&qc2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("_f0.png"))
+        .collect();
+    assert_eq!(pics.len(), 2, "{pics:?}");
+
+    // a second run on outputs another run holds is refused, naming the first
+    let held = facepipe_core::out::lock_outputs("test", [out.as_path()]).unwrap();
+    cheek_lab(&m, &out)
+        .assert()
+        .code(1)
+        .stderr(contains("being written by another run"))
+        .stderr(contains(format!("pid {}", std::process::id())));
+    drop(held);
+
+    // a decompression-bomb photo (30000² claimed in a few bytes) is refused from its header
+    std::fs::write(t.join("frontal.png"), facepipe_core::images::bomb_png(30_000, 30_000)).unwrap();
+    let o7 = t.join("c7.csv");
+    cheek_lab(&m, &o7).assert().code(1).stderr(contains("over the limit"));
+    assert!(!o7.exists());
+}

@@ -32,6 +32,17 @@ pub fn reader(path: &Path, what: &str) -> Result<ImageReader<std::io::BufReader<
     Ok(r)
 }
 
+/// A decoder for an image file, within the limits: its header is read (so its size and ICC
+/// profile can be asked for), and a picture over the limits is refused before decoding.
+pub fn decoder(path: &Path, what: &str) -> Result<impl ImageDecoder> {
+    let dec = reader(path, what)?
+        .into_decoder()
+        .map_err(explain)
+        .with_context(|| format!("cannot decode {what} {}", path.display()))?;
+    check_size(&dec).with_context(|| format!("{what} {}", path.display()))?;
+    Ok(dec)
+}
+
 /// Decodes an image file within the limits.
 pub fn decode(path: &Path, what: &str) -> Result<DynamicImage> {
     decode_reader(reader(path, what)?).with_context(|| format!("cannot decode {what} {}", path.display()))

@@ -112,6 +112,11 @@ pub fn check_file(path: &Path, flag: &str, what: &str, force: bool, ours: impl F
             parent.display()
         );
     }
+    // can a file be made there (read-only folder, no permission)? found now, not after the work
+    tempfile::Builder::new()
+        .prefix(&format!(".{}", TEMP_TAG.trim_start_matches('.')))
+        .tempfile_in(parent)
+        .with_context(|| format!("{flag} {}: cannot write in {}", path.display(), parent.display()))?;
     Ok(())
 }
 

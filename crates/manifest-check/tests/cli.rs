@@ -51,3 +51,20 @@ fn accepts_good_and_names_what_is_wrong() {
         .code(1)
         .stderr(predicate::str::contains("schema_version"));
 }
+
+/// Issue 11: every manifest given is checked, and each bad one named, not only the first.
+#[test]
+fn every_file_is_checked_and_each_bad_one_named() {
+    let d = tempfile::tempdir().unwrap();
+    let good = json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": [],
+                      "items": [{"id": "a"}], "provenance": []});
+    fs::write(d.path().join("good.json"), good.to_string()).unwrap();
+    fs::write(d.path().join("b1.json"), "{").unwrap();
+    fs::write(d.path().join("b2.json"), "[]").unwrap();
+    check(d.path(), &["b1.json", "good.json", "b2.json"])
+        .code(1)
+        .stdout(predicate::str::contains("good.json"))
+        .stderr(predicate::str::contains(
+            "2 manifests failed the check: b1.json, b2.json",
+        ));
+}

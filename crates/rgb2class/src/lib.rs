@@ -257,8 +257,17 @@ fn run_end(rgb: &[u8], i: usize, n: usize, p: [u8; 3]) -> usize {
 ///   already a class-index mask, and is refused with that hint.
 /// * Floating point: refused.
 pub fn decode_label(path: &Path, all_gray_palette: bool) -> Result<(u32, u32, Vec<u8>)> {
-    use image::DynamicImage as D;
     let img = facepipe_core::images::decode(path, "label")?;
+    decode_label_image(img, path, all_gray_palette)
+}
+
+/// [`decode_label`] on an image already decoded (`path` names it in errors).
+pub fn decode_label_image(
+    img: image::DynamicImage,
+    path: &Path,
+    all_gray_palette: bool,
+) -> Result<(u32, u32, Vec<u8>)> {
+    use image::DynamicImage as D;
     let (w, h) = (img.width(), img.height());
     let opaque8 = |a: &image::RgbaImage| a.pixels().all(|p| p.0[3] == 255);
     let rgb = match img {
@@ -305,14 +314,18 @@ pub fn decode_label(path: &Path, all_gray_palette: bool) -> Result<(u32, u32, Ve
 /// `on_row(y, height, rgb)`: no whole-image RGB buffer is allocated, and each row is mapped while it is
 /// still in cache. Returns `None`, having read only the header, for any other kind of image
 /// (the caller then uses [`decode_label`]).
-pub fn stream_rgb8_png(
+pub fn stream_rgb8_png(path: &Path, on_row: impl FnMut(u32, u32, &[u8]) -> Result<()>) -> Result<Option<(u32, u32)>> {
+    let file = fs::File::open(path).with_context(|| format!("cannot open label {}", path.display()))?;
+    stream_rgb8_png_from(BufReader::with_capacity(64 * 1024, file), path, on_row)
+}
+
+/// [`stream_rgb8_png`] from any reader (`path` names it in errors; the fuzz targets use bytes).
+pub fn stream_rgb8_png_from<R: std::io::BufRead + std::io::Seek>(
+    mut reader: R,
     path: &Path,
     mut on_row: impl FnMut(u32, u32, &[u8]) -> Result<()>,
 ) -> Result<Option<(u32, u32)>> {
-    let file = fs::File::open(path).with_context(|| format!("cannot open label {}", path.display()))?;
     let mut sig = [0u8; 8];
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    use std::io::{Read as _, Seek as _};
     if reader.read_exact(&mut sig).is_err() || sig != *b"\x89PNG\r\n\x1a\n" {
         return Ok(None);
     }
@@ -327,6 +340,17 @@ pub fn stream_rgb8_png(
         return Ok(None);
     }
     let (w, h) = (info.width, info.height);
+    if w > facepipe_core::images::MAX_SIDE
+        || h > facepipe_core::images::MAX_SIDE
+        || u64::from(w) * u64::from(h) * 3 > facepipe_core::images::MAX_DECODED_BYTES
+    {
+        bail!(
+            "label {}: {w}×{h} pixels is over the limit for one image ({} pixels a side, {} MiB decoded)",
+            path.display(),
+            facepipe_core::images::MAX_SIDE,
+            facepipe_core::images::MAX_DECODED_BYTES >> 20
+        );
+    }
     let mut y = 0;
     while let Some(row) = rd
         .next_row()
@@ -381,7 +405,7 @@ fn packbits_row(row: &[u8], dst: &mut Vec<u8>) {
 
 /// What the mask's TIFF ImageDescription records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct MaskInfo {
+pub struct MaskInfo {
     facepipe: String,
     palette: String,
     mode: OffPalette,
@@ -438,15 +462,28 @@ fn write_packbits_mask(path: &Path, w: u32, h: u32, data: &[u8], desc: &str) -> 
 /// Reads a mask written by this stage: its description (None if it is not ours) and pixels.
 fn read_mask(path: &Path) -> Result<(Option<MaskInfo>, u32, u32, Vec<u8>)> {
     let f = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut dec =
-        tiff::decoder::Decoder::new(BufReader::new(f)).with_context(|| format!("{} is not a TIFF", path.display()))?;
+    read_mask_from(BufReader::new(f), path)
+}
+
+/// Reads one of rgb2class's masks (an 8-bit single-channel TIFF and its description tag) from
+/// any reader; `path` names it in errors. What the fuzz targets drive with broken TIFFs.
+pub fn read_mask_from<R: std::io::Read + std::io::Seek>(
+    r: R,
+    path: &Path,
+) -> Result<(Option<MaskInfo>, u32, u32, Vec<u8>)> {
+    let mut dec = tiff::decoder::Decoder::new(r).with_context(|| format!("{} is not a TIFF", path.display()))?;
     let info = dec
         .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
         .ok()
         .and_then(|s| serde_json::from_str::<MaskInfo>(s.trim_end_matches('\0')).ok())
         .filter(|i| i.facepipe == STAGE);
-    let (w, h) = dec.dimensions()?;
-    let data = match dec.read_image()? {
+    let (w, h) = dec
+        .dimensions()
+        .with_context(|| format!("{} is not a readable TIFF", path.display()))?;
+    let data = match dec
+        .read_image()
+        .with_context(|| format!("{} is not a readable TIFF", path.display()))?
+    {
         tiff::decoder::DecodingResult::U8(v) if v.len() as u64 == u64::from(w) * u64::from(h) => v,
         _ => bail!("{} is not an 8-bit single-channel mask", path.display()),
     };

@@ -350,3 +350,57 @@ fn unlabelled_items_pass_through_and_threads_are_bounded() {
         .code(2)
         .stderr(predicate::str::contains("--threads"));
 }
+
+/// Issue 11: a foreign -o is refused before any mask is written, a run holding the outputs
+/// makes a second one refuse (naming it), a symlink where a mask goes is never followed (even
+/// with --force), and a lossy (JPEG) label is converted with a warning.
+#[test]
+fn outputs_are_checked_and_locked_before_any_mask_is_written() {
+    let f = Fixture::new(2);
+    fs::write(f.p("masks.json"), "my notes\n").unwrap();
+    let a = f.run(&[]).code(1);
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("is not a facepipe manifest"));
+    assert!(!f.p("masks").exists(), "no mask written before the refusal");
+    assert_eq!(fs::read_to_string(f.p("masks.json")).unwrap(), "my notes\n");
+    fs::remove_file(f.p("masks.json")).unwrap();
+
+    // another run holds the outputs: refused, naming it; nothing written
+    let held = facepipe_core::out::lock_outputs("test", [f.p("masks.json").as_path()]).unwrap();
+    let a = f.run(&["--off-palette", "ignore"]).code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("being written by another run") && err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(!f.p("masks").exists());
+    drop(held);
+    f.run(&[]).success();
+
+    // a symlink where a mask goes: never followed or replaced, even with --force
+    let elsewhere = f.p("elsewhere.tif");
+    fs::write(&elsewhere, "precious").unwrap();
+    fs::remove_file(f.p("masks/labels/g/1.tif")).unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&elsewhere, f.p("masks/labels/g/1.tif")).unwrap();
+        let a = f.run(&["--force"]).code(1);
+        assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("symbolic link"));
+        assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "precious");
+    }
+
+    // a JPEG label: blocks of palette colours, smeared by the compression
+    let g = Fixture::new(1);
+    let big = image::RgbImage::from_fn(64, 48, |x, y| Rgb(if (x / 8 + y / 8) % 2 == 0 { LIPS } else { SKIN }));
+    big.save(g.p("data/labels/g/0.jpg")).unwrap();
+    g.save_rgb("data/samples/g/0.png", &[[90, 60, 40]; 64 * 48], 64, 48);
+    g.write_manifest(json!([{"id": "g/0", "image": "data/samples/g/0.png", "label_rgb": "data/labels/g/0.jpg"}]));
+    g.run(&[])
+        .success()
+        .stderr(predicate::str::contains("off the palette").and(predicate::str::contains("JPEG")));
+    // a label with no off-palette pixel gets no such warning
+    let h = Fixture::new(1);
+    h.save_rgb("data/labels/g/0.png", &[LIPS; 12], 4, 3);
+    h.run(&[])
+        .success()
+        .stderr(predicate::str::contains("off the palette").not());
+}

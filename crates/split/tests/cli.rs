@@ -88,7 +88,7 @@ fn groups_stay_on_one_side() {
 fn bad_inputs() {
     // usage errors exit 2, like every other flag clap refuses
     for bad in ["1.0", "1.5", "-0.1", "NaN"] {
-        split(&["--valid-pct", bad], &manifest(5))
+        split(&[&format!("--valid-pct={bad}")], &manifest(5))
             .code(2)
             .stderr(predicate::str::contains("--valid-pct"));
     }
@@ -108,4 +108,41 @@ fn bad_inputs() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("missing-dir"));
+}
+
+/// Issue 11: `-o /dev/stdout` into a pipe is written through (it hung: the stage read the
+/// existing output first), temporary files a killed run left beside the output are swept, and
+/// a second run on an output another run holds is refused.
+#[cfg(unix)]
+#[test]
+fn special_outputs_temp_files_and_locks() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in.json");
+    std::fs::write(&input, manifest(6).to_string()).unwrap();
+    let run = |out: &str| {
+        let mut c = Command::cargo_bin("split").unwrap();
+        c.current_dir(d.path()).args(["-i", "in.json", "-o", out]);
+        c.timeout(std::time::Duration::from_secs(60));
+        c
+    };
+    let a = run("/dev/stdout").assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 6);
+
+    let stale = d.path().join(".out.json.facepipe-tmp-Ab12cd");
+    std::fs::write(&stale, "half a manifest").unwrap();
+    run("out.json").assert().success();
+    assert!(!stale.exists(), "a killed run's temporary file is swept");
+    let names: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("facepipe-tmp")), "{names:?}");
+
+    let held = facepipe_core::out::lock_outputs("test", [d.path().join("out.json").as_path()]).unwrap();
+    run("out.json")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("being written by another run"));
+    drop(held);
 }

@@ -374,13 +374,17 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
     assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
     assert!(!out.exists());
 
-    // a previous run's directory is replaced; a foreign -o file is refused without --force
+    // a previous run's files are replaced (the train items' masks of a run on all items are
+    // gone after a rerun on the valid ones); a foreign -o file is refused without --force
     let d2 = t.join("eval2");
     eval(model(), &set, &out, &d2).assert().success();
-    std::fs::write(d2.join("masks/stale.tif"), "x").unwrap();
-    eval(model(), &set, &out, &d2).assert().success();
+    assert!(d2.join("masks/faces/e3.tif").is_file());
+    eval(model(), &set, &out, &d2)
+        .args(["--split", "valid"])
+        .assert()
+        .success();
     assert!(
-        !d2.join("masks/stale.tif").exists(),
+        !d2.join("masks/faces/e3.tif").exists() && d2.join("masks/faces/e0.tif").is_file(),
         "the previous run's files were replaced"
     );
     let foreign = t.join("foreign.json");
@@ -390,4 +394,100 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
         .failure()
         .stderr(contains("refusing to overwrite"));
     assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "{}");
+}
+
+/// Hostile reruns and outputs (issue 11): a user's files in --out-dir survive a rerun, a FIFO
+/// or /dev/null as -o is written through, -o = -i that would drop items is refused, a model.json
+/// with an impossible input size is refused, a read-only -o folder fails before any work.
+#[cfg(unix)]
+#[test]
+fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let set = eval_set(t);
+    let (out, dir) = (t.join("pred.json"), t.join("ev"));
+    eval(model(), &set, &out, &dir).assert().success();
+    // the user's files: a rerun refuses and changes nothing
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    std::fs::create_dir_all(dir.join("masks/mine")).unwrap();
+    std::fs::write(dir.join("masks/mine/k.txt"), "mine").unwrap();
+    let before = std::fs::read(dir.join("eval.json")).unwrap();
+    eval(model(), &set, &out, &dir)
+        .assert()
+        .code(1)
+        .stderr(contains("masks/mine/k.txt, notes.txt"));
+    assert_eq!(std::fs::read(dir.join("eval.json")).unwrap(), before);
+    // with --force the evaluation is replaced and the user's files stay
+    eval(model(), &set, &out, &dir).arg("--force").assert().success();
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_to_string(dir.join("masks/mine/k.txt")).unwrap(), "mine");
+    assert!(dir.join("masks/faces/e0.tif").is_file());
+
+    // -o through a symlink to /dev/null, with --force: written through, the link stays a link
+    let null = t.join("null.json");
+    std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+    eval(model(), &set, &null, &t.join("ev2"))
+        .arg("--force")
+        .assert()
+        .success();
+    assert!(std::fs::symlink_metadata(&null).unwrap().file_type().is_symlink());
+    // -o a FIFO: written through (a reader gets the manifest), no hang, not replaced
+    let fifo = t.join("pred.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(&fifo).unwrap())
+    };
+    eval(model(), &set, &fifo, &t.join("ev3"))
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .success();
+    let got: Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
+    assert_eq!(got["items"].as_array().unwrap().len(), 6);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // -o = -i while --split valid would drop the train items: refused
+    let copy = t.join("copy.json");
+    std::fs::copy(&set, &copy).unwrap();
+    let mut c = eval(model(), &copy, &copy, &t.join("ev4"));
+    c.args(["--split", "valid"]);
+    fails_cleanly(c, "would drop the others", &t.join("nothing.json"), &t.join("ev4"));
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&set).unwrap());
+
+    // a model.json claiming a 100000² input (it aborted on a 30 GB allocation)
+    let huge = model_copy(&t.join("huge"));
+    let mut info = read_json(&huge.join("model.json"));
+    info["preprocessing"]["input_size"] = 100000.into();
+    std::fs::write(huge.join("model.json"), info.to_string()).unwrap();
+    let (o5, d5) = (t.join("o5.json"), t.join("ev5"));
+    fails_cleanly(
+        eval(&huge, &set, &o5, &d5),
+        "input size 100000 is outside 32..=2048",
+        &o5,
+        &d5,
+    );
+
+    // a folder for -o that cannot be written: found before the evaluation folder is made
+    let ro = t.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mut perm = std::fs::metadata(&ro).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o555);
+    std::fs::set_permissions(&ro, perm).unwrap();
+    if std::fs::write(ro.join("probe"), "x").is_err() {
+        // (as root the folder is writable anyway, and there is nothing to test)
+        let d6 = t.join("ev6");
+        fails_cleanly(
+            eval(model(), &set, &ro.join("p.json"), &d6),
+            "cannot write in",
+            &ro.join("p.json"),
+            &d6,
+        );
+    }
 }
