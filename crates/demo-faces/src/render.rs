@@ -333,10 +333,10 @@ impl Face {
                 }
             }
             // Fringe / hairline over the forehead.
-            if let Some(line) = self.hairline(u) {
-                if v < line {
-                    return Some((class::HAIR, self.hair_colour(u, v, px, py)));
-                }
+            if let Some(line) = self.hairline(u)
+                && v < line
+            {
+                return Some((class::HAIR, self.hair_colour(u, v, px, py)));
             }
             return Some((class::SKIN, skin(self)));
         }

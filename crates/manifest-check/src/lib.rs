@@ -47,10 +47,10 @@ pub fn check(cfg: &Config) -> Result<String> {
         }
         if cfg.check_files {
             for f in PATH_FIELDS {
-                if let Some(p) = v.get(f).and_then(|p| p.as_str()) {
-                    if !Path::new(p).is_file() {
-                        missing.push(format!("  item {:?}: {f} {p}", it.id));
-                    }
+                if let Some(p) = v.get(f).and_then(|p| p.as_str())
+                    && !Path::new(p).is_file()
+                {
+                    missing.push(format!("  item {:?}: {f} {p}", it.id));
                 }
             }
         }

@@ -524,14 +524,14 @@ impl Job<'_> {
     }
 
     fn check_size(&self, image: Option<(u32, u32)>, w: u32, h: u32) -> Result<()> {
-        if let (Some((iw, ih)), Some(img)) = (image, &self.image) {
-            if (iw, ih) != (w, h) {
-                bail!(
-                    "label {} is {w}×{h} but its image {} is {iw}×{ih}",
-                    self.label.display(),
-                    img.display()
-                );
-            }
+        if let (Some((iw, ih)), Some(img)) = (image, &self.image)
+            && (iw, ih) != (w, h)
+        {
+            bail!(
+                "label {} is {w}×{h} but its image {} is {iw}×{ih}",
+                self.label.display(),
+                img.display()
+            );
         }
         Ok(())
     }

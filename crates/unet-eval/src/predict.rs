@@ -41,7 +41,7 @@ pub fn tiles(w: u32, h: u32, outside: Outside) -> (Vec<Crop>, usize) {
         Outside::None => 1,
         Outside::Tile => {
             let k = long.div_ceil(side);
-            if k % 2 == 0 { k + 1 } else { k }
+            if k.is_multiple_of(2) { k + 1 } else { k }
         }
     };
     let at = |pos: u32| {

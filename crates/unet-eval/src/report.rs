@@ -223,7 +223,7 @@ pub fn write_mask_tiff(path: &Path, mask: &GrayImage) -> Result<()> {
 
 /// Stripes for pixels with no class (ignored or not predicted).
 fn hatch(x: u32, y: u32) -> [u8; 3] {
-    if (x + y) / 3 % 2 == 0 {
+    if ((x + y) / 3).is_multiple_of(2) {
         [90, 90, 90]
     } else {
         [170, 170, 170]

@@ -145,7 +145,7 @@ impl ConvShape {
     /// Fills `col` (`K × t`, rows `ld` apart) with the patches of output pixels `[p0, p0 + t)`.
     fn im2col(&self, x: &[f32], p0: usize, t: usize, col: &mut [f32], ld: usize) {
         let [_, ow] = self.out_hw();
-        if self.stride == [1, 1] && ow == self.w && p0 % ow == 0 && t % ow == 0 {
+        if self.stride == [1, 1] && ow == self.w && p0.is_multiple_of(ow) && t.is_multiple_of(ow) {
             return self.im2col_same(x, p0 / ow, t / ow, col, ld);
         }
         let (h, w, sw) = (self.h, self.w, self.stride[1]);
