@@ -222,8 +222,15 @@ impl Manifest {
             Some(0) | None => bail!("`schema_version` must be a positive integer"),
             Some(_) => {}
         }
-        let m: Manifest =
-            serde_json::from_value(value).context("manifest does not match the facepipe/dataset schema")?;
+        // the JSON path of a bad field (`items[3].width`), not only what was wrong with it
+        let m: Manifest = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!(
+                "manifest does not match the facepipe/dataset schema: at {}: {}",
+                if path == "." { "the top level".to_string() } else { path },
+                e.inner()
+            )
+        })?;
         m.validate()?;
         Ok(m)
     }
@@ -395,6 +402,16 @@ mod tests {
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["note"], "hi");
         assert_eq!(v["items"][0]["custom"]["x"], 1);
+    }
+
+    #[test]
+    fn a_bad_field_is_named_by_its_json_path() {
+        let bad = doc("").replace(r#""custom":{"x":1}"#, r#""width":"wide""#);
+        let e = format!("{:#}", Manifest::parse(bad.as_bytes()).unwrap_err());
+        assert!(e.contains("at items[0].width") && e.contains("invalid type"), "{e}");
+        let bad = doc("").replace(r#""classes":[]"#, r#""classes":[{"id":0,"name":"bg","rgb":[0,0]}]"#);
+        let e = format!("{:#}", Manifest::parse(bad.as_bytes()).unwrap_err());
+        assert!(e.contains("at classes[0].rgb"), "{e}");
     }
 
     #[test]

@@ -196,6 +196,27 @@ pub fn sweep_temps(path: &Path) {
     }
 }
 
+/// Removes, in `dir` and below (symlinks are not followed), the temporary files interrupted
+/// runs left (`.NAME.facepipe-tmp-*`). Call only while holding `dir`'s lock.
+pub fn sweep_temps_under(dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let name = e.file_name().to_string_lossy().into_owned();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() && name.starts_with('.') && name.contains(TEMP_TAG) {
+                match fs::remove_file(e.path()) {
+                    Ok(()) => log::info!("removed {}, left by an interrupted run", e.path().display()),
+                    Err(err) => log::warn!("cannot remove {}: {err}", e.path().display()),
+                }
+            }
+        }
+    }
+}
+
 /// Held advisory locks on a stage's outputs; released when dropped (or when the process ends,
 /// however it ends).
 #[derive(Debug, Default)]

@@ -714,6 +714,8 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
         }
     }
     io::create_dir_all(&out_dir)?;
+    // main holds the folder's lock: what a killed run left half-written can go
+    facepipe_core::out::sweep_temps_under(&out_dir);
 
     let mapper = Mapper::new(&classes, cfg.off_palette);
     let info = MaskInfo {

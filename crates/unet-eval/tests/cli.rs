@@ -474,6 +474,25 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
         &d5,
     );
 
+    // broken weights: a message, not Rust's debug output of burn's error types
+    let trunc = model_copy(&t.join("trunc"));
+    let bytes = std::fs::read(trunc.join("best.bpk")).unwrap();
+    std::fs::write(trunc.join("best.bpk"), &bytes[..bytes.len() / 2]).unwrap();
+    let arch = model_copy(&t.join("arch2"));
+    let mut info = read_json(&arch.join("model.json"));
+    info["arch"] = "fastai".into();
+    std::fs::write(arch.join("model.json"), info.to_string()).unwrap();
+    for m in [&trunc, &arch] {
+        let (o, d) = (t.join("o8.json"), t.join("ev8"));
+        let a = eval(m, &set, &o, &d).assert().code(1);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        assert!(err.contains("best.bpk"), "{err}");
+        for debug in ["IoError(", "ShapeMismatch {", "DTypeMismatch {", "Some("] {
+            assert!(!err.contains(debug), "debug output in: {err}");
+        }
+        assert!(!o.exists() && !d.exists());
+    }
+
     // a folder for -o that cannot be written: found before the evaluation folder is made
     let ro = t.join("ro");
     std::fs::create_dir(&ro).unwrap();

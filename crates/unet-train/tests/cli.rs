@@ -172,7 +172,18 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         .stderr(contains("--resume continues"));
     assert!(!c.join("model.json").exists(), "an unfinished run has no model.json");
     assert_eq!(metrics_without_time(&c).len(), 2);
+    // while another run holds the folder, a resume refuses and names it
+    let held = facepipe_core::out::lock_outputs("test", [c.as_path()]).unwrap();
+    train(&m, &c, &["--resume"])
+        .assert()
+        .code(1)
+        .stderr(contains("being written by another run"));
+    drop(held);
+    // a weight file the kill left half-written is swept by the resume
+    let half = c.join("checkpoint/.epoch-0003.bpk.facepipe-tmp-w");
+    std::fs::write(&half, "half").unwrap();
     train(&m, &c, &["--resume"]).assert().success();
+    assert!(!half.exists(), "the interrupted run's temporary file is swept");
     assert_eq!(metrics_without_time(&c), rows, "resumed run = uninterrupted run");
     let (wa, wc) = (
         std::fs::read(a.join("last.safetensors")).unwrap(),

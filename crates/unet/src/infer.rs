@@ -132,7 +132,7 @@ impl<B: Backend, M: Infer<B>> Predict for Net<B, M> {
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading probabilities: {e:?}"))
+            .map_err(|e| anyhow::anyhow!("reading probabilities: {e}"))
     }
 }
 

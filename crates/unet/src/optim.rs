@@ -153,7 +153,7 @@ impl<B: AutodiffBackend> GroupAdam<B> {
                 t.to_data()
                     .convert::<f32>()
                     .to_vec::<f32>()
-                    .map_err(|e| anyhow::anyhow!("reading optimiser state of {path}: {e:?}"))
+                    .map_err(|e| anyhow::anyhow!("reading optimiser state of {path}: {e}"))
             };
             moments.push(SavedMoments {
                 m: read(&st.m)?,

@@ -425,7 +425,8 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 pub fn load_weights<B: Backend, M: Module<B>>(net: &mut M, file: &Path) -> Result<()> {
     ensure!(file.is_file(), "weight file {} is missing", file.display());
     let shown = file.display();
-    let mut store = BurnpackStore::from_file(file);
+    // burn's own validation formats its errors with Debug; ours below names them plainly
+    let mut store = BurnpackStore::from_file(file).validate(false).allow_partial(true);
     let r = net
         .load_from(&mut store)
         .map_err(|e| anyhow::anyhow!("loading {shown}: {e}"))?;
@@ -689,6 +690,8 @@ where
     M: Segmenter<B> + Architecture<B>,
 {
     let dir = &cfg.out_dir;
+    // held to the end: a second run on the same folder refuses, naming this one
+    let _lock = facepipe_core::out::lock_outputs("unet-train", [dir.as_path()])?;
     let data = SplitSet::read(&cfg.manifest)?;
     ensure!(
         !data.valid.is_empty(),
@@ -727,6 +730,7 @@ where
     let mut pretrained = None;
     let (mut opt, mut progress);
     if cfg.resume {
+        facepipe_core::out::sweep_temps_under(dir);
         let run_path = dir.join("run.json");
         let run: RunFile = serde_json::from_str(
             &fs::read_to_string(&run_path)

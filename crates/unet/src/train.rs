@@ -192,7 +192,7 @@ pub fn evaluate<B: TrainBackend, M: Segmenter<B>>(
             .into_data()
             .convert::<i64>()
             .to_vec::<i64>()
-            .map_err(|e| anyhow::anyhow!("reading predictions: {e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("reading predictions: {e}"))?;
         scores.add(&pred, &b.masks, loss);
     }
     Ok(scores)
