@@ -588,8 +588,8 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
     );
     let scatter = cfg.report.as_deref().filter(|r| *r != stdout).map(scatter_path);
     let mut outputs: Vec<&Path> = vec![&cfg.output];
+    // the scatter plot is named after the report, so the report's lock covers it
     outputs.extend(cfg.report.as_deref());
-    outputs.extend(scatter.as_deref());
     outputs.extend(cfg.qc_dir.as_deref());
     let _locks = facepipe_core::out::lock_outputs(STAGE, outputs)?;
     use facepipe_core::out::check_file as check;

@@ -493,6 +493,16 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
         assert!(!o.exists() && !d.exists());
     }
 
+    // a folder for -o that does not exist: found before the evaluation folder is made (it
+    // used to fail at the very end, after every mask was written)
+    let d7 = t.join("ev7");
+    fails_cleanly(
+        eval(model(), &set, &t.join("no/such/p.json"), &d7),
+        "does not exist",
+        &t.join("no/such/p.json"),
+        &d7,
+    );
+
     // a folder for -o that cannot be written: found before the evaluation folder is made
     let ro = t.join("ro");
     std::fs::create_dir(&ro).unwrap();
