@@ -85,19 +85,22 @@ fn explain(e: image::ImageError) -> anyhow::Error {
     }
 }
 
+/// CRC-32 (IEEE, as PNG and zip use it), for the hand-built test files below and in the
+/// fuzz seeds.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
 /// A PNG that claims `w`×`h` RGB pixels and holds no pixel data: a decompression bomb's
 /// header, for tests (of this crate and of the stages) that check bombs are refused.
 pub fn bomb_png(w: u32, h: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut c = !0u32;
-        for &b in bytes {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-        }
-        !c
-    }
     let chunk = |out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]| {
         out.extend((data.len() as u32).to_be_bytes());
         let start = out.len();

@@ -89,17 +89,7 @@ pub fn weights() -> Vec<Vec<u8>> {
 
 /// A zip archive with one stored (uncompressed) file: the layout `torch.save` writes.
 fn zip_stored(name: &str, data: &[u8]) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut c = !0u32;
-        for &b in bytes {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-        }
-        !c
-    }
-    let crc = crc32(data);
+    let crc = facepipe_core::images::crc32(data);
     let (n, len) = (name.len() as u16, data.len() as u32);
     let mut out = Vec::new();
     out.extend(0x0403_4b50u32.to_le_bytes()); // local file header
