@@ -40,15 +40,16 @@ struct Args {
     #[arg(long, default_value = "participant_id", value_name = "COLUMN")]
     ref_id: String,
     /// Reference columns of the subject's left cheek: L*,a*,b*.
-    #[arg(long, default_value = "left_cheek_L,left_cheek_a,left_cheek_b", value_name = "L,A,B")]
-    ref_left: String,
+    #[arg(long, default_value = "left_cheek_L,left_cheek_a,left_cheek_b", value_name = "L,A,B", value_parser = three)]
+    ref_left: [String; 3],
     /// Reference columns of the subject's right cheek: L*,a*,b*.
     #[arg(
         long,
         default_value = "right_cheek_L,right_cheek_a,right_cheek_b",
-        value_name = "L,A,B"
+        value_name = "L,A,B",
+        value_parser = three
     )]
-    ref_right: String,
+    ref_right: [String; 3],
     /// What the reference id is: ITEM#FACE (face 0 = largest) or the item id.
     #[arg(long, value_enum, default_value_t = JoinOn::FaceId)]
     join: JoinOn,
@@ -111,9 +112,14 @@ struct Args {
     common: Common,
 }
 
-fn three(flag: &str, s: &str) -> anyhow::Result<[String; 3]> {
+/// clap value parser of `--ref-left`/`--ref-right`: three column names (a bad value is a usage
+/// error, exit 2).
+fn three(s: &str) -> Result<[String; 3], String> {
     let v: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
-    <[String; 3]>::try_from(v).map_err(|_| anyhow::anyhow!("{flag} needs three column names, L,a,b: got {s:?}"))
+    if v.iter().any(String::is_empty) {
+        return Err(format!("an empty column name in {s:?}"));
+    }
+    <[String; 3]>::try_from(v).map_err(|_| format!("three column names are needed, L,a,b: got {s:?}"))
 }
 
 fn main() -> ExitCode {
@@ -135,8 +141,8 @@ fn main() -> ExitCode {
                 reference: a.reference,
                 ref_columns: cheek_lab::reference::Columns {
                     id: a.ref_id,
-                    left: three("--ref-left", &a.ref_left)?,
-                    right: three("--ref-right", &a.ref_right)?,
+                    left: a.ref_left,
+                    right: a.ref_right,
                 },
                 join: a.join,
                 report: a.report,

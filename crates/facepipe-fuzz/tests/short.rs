@@ -38,3 +38,20 @@ fn mutation_is_seeded() {
     assert_eq!(go(), go());
     assert_ne!(go(), seeds[0]);
 }
+
+#[test]
+fn a_panicking_reader_is_caught_and_its_input_kept() {
+    let t = facepipe_fuzz::Target {
+        name: "broken",
+        what: "a reader that panics on a 0xff byte",
+        seeds: facepipe_fuzz::seeds::xml,
+        read: |b, _| {
+            assert!(!b.contains(&0xff), "found 0xff");
+            Ok(())
+        },
+    };
+    let s = facepipe_fuzz::run(&t, 2000, Duration::from_secs(60), 1);
+    assert_eq!(s.inputs, 2000, "a panic does not stop the run");
+    assert!(s.panic_count > 0 && s.panics[0].0.contains(&0xff), "{s:?}");
+    assert!(s.panics[0].1.contains("found 0xff"));
+}
