@@ -82,8 +82,10 @@ pub fn check_file(path: &Path, flag: &str, what: &str, force: bool, ours: impl F
     if path == Path::new("-") {
         return Ok(());
     }
-    match kind(path)? {
-        Kind::Missing | Kind::Through => {}
+    let written = match kind(path)? {
+        // written through where it is: nothing to replace, no folder to write in
+        Kind::Through => return Ok(()),
+        Kind::Missing => path.to_path_buf(),
         Kind::Dir => bail!("{flag} {} is a directory", path.display()),
         Kind::Dangling => bail!(
             "{flag} {} is a symlink to a file that does not exist; give the target's path instead",
@@ -99,9 +101,11 @@ pub fn check_file(path: &Path, flag: &str, what: &str, force: bool, ours: impl F
                     );
                 }
             }
+            // a symlink's target is what gets replaced, in its own folder
+            target
         }
-    }
-    let parent = match path.parent() {
+    };
+    let parent = match written.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
@@ -231,10 +235,16 @@ pub fn lock_outputs<'a>(stage: &str, outputs: impl IntoIterator<Item = &'a Path>
     let mut files = Vec::new();
     let mut seen = BTreeSet::new();
     for p in outputs {
-        if p == Path::new("-") || kind(p)? == Kind::Through {
+        if p == Path::new("-") {
             continue;
         }
-        let abs = crate::paths::absolute(p)?;
+        // the lock goes beside the file that is written: a symlink's target (so that
+        // `-o /dev/stdout` redirected to a file locks beside that file, not in /dev)
+        let abs = match kind(p)? {
+            Kind::Through => continue,
+            Kind::Regular(target) => crate::paths::absolute(&target)?,
+            _ => crate::paths::absolute(p)?,
+        };
         let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else {
             continue;
         };
@@ -561,6 +571,23 @@ mod tests {
             let link = d.path().join("link.json");
             std::os::unix::fs::symlink(&f, &link).unwrap();
             assert_eq!(kind(&link).unwrap(), Kind::Regular(fs::canonicalize(&f).unwrap()));
+            // written through a symlink: the target is replaced, the link stays; the lock is
+            // taken beside the target
+            let sub = d.path().join("sub");
+            fs::create_dir(&sub).unwrap();
+            fs::write(sub.join("t.json"), "old").unwrap();
+            let l2 = d.path().join("l2.json");
+            std::os::unix::fs::symlink(sub.join("t.json"), &l2).unwrap();
+            let held = lock_outputs("stage", [l2.as_path()]).unwrap();
+            assert!(sub.join(".t.json.lock").is_file() && !d.path().join(".l2.json.lock").exists());
+            drop(held);
+            crate::Output::File(l2.clone()).write(b"new").unwrap();
+            assert!(fs::symlink_metadata(&l2).unwrap().file_type().is_symlink());
+            assert_eq!(fs::read_to_string(sub.join("t.json")).unwrap(), "new");
+            // a device behind a symlink: fine to write, nothing probed or locked beside it
+            check_file(&null, "-o", "x", false, |_| false).unwrap();
+            assert!(lock_outputs("stage", [null.as_path()]).is_ok());
+            assert!(!d.path().join(".null.lock").exists());
         }
     }
 

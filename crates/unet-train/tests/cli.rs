@@ -392,3 +392,57 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         assert!(!tmp.path().join(r).join("model.json").exists());
     }
 }
+
+/// Two real runs on one folder at once: the second refuses at once, naming the first (its
+/// pid), and the first finishes undisturbed. An F16 weight file is converted (and logged).
+#[test]
+fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = dataset(tmp.path(), 6);
+    let out = tmp.path().join("run");
+    let f16 = tmp.path().join("f16.safetensors");
+    pretrained(&f16, |name, d, b| {
+        if name == "conv1.weight" {
+            *d = safetensors::Dtype::F16;
+            *b = 0x2000u16.to_le_bytes().repeat(64 * 3 * 7 * 7); // 2^-7
+        }
+    });
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("unet-train"));
+    first
+        .arg("-i")
+        .arg(&m)
+        .arg("--out-dir")
+        .arg(&out)
+        .args([
+            "--arch",
+            "smp",
+            "--size",
+            "32",
+            "--bs",
+            "2",
+            "--epochs",
+            "6",
+            "--no-lr-find",
+            "--lr",
+            "1e-3",
+        ])
+        .arg("--pretrained")
+        .arg(&f16)
+        .stderr(std::process::Stdio::piped());
+    let child = first.spawn().unwrap();
+    let lock = tmp.path().join(".run.lock");
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.contains(&format!("pid {}", child.id()))) {
+        assert!(t0.elapsed().as_secs() < 60, "the first run never took its lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    train(&m, &out, &["--force"]).assert().code(1).stderr(contains(format!(
+        "being written by another run (pid {}, unet-train",
+        child.id()
+    )));
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("converted F16 tensors to F32"), "{err}");
+    assert!(out.join("model.json").is_file());
+}
