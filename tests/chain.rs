@@ -7,17 +7,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The folder of the stage binaries built with this test (`make test` builds them first).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("split").is_file(),
-        "stage binaries not built in {}: run `make test`",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::bin_dir;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -3,19 +3,11 @@
 //! 2 for bad usage) that names the stage, never a panic or an abort, and must leave nothing
 //! behind where its output would have gone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("split").is_file(),
-        "stage binaries not built in {}: run `make test`",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::bin_dir;
 
 /// Runs `stage args` in `dir` with stdin closed; checks the exit code, that stderr is a plain
 /// error message, and that `out` (the output it was asked for) was not created.
