@@ -15,7 +15,7 @@
 //!   runs from writing the same outputs at once; the second refuses and names the first. The
 //!   lock files stay (removing a lock file another process may be opening is itself a race).
 //!   See [`lock_outputs`].
-//! * **Temporary files** are named `.NAME.facepipe-tmp-XXXXXX` beside their target; a run that
+//! * **Temporary files** are named `.NAME.facepipe-tmp-` plus a random suffix, beside their target; a run that
 //!   holds an output's lock removes the ones a killed run left (see [`sweep_temps`]).
 
 use std::collections::BTreeSet;
