@@ -140,6 +140,21 @@ pub fn pixel_shuffle<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B, 4> {
         .reshape([b, c_out, h * r, w * r])
 }
 
+/// A conv followed by ReLU as fastai's decoder starts it (`init_default` with
+/// `kaiming_normal_`): weights N(0, 2/fan_in), bias 0.
+fn conv_relu<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Conv2d<B> {
+    let mut conv = conv_relu_cfg(cin, cout, k).init(device);
+    conv.bias = conv.bias.map(|b| b.map(|t| t.zeros_like().detach()));
+    conv
+}
+
+/// BatchNorm as fastai's `BatchNorm(ni)` starts it: weight 1, bias 1e-3.
+fn fastai_batch_norm<B: Backend>(c: usize, device: &B::Device) -> BatchNorm<B> {
+    let mut bn = BatchNormConfig::new(c).init(device);
+    bn.beta = bn.beta.map(|b| b.ones_like().mul_scalar(1e-3).detach());
+    bn
+}
+
 fn conv_relu_cfg(cin: usize, cout: usize, k: usize) -> Conv2dConfig {
     let p = k / 2;
     Conv2dConfig::new([cin, cout], [k, k])
@@ -194,13 +209,11 @@ impl<B: Kernels> UnetBlock<B> {
     pub fn new(up_in: usize, skip: usize, final_div: bool, device: &B::Device) -> (Self, usize) {
         let ni = up_in / 2 + skip;
         let nf = if final_div { ni } else { ni / 2 };
-        let mut bn = BatchNormConfig::new(skip).init(device);
-        bn.beta = bn.beta.map(|b| b.ones_like().mul_scalar(1e-3).detach());
         let block = UnetBlock {
             shuf: PixelShuffleIcnr::new(up_in, up_in / 2, device),
-            bn,
-            conv1: conv_relu_cfg(ni, nf, 3).init(device),
-            conv2: conv_relu_cfg(nf, nf, 3).init(device),
+            bn: fastai_batch_norm(skip, device),
+            conv1: conv_relu(ni, nf, 3, device),
+            conv2: conv_relu(nf, nf, 3, device),
         };
         (block, nf)
     }
@@ -242,16 +255,22 @@ impl<B: Kernels> FastaiUnet<B> {
             up = nf;
         }
         let cross = up + 3;
+        // the head: PyTorch's default weights (burn's default is the same U(±1/√fan_in)),
+        // and fastai's `ConvLayer(..., act_cls=None)` bias, N(0, 0.01)
+        let mut head = Conv2dConfig::new([cross, num_classes], [1, 1]).init(device);
+        head.bias = head.bias.map(|b| {
+            b.map(|t| Tensor::random(t.shape(), burn::tensor::Distribution::Normal(0.0, 0.01), &t.device()).detach())
+        });
         FastaiUnet {
             encoder: ResNet::resnet34(device),
-            bn: BatchNormConfig::new(512).init(device),
-            middle1: conv_relu_cfg(512, 1024, 3).init(device),
-            middle2: conv_relu_cfg(1024, 512, 3).init(device),
+            bn: fastai_batch_norm(512, device),
+            middle1: conv_relu(512, 1024, 3, device),
+            middle2: conv_relu(1024, 512, 3, device),
             blocks,
             shuf: PixelShuffleIcnr::new(up, up, device),
-            res1: conv_relu_cfg(cross, cross, 3).init(device),
-            res2: conv_relu_cfg(cross, cross, 3).init(device),
-            head: Conv2dConfig::new([cross, num_classes], [1, 1]).init(device),
+            res1: conv_relu(cross, cross, 3, device),
+            res2: conv_relu(cross, cross, 3, device),
+            head,
         }
     }
 

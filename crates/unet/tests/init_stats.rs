@@ -1,0 +1,91 @@
+//! The fastai decoder starts from fastai's initial weights: every decoder parameter's mean and
+//! standard deviation at initialisation against the table `tests/parity/fastai_init_stats.py`
+//! generated from fastai's own `DynamicUnet` (committed in tests/data). A constant tensor
+//! (zero biases, BatchNorm's 1 and 1e-3) must be that constant; a random one must match in
+//! mean and spread within what sampling allows for its size.
+
+use burn::backend::Flex;
+use serde_json::Value;
+use unet::model::FastaiUnet;
+
+type B = Flex;
+
+/// Our parameter (as burn's `collect` names it) for each of fastai's names.
+fn ours(fastai: &str) -> String {
+    let (head, leaf) = fastai.rsplit_once('.').unwrap();
+    let parts: Vec<&str> = head.split('.').collect();
+    let conv = |p: &str| format!("{p}.{leaf}");
+    let bn = |p: &str| format!("{p}.{}", if leaf == "weight" { "gamma" } else { "beta" });
+    match parts[1..] {
+        ["1"] => bn("bn"),
+        ["3", "0", "0"] => conv("middle1"),
+        ["3", "1", "0"] => conv("middle2"),
+        [b @ ("4" | "5" | "6" | "7"), ref rest @ ..] => {
+            let i = b.parse::<usize>().unwrap() - 4;
+            match rest {
+                ["shuf", "0", "0"] => conv(&format!("blocks.{i}.shuf.conv")),
+                ["bn"] => bn(&format!("blocks.{i}.bn")),
+                ["conv1", "0"] => conv(&format!("blocks.{i}.conv1")),
+                ["conv2", "0"] => conv(&format!("blocks.{i}.conv2")),
+                _ => panic!("unknown fastai parameter {fastai}"),
+            }
+        }
+        ["8", "0", "0"] => conv("shuf.conv"),
+        ["11", "convpath", "0", "0"] => conv("res1"),
+        ["11", "convpath", "1", "0"] => conv("res2"),
+        ["12", "0"] => conv("head"),
+        _ => panic!("unknown fastai parameter {fastai}"),
+    }
+}
+
+#[test]
+fn decoder_parameters_start_as_fastais() {
+    let table: Value = serde_json::from_str(include_str!("data/fastai_init_stats.json")).expect("the committed table");
+    let device = burn::backend::flex::FlexDevice;
+    <B as burn::tensor::backend::Backend>::seed(&device, 7);
+    let net = FastaiUnet::<B>::new(12, &device);
+    use burn_store::ModuleSnapshot;
+    let snaps: std::collections::HashMap<String, Vec<f32>> = net
+        .collect(None, None, true)
+        .into_iter()
+        .map(|s| (s.full_path(), s.to_data().unwrap().to_vec::<f32>().unwrap()))
+        .collect();
+    let mut wrong = Vec::new();
+    let params = table["params"].as_array().unwrap();
+    assert_eq!(params.len(), 46);
+    for p in params {
+        let name = p["name"].as_str().unwrap();
+        let ours = ours(name);
+        let v = snaps
+            .get(&ours)
+            .unwrap_or_else(|| panic!("{ours} (fastai's {name}) is not in the model"));
+        let n = v.len() as f64;
+        // ICNR repeats each sub-pixel filter four times: a quarter as many independent draws
+        let n_eff = if ours.contains("shuf") { n / 4.0 } else { n };
+        let shape: Vec<usize> = serde_json::from_value(p["shape"].clone()).unwrap();
+        assert_eq!(v.len(), shape.iter().product::<usize>(), "{ours} vs {name}: size");
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        let std = (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+        let (fm, fs) = (p["mean"].as_f64().unwrap(), p["std"].as_f64().unwrap());
+        let ok = if fs == 0.0 {
+            // a constant: exactly it, everywhere
+            v.iter().all(|&x| (f64::from(x) - fm).abs() < 1e-7)
+        } else {
+            // both sides are samples: the difference of two means spreads by σ·√(2/n), of two
+            // standard deviations by about σ/√(n-1); 4 of those
+            let mean_tol = 4.0 * fs * (2.0 / n_eff).sqrt();
+            let std_tol = 4.0 / (n_eff - 1.0).sqrt() + 0.01;
+            (mean - fm).abs() <= mean_tol && (std / fs - 1.0).abs() <= std_tol
+        };
+        if !ok {
+            wrong.push(format!(
+                "{ours} (fastai {name}): mean {mean:.5} std {std:.5}, fastai mean {fm:.5} std {fs:.5}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "initial weights unlike fastai's:\n{}",
+        wrong.join("\n")
+    );
+}
