@@ -747,10 +747,11 @@ pub fn summary(dir: &Path) -> Result<String> {
     let f = |v: &serde_json::Value| fmt_short(v.as_f64());
     let t = &e["throughput"];
     let mut out = format!(
-        "evaluation {}: {} images ({} labelled), {:.2} images/s on {}",
+        "evaluation {}: {} images ({} labelled) with the {} weights, {:.2} images/s on {}",
         dir.display(),
         e["items"],
         e["labelled"],
+        e["model"]["weights"].as_str().unwrap_or("?"),
         t["images_per_s"].as_f64().unwrap_or(0.0),
         e["settings"]["device"].as_str().unwrap_or("?")
     );

@@ -407,6 +407,13 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
     let set = eval_set(t);
     let (out, dir) = (t.join("pred.json"), t.join("ev"));
     eval(model(), &set, &out, &dir).assert().success();
+    // the summary says which weights were scored
+    Command::new(bin("unet-eval"))
+        .arg("--summary")
+        .arg(&dir)
+        .assert()
+        .success()
+        .stderr(contains("6 images (5 labelled) with the best weights"));
     // the user's files: a rerun refuses and changes nothing
     std::fs::write(dir.join("notes.txt"), "mine").unwrap();
     std::fs::create_dir_all(dir.join("masks/mine")).unwrap();

@@ -32,9 +32,10 @@ pub fn square_crop(w: u32, h: u32, rng: Option<&mut SplitMix64>) -> Crop {
     let side = w.min(h);
     let (sx, sy) = (w - side, h - side);
     match rng {
+        // fastai's `Resize`: `int(random() * (w - side))`, so never the last offset
         Some(r) => Crop {
-            x: r.below(u64::from(sx) + 1) as u32,
-            y: r.below(u64::from(sy) + 1) as u32,
+            x: (r.f64() * f64::from(sx)) as u32,
+            y: (r.f64() * f64::from(sy)) as u32,
             side,
         },
         None => Crop {
@@ -125,9 +126,11 @@ mod tests {
         assert_eq!(square_crop(200, 301, None), Crop { x: 0, y: 50, side: 200 });
         let mut r = SplitMix64::new(1);
         let xs: Vec<u32> = (0..200).map(|_| square_crop(300, 200, Some(&mut r)).x).collect();
-        assert!(xs.iter().all(|&x| x <= 100));
+        // fastai's int(random() * 100): 0..=99, never 100
+        assert!(xs.iter().all(|&x| x < 100));
         assert!(xs.contains(&0) || xs.iter().min() < Some(&5));
         assert!(xs.iter().max() > Some(&95));
+        assert_eq!(square_crop(64, 64, Some(&mut r)).x, 0);
         let mut a = SplitMix64::new(9);
         let mut b = SplitMix64::new(9);
         assert_eq!(square_crop(640, 480, Some(&mut a)), square_crop(640, 480, Some(&mut b)));

@@ -20,7 +20,8 @@ use crate::train::Infer;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Weights {
-    /// The epoch with the lowest valid loss (what fastai's SaveModelCallback restores).
+    /// The epoch with the lowest valid loss. Keeping it is facepipe's addition: the reference
+    /// workflow has no SaveModelCallback, so fastai's learner ends with the last weights.
     Best,
     /// The end of training.
     Last,

@@ -254,6 +254,10 @@ pub struct Progress {
     pub weights: Option<String>,
     pub optimiser: Option<String>,
     pub finished: bool,
+    /// β1 the optimiser holds: Adam's 0.9 until a fit ran, then the one-cycle momentum of the
+    /// last batch trained (fastai's lr_find schedules only the learning rate and keeps it).
+    #[serde(default)]
+    pub beta1: Option<f64>,
 }
 
 /// What a finished (or already finished) run reports.
@@ -834,6 +838,7 @@ where
                     &net,
                     M::build(data.n_classes, device),
                     &opt,
+                    progress.beta1.unwrap_or(crate::train::ADAM_BETA1),
                     |_| {
                         cfg.progress.inc(1);
                         sweep.next()
@@ -896,7 +901,18 @@ where
                     background,
                     progress: cfg.progress.clone(),
                 };
+                let n_iter = data.train.len() / cfg.bs;
                 net = fit_one_cycle(net, &mut opt, &fit, &sched, device, |rec, net, opt| {
+                    progress.beta1 = Some(
+                        sched
+                            .at(crate::schedule::position(
+                                rec.epoch,
+                                n_iter.max(1) - 1,
+                                *epochs,
+                                n_iter.max(1),
+                            ))
+                            .1,
+                    );
                     ensure!(
                         rec.train_loss.is_finite() && rec.valid_loss.is_finite(),
                         "training diverged in phase {name}, epoch {}: train loss {}, valid loss {} (lower the learning rate)",

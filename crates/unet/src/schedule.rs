@@ -113,7 +113,8 @@ impl LossSmoother {
         self.n += 1;
         self.avg = self.beta * self.avg + (1.0 - self.beta) * loss;
         let smooth = self.avg / (1.0 - self.beta.powi(self.n));
-        let stop = !smooth.is_finite() || smooth > 4.0 * self.best;
+        // NaN compares false, as in fastai (the caller handles it); +inf stops
+        let stop = smooth > 4.0 * self.best;
         if smooth < self.best {
             self.best = smooth;
         }
@@ -141,6 +142,12 @@ pub fn suggest(lrs: &[f64], losses: &[f64], num_it: usize) -> Option<Suggestions
     }
     let hi = losses.len() - 5;
     let (lrs, losses) = (&lrs[lo..hi], &losses[lo..hi]);
+    // fastai cuts the window at the first NaN
+    let cut = losses.iter().position(|v| v.is_nan()).unwrap_or(losses.len());
+    let (lrs, losses) = (&lrs[..cut], &losses[..cut]);
+    if losses.len() < 2 {
+        return None;
+    }
     let n = losses.len();
 
     // Longest strictly decreasing subsequence (O(n²)), fastai's `valley`.
@@ -275,7 +282,11 @@ mod tests {
         s.push(1.0);
         let (_, stop) = s.push(1000.0);
         assert!(stop);
-        assert!(LossSmoother::default().push(f64::NAN).1);
+        // NaN does not stop the sweep by itself (fastai's comparison is false); +inf does
+        assert!(!LossSmoother::default().push(f64::NAN).1);
+        let mut s = LossSmoother::default();
+        s.push(1.0);
+        assert!(s.push(f64::INFINITY).1);
     }
 
     #[test]
@@ -316,6 +327,15 @@ mod tests {
         let s = suggest(&lrs, &losses, 10).unwrap();
         assert_eq!(s.valley, lrs[1 + 3]);
         assert_eq!(s.minimum, lrs[1 + 7] / 10.0);
+
+        // a NaN in the window: fastai cuts it there (after trimming), as if the sweep ended
+        let mut with_nan = losses;
+        with_nan[9] = f64::NAN; // trimmed index 8: the window is [5, 4, 6, 3, 2.5, 2, 1.5, 1]
+        let s = suggest(&lrs, &with_nan, 10).unwrap();
+        assert_eq!(s.minimum, lrs[1 + 7] / 10.0);
+        assert_eq!(s.valley, lrs[1 + 3]);
+        with_nan[2] = f64::NAN; // trimmed index 1: one point left, no suggestion
+        assert!(suggest(&lrs, &with_nan, 10).is_none());
     }
 
     #[test]

@@ -76,10 +76,16 @@ pub struct LrFind {
     pub suggestions: Option<Suggestions>,
 }
 
+/// Adam's β1 before any one-cycle schedule has set it (fastai's `Adam(mom=0.9)`).
+pub const ADAM_BETA1: f64 = 0.9;
+
 /// fastai's `lr_find`: an exponential sweep from `start` to `end` over `num_it` training
-/// batches (the same rate for every group, β1 0.95 as in fastai's default moms), stopping
-/// when the smoothed loss exceeds four times the best. It trains copies: the network and the
-/// optimiser given are left exactly as they were.
+/// batches (the same rate for every group; β1 as the optimiser holds it: `beta1`, 0.9 before
+/// any fit, the last one-cycle momentum after one), stopping when the smoothed loss exceeds
+/// four times the best. A NaN loss does not stop fastai's sweep, but its smoothed loss stays
+/// NaN from there on; the sweep records those points as NaN without training on (the same
+/// record) and the suggestions are cut at the first NaN, as fastai's are. It trains copies:
+/// the network and the optimiser given are left exactly as they were.
 ///
 /// `fresh` is a newly built network of the same architecture that receives `net`'s weights and
 /// statistics for the sweep. (burn's `clone` shares BatchNorm running statistics, whose storage
@@ -89,6 +95,7 @@ pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
     net: &M,
     fresh: M,
     opt: &GroupAdam<B>,
+    beta1: f64,
     mut batches: impl FnMut(usize) -> Result<Batch>,
     sweep: &crate::recipe::LrFindStep,
     device: &B::Device,
@@ -101,11 +108,17 @@ pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
     for i in 0..num_it {
         let lr = lr_find_lr(start, end, i, num_it);
         let batch = batches(i)?;
-        let (next, loss) = train_step(net, &mut opt, &batch, [lr; 3], 0.95, device);
+        let (next, loss) = train_step(net, &mut opt, &batch, [lr; 3], beta1, device);
         net = next;
         let (smooth, stop) = smoother.push(loss);
         lrs.push(lr);
         losses.push(smooth);
+        if smooth.is_nan() {
+            // NaN from here to the end, as fastai records it
+            lrs.extend((i + 1..num_it).map(|j| lr_find_lr(start, end, j, num_it)));
+            losses.resize(lrs.len(), f64::NAN);
+            break;
+        }
         if stop {
             break;
         }

@@ -92,6 +92,7 @@ fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
         &net,
         SmpUnet::new(3, &d),
         &opt,
+        unet::train::ADAM_BETA1,
         |_| Ok(b.clone()),
         &unet::recipe::LrFindStep {
             start_lr: 1e-6,
