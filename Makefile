@@ -59,7 +59,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity clean help
+.PHONY: all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -176,6 +176,12 @@ gpu-bundle: ## build the CUDA binaries and pipelines/gpu-check.sh into one folde
 parity: ## our ResNet34 encoder vs torchvision on the same weights (needs torch in TORCH_PYTHON)
 	$(CARGO) build --release --quiet -p unet --example encoder_features
 	$(TORCH_PYTHON) tests/parity/encoder_parity.py $(CARGO_TARGET_DIR)/release/examples/encoder_features
+
+PARITY_EPOCHS ?= 10
+PARITY_SEEDS ?= 1,2,3
+PARITY_ARCHS ?= fastai,smp
+parity-fastai: $(OUT_DIR)/split.json ## fastai itself vs unet-train from random weights: per-epoch valid loss, final foreground IoU, per arch and seed (needs fastai in TORCH_PYTHON)
+	$(TORCH_PYTHON) tests/parity/fastai_learning.py $< $(BIN)/unet-train --epochs $(PARITY_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3
 
 clean: ## remove the outputs (all of OUT_DIR); a DATA_DIR outside it is never touched
 	rm -rf -- $(OUT_DIR)

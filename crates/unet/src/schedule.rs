@@ -1,4 +1,4 @@
-//! fastai's schedules and learning-rate tools, in numbers (see ../shared/FASTAI.md):
+//! fastai's schedules and learning-rate tools, in numbers (as fastai 2.8's source has them):
 //! `fit_one_cycle`'s cosine learning-rate and momentum schedule, `slice` over parameter groups,
 //! `lr_find`'s sweep, smoothing and suggestions, and early stopping.
 

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Learning-curve parity: fastai itself against unet-train, on the same split, from random
+initial weights, with the same job (size, batch, epochs, fit_one_cycle(N, LR)).
+
+For each arch and seed:
+  fastai   unet_learner(dls, resnet34, pretrained=False, n_out=C) (DynamicUnet), or for smp
+           segmentation_models_pytorch.Unet(resnet34, encoder_weights=None) in a fastai Learner
+           (fastai's Adam, one-cycle, CrossEntropyLossFlat), data as facepipe prepares it
+           (Resize(size) by cropping: random in training, centre in validation; ImageNet
+           normalisation);
+  facepipe unet-train --arch ARCH --size SIZE --bs BS --seed SEED with a recipe of one
+           fit_one_cycle(N, LR) and no early stopping.
+Prints the valid loss after each epoch and the final foreground mean IoU (global sums over
+the valid set, classes present, background left out: what unet-train's metrics.csv reports),
+then mean ± sd per side.
+
+    python3 tests/parity/fastai_learning.py SPLIT.json UNET_TRAIN_BINARY \
+        [--epochs 5] [--seeds 1,2,3] [--archs fastai,smp] [--size 128] [--bs 4] [--lr 3e-3]
+
+Needs torch, fastai and segmentation_models_pytorch (`make parity-fastai TORCH_PYTHON=...`).
+"""
+import argparse
+import csv
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+try:
+    import numpy as np
+    import torch
+    from fastai.vision.all import (CrossEntropyLossFlat, DataBlock, FuncSplitter, ImageBlock,
+                                   Learner, MaskBlock, Normalize, Resize, ResizeMethod,
+                                   imagenet_stats, resnet34, set_seed, unet_learner)
+except ImportError as e:  # pragma: no cover - environment dependent
+    print(f"fastai parity: skipped ({e}); pip install torch torchvision fastai segmentation-models-pytorch")
+    sys.exit(0)
+
+
+def load_split(path):
+    m = json.loads(Path(path).read_text())
+    base = Path(path).resolve().parent
+    items = [(str(base / it["image"]), str(base / it["mask"]), it["split"] == "valid")
+             for it in m["items"] if it.get("mask") and it.get("split")]
+    codes = [c["name"] for c in m["classes"]]
+    return items, codes
+
+
+def fg_iou(conf):
+    inter = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - inter
+    ious = [inter[c] / union[c] for c in range(1, len(conf)) if union[c] > 0]
+    return float(np.mean(ious)) if ious else float("nan")
+
+
+def run_fastai(items, codes, arch, seed, a):
+    set_seed(seed, reproducible=True)
+    block = DataBlock(
+        blocks=(ImageBlock, MaskBlock(codes)),
+        get_x=lambda i: items[i][0], get_y=lambda i: items[i][1],
+        splitter=FuncSplitter(lambda i: items[i][2]),
+        item_tfms=Resize(a.size, method=ResizeMethod.Crop),
+        batch_tfms=Normalize.from_stats(*imagenet_stats))
+    dls = block.dataloaders(list(range(len(items))), bs=a.bs, num_workers=0, device="cpu")
+    if arch == "fastai":
+        learn = unet_learner(dls, resnet34, pretrained=False, n_out=len(codes), normalize=False)
+    else:
+        import segmentation_models_pytorch as smp
+        model = smp.Unet("resnet34", encoder_weights=None, classes=len(codes))
+        learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(axis=1))
+    losses = []
+
+    from fastai.callback.core import Callback
+
+    class Record(Callback):
+        order = 99  # after the Recorder has stored the epoch's values
+
+        def after_epoch(self):
+            losses.append(float(self.recorder.values[-1][1]))
+
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(a.epochs, a.lr, cbs=Record())
+        preds, targs = learn.get_preds()
+    p = preds.argmax(1).flatten().numpy()
+    t = targs.flatten().numpy()
+    keep = t != 255
+    conf = np.bincount(t[keep] * len(codes) + p[keep], minlength=len(codes) ** 2).reshape(len(codes), -1)
+    return losses, fg_iou(conf)
+
+
+def run_facepipe(split, binary, arch, seed, a, work):
+    out = Path(work) / f"{arch}-{seed}"
+    recipe = Path(work) / "recipe.json"
+    recipe.write_text(json.dumps({"patience": None, "steps": [
+        {"fit_one_cycle": {"epochs": a.epochs, "lr_max": a.lr}}]}))
+    subprocess.run([binary, "-i", split, "--out-dir", str(out), "--arch", arch, "--size", str(a.size),
+                    "--bs", str(a.bs), "--seed", str(seed), "--recipe", str(recipe), "-q"], check=True)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    return [float(r["valid_loss"]) for r in rows], float(rows[-1]["mean_iou_fg"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("split")
+    ap.add_argument("binary")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--archs", default="fastai,smp")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--bs", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    a = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    items, codes = load_split(a.split)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    print(f"{len(items)} items ({sum(v for *_, v in items)} valid), {len(codes)} classes; "
+          f"size {a.size}, batch {a.bs}, fit_one_cycle({a.epochs}, {a.lr}), seeds {seeds}")
+    with tempfile.TemporaryDirectory() as work:
+        for arch in a.archs.split(","):
+            final = {"fastai": [], "facepipe": []}
+            for seed in seeds:
+                for side in ("fastai", "facepipe"):
+                    if side == "fastai":
+                        curve, iou = run_fastai(items, codes, arch, seed, a)
+                    else:
+                        curve, iou = run_facepipe(a.split, a.binary, arch, seed, a, work)
+                    final[side].append(iou)
+                    print(f"{arch:6} seed {seed} {side:8} valid loss " +
+                          " ".join(f"{v:.4f}" for v in curve) + f"   fg IoU {iou:.4f}", flush=True)
+            for side, v in final.items():
+                sd = statistics.stdev(v) if len(v) > 1 else 0.0
+                print(f"{arch:6} {side:8} final foreground IoU {statistics.mean(v):.4f} ± {sd:.4f} (n={len(v)})")
+            f, p = final["fastai"], final["facepipe"]
+            sd = statistics.stdev(f) if len(f) > 1 else 0.0
+            verdict = "within" if statistics.mean(p) >= statistics.mean(f) - sd else "BELOW"
+            print(f"{arch:6} facepipe mean is {verdict} fastai's mean minus one sd")
+
+
+if __name__ == "__main__":
+    main()
