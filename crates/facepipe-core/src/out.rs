@@ -192,11 +192,22 @@ pub fn sweep_temps(path: &Path) {
     for e in entries.flatten() {
         let is_file = e.file_type().is_ok_and(|t| t.is_file());
         if is_file && e.file_name().to_string_lossy().starts_with(&prefix) {
-            match fs::remove_file(e.path()) {
-                Ok(()) => log::info!("removed {}, left by an interrupted run", e.path().display()),
-                Err(err) => log::warn!("cannot remove {}: {err}", e.path().display()),
-            }
+            remove_leftover(&e.path());
         }
+    }
+}
+
+/// Whether a file name is one of facepipe's temporary names (`.NAME.facepipe-tmp-…`).
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMP_TAG)
+}
+
+/// Removes a temporary file an interrupted run left, saying so (a failure is only a warning:
+/// the run goes on, and the next one tries again).
+fn remove_leftover(path: &Path) {
+    match fs::remove_file(path) {
+        Ok(()) => log::info!("removed {}, left by an interrupted run", path.display()),
+        Err(err) => log::warn!("cannot remove {}: {err}", path.display()),
     }
 }
 
@@ -211,11 +222,8 @@ pub fn sweep_temps_under(dir: &Path) {
             let name = e.file_name().to_string_lossy().into_owned();
             if t.is_dir() {
                 stack.push(e.path());
-            } else if t.is_file() && name.starts_with('.') && name.contains(TEMP_TAG) {
-                match fs::remove_file(e.path()) {
-                    Ok(()) => log::info!("removed {}, left by an interrupted run", e.path().display()),
-                    Err(err) => log::warn!("cannot remove {}: {err}", e.path().display()),
-                }
+            } else if t.is_file() && is_temp_name(&name) {
+                remove_leftover(&e.path());
             }
         }
     }
@@ -360,7 +368,7 @@ impl OutDir {
                 if t.is_dir() {
                     stack.push((e.path(), r));
                 } else if rel.is_empty() && name == marker && t.is_file() {
-                } else if t.is_file() && name.starts_with('.') && name.contains(TEMP_TAG) {
+                } else if t.is_file() && is_temp_name(&name) {
                     me.temps.push(r);
                 } else if t.is_file() && (listed.contains(&r) || ours(&r)) {
                     me.previous.insert(r);
