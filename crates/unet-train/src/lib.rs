@@ -2,8 +2,8 @@
 //! a model directory (see [`unet::run`] for its contents).
 //!
 //! The recipe is the reference workflow unless `--recipe FILE` gives another (JSON, see
-//! [`unet::recipe`]); `--fine-tune-epochs`, `--epochs`, `--lr` and `--patience` adjust it
-//! without a file.
+//! [`unet::recipe`]); `--fine-tune-epochs`, `--epochs`, `--lr`, `--patience` and `--loss`
+//! adjust it without a file.
 
 use std::path::PathBuf;
 
@@ -17,11 +17,12 @@ pub fn summary(dir: &std::path::Path) -> Result<String> {
     let info = unet::run::ModelInfo::read(dir)?;
     let b = &info.best.record;
     let mut out = format!(
-        "model {}: {} decoder, {}x{} inputs, {} epochs on {} train / {} valid images ({})\n  best: {} epoch {}: valid_loss {:.4}, pixel accuracy {:.4}, mean IoU {:.4} (foreground {:.4}), mean dice {:.4} (foreground {:.4})\n  IoU per class:",
+        "model {}: {} decoder, {}x{} inputs, {} loss, {} epochs on {} train / {} valid images ({})\n  best: {} epoch {}: valid_loss {:.4}, pixel accuracy {:.4}, mean IoU {:.4} (foreground {:.4}), mean dice {:.4} (foreground {:.4})\n  IoU per class:",
         dir.display(),
         info.arch,
         info.preprocessing.input_size,
         info.preprocessing.input_size,
+        info.recipe.loss,
         info.epochs,
         info.n_train,
         info.n_valid,
@@ -42,6 +43,15 @@ pub fn summary(dir: &std::path::Path) -> Result<String> {
         }
     }
     out.pop();
+    for f in info.fit_lrs.iter().filter(|f| f.lr.source != "stated") {
+        out.push_str(&format!(
+            "\n  {} phase: lr_max {} from the {}{}",
+            f.phase,
+            unet::recipe::show_groups(&f.lr.lr_max),
+            f.lr.source,
+            f.lr.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+        ));
+    }
     Ok(out)
 }
 
@@ -54,6 +64,7 @@ pub struct RecipeEdits {
     /// `Some(None)` turns early stopping off.
     pub patience: Option<Option<usize>>,
     pub no_lr_find: bool,
+    pub loss: Option<unet::loss::Loss>,
 }
 
 /// Parses `--lr`: `auto`, a number, or `LO,HI` (fastai's `slice(lo, hi)`).
@@ -107,6 +118,9 @@ pub fn build_recipe(file: Option<&PathBuf>, edits: &RecipeEdits) -> Result<Recip
     if let Some(p) = edits.patience {
         r.patience = p;
     }
+    if let Some(l) = edits.loss {
+        r.loss = l;
+    }
     if edits.no_lr_find {
         if edits.lr.is_none()
             && r.steps
@@ -138,6 +152,10 @@ pub fn build_recipe(file: Option<&PathBuf>, edits: &RecipeEdits) -> Result<Recip
         }
         if let Some(lr) = &edits.lr {
             f.lr_max = lr.clone();
+            if !matches!(lr, LrMax::Auto(_)) {
+                // a stated rate needs no fallback
+                f.lr_fallback = None;
+            }
         }
     }
     r.phases().context("the recipe after the command line's changes")?;
@@ -160,6 +178,24 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_recipes_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if name.contains("recipe") && name.ends_with(".json") {
+                build_recipe(Some(&p), &RecipeEdits::default()).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 1, "no recipe in {}", dir.display());
+        // the demo's: cross-entropy + dice, stated rate
+        let demo = build_recipe(Some(&dir.join("demo-recipe.json")), &RecipeEdits::default()).unwrap();
+        assert_eq!(demo.loss, unet::loss::Loss::CrossEntropyDice);
+    }
+
+    #[test]
     fn edits_change_the_right_steps() {
         let r = build_recipe(
             None,
@@ -169,10 +205,11 @@ mod tests {
                 lr: Some(LrMax::One(1e-3)),
                 patience: Some(None),
                 no_lr_find: true,
+                loss: Some(unet::loss::Loss::Focal),
             },
         )
         .unwrap();
-        assert_eq!(r.patience, None);
+        assert_eq!((r.patience, r.loss), (None, unet::loss::Loss::Focal));
         assert_eq!(r.steps.len(), 2);
         let RecipeStep::FitOneCycle(f) = &r.steps[1] else {
             panic!()

@@ -57,6 +57,9 @@ struct Args {
     /// Early-stopping patience in epochs, or `none`.
     #[arg(long, value_name = "N|none", value_parser = unet_train::parse_patience)]
     patience: Option<unet_train::Patience>,
+    /// Training loss: ce (cross-entropy, the default), dice, focal or ce+dice (fastai's definitions).
+    #[arg(long, value_name = "LOSS")]
+    loss: Option<unet::loss::Loss>,
     /// Leave out the recipe's lr_find.
     #[arg(long)]
     no_lr_find: bool,
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
                 lr: a.lr,
                 patience: a.patience.map(|p| p.0),
                 no_lr_find: a.no_lr_find,
+                loss: a.loss,
             };
             let recipe = unet_train::build_recipe(a.recipe.as_ref(), &edits)?;
             let progress = a.common.progress(0, "train");

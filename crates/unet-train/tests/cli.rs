@@ -126,12 +126,19 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
     ] {
         assert!(header.iter().any(|x| x == h), "column {h} missing from {header:?}");
     }
-    // the fit used lr_find's valley: its peak rate for the decoder group is the valley
+    // a 12-iteration sweep is too short for its valley: the fit fell back to the rates of the
+    // unfrozen fit before it (fine_tune's default base_lr 2e-3, halved), and says so
+    let why = info.lr_find[0]
+        .untrusted
+        .as_deref()
+        .expect("a 12-iteration sweep is not trusted");
+    assert!(why.contains("the sweep ran 12 iterations"), "{why}");
+    let sources: Vec<&str> = info.fit_lrs.iter().map(|f| f.lr.source.as_str()).collect();
+    assert_eq!(sources, ["stated", "stated", "fallback"]);
+    assert_eq!(info.fit_lrs[2].lr.lr_max, info.fit_lrs[1].lr.lr_max);
+    assert!((info.fit_lrs[2].lr.lr_max[2] - 1e-3).abs() < 1e-15);
     let lr_rows: Vec<f64> = rows[2..].iter().map(|r| r[header.len() - 2].parse().unwrap()).collect();
-    assert!(
-        lr_rows.iter().all(|&lr| lr <= valley * 1.000001),
-        "{lr_rows:?} vs {valley}"
-    );
+    assert!(lr_rows.iter().all(|&lr| lr <= 1e-3 * 1.000001), "{lr_rows:?}");
 
     // the summary make all prints
     Command::cargo_bin("unet-train")
@@ -141,9 +148,12 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         .assert()
         .success()
         .stderr(contains(
-            "smp decoder, 32x32 inputs, 4 epochs on 6 train / 2 valid images",
+            "smp decoder, 32x32 inputs, ce loss, 4 epochs on 6 train / 2 valid images",
         ))
-        .stderr(contains("IoU per class: background"));
+        .stderr(contains("IoU per class: background"))
+        .stderr(contains(
+            "fit phase: lr_max [1.00e-5, 1.00e-4, 1.00e-3] from the fallback (lr_find's valley",
+        ));
     Command::cargo_bin("unet-train")
         .unwrap()
         .arg("--summary")
@@ -445,4 +455,57 @@ fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
     assert!(done.status.success(), "{err}");
     assert!(err.contains("converted F16 tensors to F32"), "{err}");
     assert!(out.join("model.json").is_file());
+}
+
+#[test]
+fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = dataset(tmp.path(), 8);
+    let recipe = tmp.path().join("long.json");
+    std::fs::write(
+        &recipe,
+        r#"{"patience": null, "loss": "ce+dice", "steps": [{"lr_find": {"num_it": 60}},
+            {"fit_one_cycle": {"epochs": 1, "lr_max": "auto", "lr_fallback": 5e-4}}]}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    Command::cargo_bin("unet-train")
+        .unwrap()
+        .arg("-i")
+        .arg(&m)
+        .arg("--out-dir")
+        .arg(&out)
+        .args(["--arch", "smp", "--size", "32", "--bs", "2", "--recipe"])
+        .arg(&recipe)
+        .assert()
+        .success()
+        .stderr(contains("from lr_find's valley"));
+    let info = unet::run::ModelInfo::read(&out).unwrap();
+    assert_eq!(info.recipe.loss, unet::loss::Loss::CrossEntropyDice);
+    assert_eq!(info.lr_find[0].untrusted, None, "{:?}", info.lr_find[0]);
+    let valley = info.lr_find[0].suggestions.as_ref().unwrap().valley;
+    assert_eq!(info.fit_lrs[0].lr.source, "valley");
+    assert!((info.fit_lrs[0].lr.lr_max[2] - valley).abs() <= valley * 1e-12);
+    // the summary names the loss and where the fit's rate came from
+    Command::cargo_bin("unet-train")
+        .unwrap()
+        .arg("--summary")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(contains("ce+dice loss"))
+        .stderr(contains("fit phase: lr_max"))
+        .stderr(contains("from the valley"));
+    // a loss that is not one of fastai's: bad usage, with the choices
+    Command::cargo_bin("unet-train")
+        .unwrap()
+        .arg("-i")
+        .arg(&m)
+        .arg("--out-dir")
+        .arg(tmp.path().join("never"))
+        .args(["--loss", "bce"])
+        .assert()
+        .code(2)
+        .stderr(contains("ce, dice, focal, ce+dice"));
+    assert!(!tmp.path().join("never").exists());
 }

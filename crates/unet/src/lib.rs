@@ -6,7 +6,7 @@
 //! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one; logits at the input's size.
 //! * [`kernels`]: convolution and BatchNorm(+ReLU) as a backend extension: facepipe's own
 //!   GEMM-based CPU kernels on `flex`, burn's operations elsewhere (CUDA).
-//! * [`loss`]: cross-entropy that ignores label 255.
+//! * [`loss`]: the training losses (fastai's cross-entropy, dice, focal), ignoring label 255.
 //! * [`data`]: fastai's crop/resize/normalise, with mask validation.
 //! * [`loader`]: seeded batches from a split manifest, prepared in parallel ahead of use.
 //! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.

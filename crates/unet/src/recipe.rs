@@ -16,11 +16,31 @@
 //! three groups) or `"auto"`: `slice(valley/10, valley)` from the latest `lr_find`'s valley
 //! suggestion (the reference chose `slice(1e-5, 1e-4)` by eye from the plot: the same
 //! tenfold span, anchored where the loss falls fastest).
+//!
+//! A valley is only taken when the sweep can show one: at least [`MIN_TRUSTED_SWEEP`]
+//! iterations (the loss smoothing averages over about 50) whose smoothed loss falls by at
+//! least [`MIN_TRUSTED_DROP`] of its starting value. Otherwise `"auto"` falls back to the
+//! step's `lr_fallback` (a number or `[lo, hi]`), else to the rates of the latest fit before
+//! it in the recipe (for fine_tune, its unfrozen fit's), else to fastai's default `lr_max`
+//! 1e-3; the log and `model.json` say which and why. (fastai takes the valley whatever the
+//! sweep; a 30-iteration sweep then suggests a rate 100× too low.)
+//!
+//! `"loss"` (`"ce"`, `"dice"`, `"focal"`, `"ce+dice"`; default `"ce"`) picks the training loss,
+//! see [`crate::loss`].
 
 use anyhow::{Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
+use crate::loss::Loss;
 use crate::schedule::{OneCycle, slice, slice_hi};
+
+/// The fewest sweep iterations whose valley `"auto"` takes.
+pub const MIN_TRUSTED_SWEEP: usize = 50;
+/// The least fall of the smoothed loss over the sweep (as a share of its first value in the
+/// suggestion window) for `"auto"` to take the valley.
+pub const MIN_TRUSTED_DROP: f64 = 0.03;
+/// fastai's default `lr_max` for `fit_one_cycle` (`defaults.lr`).
+pub const FASTAI_DEFAULT_LR: f64 = 1e-3;
 
 /// A recipe: steps run in order, early stopping applied to every fit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +50,10 @@ pub struct Recipe {
     /// (each phase); `null` turns it off.
     #[serde(default = "default_patience")]
     pub patience: Option<usize>,
+    /// The training loss (and the validation loss that early stopping and the best epoch
+    /// watch).
+    #[serde(default)]
+    pub loss: Loss,
     pub steps: Vec<RecipeStep>,
 }
 
@@ -81,6 +105,10 @@ pub struct LrFindStep {
 pub struct FitOneCycle {
     pub epochs: usize,
     pub lr_max: LrMax,
+    /// What `"auto"` uses when the sweep is too short or too flat for its valley (a number or
+    /// `[lo, hi]`); by default the rates of the latest fit before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_fallback: Option<LrMax>,
     #[serde(default = "fc_pct_start")]
     pub pct_start: f64,
     #[serde(default = "fc_div")]
@@ -147,6 +175,7 @@ impl Default for Recipe {
     fn default() -> Self {
         Recipe {
             patience: Some(2),
+            loss: Loss::CrossEntropy,
             steps: vec![
                 RecipeStep::FineTune(FineTune {
                     epochs: 1,
@@ -164,6 +193,7 @@ impl Default for Recipe {
                 RecipeStep::FitOneCycle(FitOneCycle {
                     epochs: 12,
                     lr_max: LrMax::Slice([1e-5, 1e-4]),
+                    lr_fallback: None,
                     pct_start: fc_pct_start(),
                     div: fc_div(),
                     div_final: fc_div_final(),
@@ -187,7 +217,64 @@ pub enum Freeze {
 #[serde(rename_all = "snake_case")]
 pub enum PhaseLr {
     Groups([f64; 3]),
-    AutoValley,
+    AutoValley {
+        /// The rates when the sweep gave no trustworthy valley.
+        fallback: [f64; 3],
+        /// Where the fallback comes from, for the log (`lr_fallback`, `the unfrozen fit's
+        /// rates`, `fastai's default 1e-3`).
+        fallback_from: String,
+    },
+}
+
+/// A valley suggestion, or why there is none to take.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Valley {
+    Trusted(f64),
+    Untrusted(String),
+}
+
+impl Valley {
+    /// Whether a sweep's valley can be taken: `lrs`/`losses` are the sweep's finite points
+    /// (smoothed losses), `num_it` its planned length, `valley` fastai's suggestion.
+    pub fn judge(losses: &[f64], num_it: usize, valley: Option<f64>) -> Valley {
+        let n = losses.len();
+        let Some(v) = valley else {
+            return Valley::Untrusted(format!(
+                "lr_find gave no valley ({n} iterations before the loss diverged)"
+            ));
+        };
+        if n < MIN_TRUSTED_SWEEP {
+            return Valley::Untrusted(format!(
+                "lr_find's valley {v:.2e} is not trusted: the sweep ran {n} iterations, fewer than the \
+                 {MIN_TRUSTED_SWEEP} its smoothed loss (an average over about 50 batches) needs to show a valley"
+            ));
+        }
+        // the suggestion window (fastai drops the first num_it/10 and the last 5 points)
+        let window = &losses[(num_it / 10).min(n)..n.saturating_sub(5)];
+        let first = window.first().copied().unwrap_or(f64::NAN);
+        let lowest = window.iter().copied().fold(f64::INFINITY, f64::min);
+        let drop = (first - lowest) / first;
+        if !(drop >= MIN_TRUSTED_DROP) {
+            return Valley::Untrusted(format!(
+                "lr_find's valley {v:.2e} is not trusted: the smoothed loss fell only {:.1} % over the sweep \
+                 (from {first:.4} to {lowest:.4}; at least {:.0} % shows a valley)",
+                100.0 * drop.max(0.0),
+                100.0 * MIN_TRUSTED_DROP
+            ));
+        }
+        Valley::Trusted(v)
+    }
+}
+
+/// The rates a cycle uses, and where they came from (for the log and `model.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedLr {
+    pub lr_max: [f64; 3],
+    /// `stated`, `valley` or `fallback`.
+    pub source: String,
+    /// Why the valley was not taken (a fallback only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A unit of work: one one-cycle fit, or one lr_find sweep.
@@ -212,26 +299,58 @@ pub enum Phase {
 }
 
 impl PhaseLr {
-    /// The learning rates, given the latest valley suggestion.
-    pub fn resolve(&self, valley: Option<f64>) -> Result<[f64; 3]> {
+    /// The learning rates, given the latest lr_find's valley (`None`: no lr_find ran before).
+    pub fn resolve(&self, valley: Option<&Valley>) -> Result<ResolvedLr> {
         match self {
-            PhaseLr::Groups(g) => Ok(*g),
-            PhaseLr::AutoValley => match valley {
-                Some(v) => {
-                    let s = slice(v / 10.0, v, 3);
-                    Ok([s[0], s[1], s[2]])
+            PhaseLr::Groups(g) => Ok(ResolvedLr {
+                lr_max: *g,
+                source: "stated".into(),
+                reason: None,
+            }),
+            PhaseLr::AutoValley {
+                fallback,
+                fallback_from,
+            } => match valley {
+                Some(Valley::Trusted(v)) => {
+                    let s = slice(v / 10.0, *v, 3);
+                    Ok(ResolvedLr {
+                        lr_max: [s[0], s[1], s[2]],
+                        source: "valley".into(),
+                        reason: None,
+                    })
                 }
-                None => bail!(
-                    "lr_max \"auto\" needs an lr_find step before it that gave a suggestion (the sweep was too short or stopped too early)"
-                ),
+                Some(Valley::Untrusted(why)) => Ok(ResolvedLr {
+                    lr_max: *fallback,
+                    source: "fallback".into(),
+                    reason: Some(format!("{why}; using {fallback_from}")),
+                }),
+                None => bail!("lr_max \"auto\" needs an lr_find step before it"),
             },
         }
     }
 }
 
+/// The three group rates of a number or a slice (`None` for `"auto"`).
+fn groups(lr: &LrMax, what: &str) -> Result<Option<[f64; 3]>> {
+    Ok(match lr {
+        LrMax::One(v) => {
+            positive(what, *v)?;
+            Some([*v; 3])
+        }
+        LrMax::Slice([lo, hi]) => {
+            positive(&format!("{what}[0]"), *lo)?;
+            positive(&format!("{what}[1]"), *hi)?;
+            ensure!(lo <= hi, "recipe: {what}: the low rate comes first, not [{lo}, {hi}]");
+            let s = slice(*lo, *hi, 3);
+            Some([s[0], s[1], s[2]])
+        }
+        LrMax::Auto(_) => None,
+    })
+}
+
 impl Phase {
-    /// The one-cycle schedule of a cycle phase.
-    pub fn schedule(&self, valley: Option<f64>) -> Result<Option<OneCycle>> {
+    /// The one-cycle schedule of a cycle phase, with where its rates came from.
+    pub fn schedule(&self, valley: Option<&Valley>) -> Result<Option<(OneCycle, ResolvedLr)>> {
         match self {
             Phase::Cycle {
                 lr,
@@ -239,12 +358,18 @@ impl Phase {
                 div,
                 div_final,
                 ..
-            } => Ok(Some(OneCycle {
-                pct_start: *pct_start,
-                div: *div,
-                div_final: *div_final,
-                ..OneCycle::new(lr.resolve(valley)?.to_vec())
-            })),
+            } => {
+                let resolved = lr.resolve(valley)?;
+                Ok(Some((
+                    OneCycle {
+                        pct_start: *pct_start,
+                        div: *div,
+                        div_final: *div_final,
+                        ..OneCycle::new(resolved.lr_max.to_vec())
+                    },
+                    resolved,
+                )))
+            }
             Phase::LrFind { .. } => Ok(None),
         }
     }
@@ -268,6 +393,15 @@ fn positive(what: &str, v: f64) -> Result<()> {
 fn pct(what: &str, v: f64) -> Result<()> {
     ensure!((0.0..=1.0).contains(&v), "recipe: {what} must be in [0, 1], not {v}");
     Ok(())
+}
+
+/// `1e-3` or `[2e-5, 2e-4, 2e-3]`, for the log.
+pub fn show_groups(g: &[f64; 3]) -> String {
+    if g[0] == g[2] {
+        format!("{:.2e}", g[0])
+    } else {
+        format!("[{:.2e}, {:.2e}, {:.2e}]", g[0], g[1], g[2])
+    }
 }
 
 impl Recipe {
@@ -330,24 +464,49 @@ impl Recipe {
                     positive("fit_one_cycle.div", f.div)?;
                     positive("fit_one_cycle.div_final", f.div_final)?;
                     pct("fit_one_cycle.pct_start", f.pct_start)?;
-                    let lr = match &f.lr_max {
-                        LrMax::One(v) => {
-                            positive("fit_one_cycle.lr_max", *v)?;
-                            PhaseLr::Groups([*v; 3])
+                    let fallback = match &f.lr_fallback {
+                        Some(LrMax::Auto(_)) => bail!("recipe: step {}: lr_fallback cannot be \"auto\"", i + 1),
+                        Some(lr) => groups(lr, "fit_one_cycle.lr_fallback")?,
+                        None => None,
+                    };
+                    let lr = match groups(&f.lr_max, "fit_one_cycle.lr_max")? {
+                        Some(g) => {
+                            ensure!(
+                                fallback.is_none(),
+                                "recipe: step {}: lr_fallback is for lr_max \"auto\" only",
+                                i + 1
+                            );
+                            PhaseLr::Groups(g)
                         }
-                        LrMax::Slice([lo, hi]) => {
-                            positive("fit_one_cycle.lr_max[0]", *lo)?;
-                            positive("fit_one_cycle.lr_max[1]", *hi)?;
-                            let s = slice(*lo, *hi, 3);
-                            PhaseLr::Groups([s[0], s[1], s[2]])
-                        }
-                        LrMax::Auto(_) => {
+                        None => {
                             ensure!(
                                 self.steps[..i].iter().any(|s| matches!(s, RecipeStep::LrFind(_))),
                                 "recipe: step {} uses lr_max \"auto\" with no lr_find step before it",
                                 i + 1
                             );
-                            PhaseLr::AutoValley
+                            // the recipe's own rate: lr_fallback, else the latest stated fit's
+                            let before = out.iter().rev().find_map(|p| match p {
+                                Phase::Cycle {
+                                    name,
+                                    lr: PhaseLr::Groups(g),
+                                    ..
+                                } => Some((name.clone(), *g)),
+                                _ => None,
+                            });
+                            let (fallback, fallback_from) = match (fallback, before) {
+                                (Some(g), _) => (g, format!("lr_fallback {}", show_groups(&g))),
+                                (None, Some((name, g))) => {
+                                    (g, format!("the rates of the {name} fit before it {}", show_groups(&g)))
+                                }
+                                (None, None) => (
+                                    [FASTAI_DEFAULT_LR; 3],
+                                    format!("fastai's default lr_max {FASTAI_DEFAULT_LR:e}"),
+                                ),
+                            };
+                            PhaseLr::AutoValley {
+                                fallback,
+                                fallback_from,
+                            }
                         }
                     };
                     out.push(Phase::Cycle {
@@ -411,7 +570,8 @@ mod tests {
         // base_lr halved, then slice(1e-3/100, 1e-3)
         assert!((g[0] - 1e-5).abs() < 1e-18 && (g[1] - 1e-4).abs() < 1e-17 && (g[2] - 1e-3).abs() < 1e-16);
         assert!(matches!(p[2], Phase::LrFind { num_it: 100, .. }));
-        let s = p[3].schedule(None).unwrap().unwrap();
+        let (s, from) = p[3].schedule(None).unwrap().unwrap();
+        assert_eq!(from.source, "stated");
         assert_eq!((s.div, s.div_final, s.pct_start), (25.0, 1e5, 0.25));
         assert!((s.lr_max[1] - 10f64.powf(-4.5)).abs() < 1e-15, "geometric middle");
     }
@@ -424,10 +584,19 @@ mod tests {
         .unwrap();
         assert_eq!(r.patience, Some(2));
         let p = r.phases().unwrap();
-        let s = p[1].schedule(Some(1e-3)).unwrap().unwrap();
+        let (s, from) = p[1].schedule(Some(&Valley::Trusted(1e-3))).unwrap().unwrap();
         assert!((s.lr_max[0] - 1e-4).abs() < 1e-16 && (s.lr_max[2] - 1e-3).abs() < 1e-16);
+        assert_eq!((from.source.as_str(), from.reason), ("valley", None));
         let e = p[1].schedule(None).unwrap_err().to_string();
         assert!(e.contains("lr_find"), "{e}");
+        // nothing trained before and no lr_fallback: fastai's default rate
+        let (s, from) = p[1]
+            .schedule(Some(&Valley::Untrusted("too short".into())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.lr_max, vec![1e-3; 3]);
+        assert_eq!(from.source, "fallback");
+        assert!(from.reason.unwrap().contains("too short; using fastai's default"));
         let e = Recipe::from_json(r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#)
             .unwrap_err()
             .to_string();
@@ -463,8 +632,95 @@ mod tests {
             .unwrap();
         assert_eq!(r.patience, None);
         assert_eq!(
-            r.phases().unwrap()[0].schedule(None).unwrap().unwrap().lr_max,
+            r.phases().unwrap()[0].schedule(None).unwrap().unwrap().0.lr_max,
             vec![1e-3; 3]
         );
+        for (text, want) in [
+            (
+                r#"{"steps": [{"lr_find": {}}, {"fit_one_cycle": {"epochs": 1, "lr_max": "auto", "lr_fallback": "auto"}}]}"#,
+                "lr_fallback cannot be \"auto\"",
+            ),
+            (
+                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3, "lr_fallback": 1e-3}}]}"#,
+                "for lr_max \"auto\" only",
+            ),
+            (
+                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": [1e-3, 1e-4]}}]}"#,
+                "low rate comes first",
+            ),
+            (r#"{"loss": "bce", "steps": []}"#, "unknown variant"),
+        ] {
+            let e = format!("{:#}", Recipe::from_json(text).unwrap_err());
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn auto_falls_back_to_the_recipes_own_rate() {
+        // fine_tune before: its unfrozen fit's rates
+        let r = Recipe::from_json(
+            r#"{"steps": [{"fine_tune": {"epochs": 2, "base_lr": 0.004}}, {"lr_find": {"num_it": 30}},
+                {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#,
+        )
+        .unwrap();
+        let p = r.phases().unwrap();
+        let why = Valley::Untrusted("the sweep ran 30 iterations".into());
+        let (s, from) = p[3].schedule(Some(&why)).unwrap().unwrap();
+        assert!(
+            (s.lr_max[2] - 2e-3).abs() < 1e-15 && (s.lr_max[0] - 2e-5).abs() < 1e-18,
+            "{s:?}"
+        );
+        let reason = from.reason.unwrap();
+        assert!(
+            reason.starts_with("the sweep ran 30 iterations; using the rates of the unfrozen fit"),
+            "{reason}"
+        );
+        // lr_fallback given: that
+        let r = Recipe::from_json(
+            r#"{"loss": "ce+dice", "steps": [{"fine_tune": {"epochs": 2}}, {"lr_find": {}},
+                {"fit_one_cycle": {"epochs": 2, "lr_max": "auto", "lr_fallback": [1e-4, 1e-2]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.loss, Loss::CrossEntropyDice);
+        let (s, from) = r.phases().unwrap()[3].schedule(Some(&why)).unwrap().unwrap();
+        assert!((s.lr_max[0] - 1e-4).abs() < 1e-18 && (s.lr_max[1] - 1e-3).abs() < 1e-16);
+        assert!(from.reason.unwrap().contains("using lr_fallback"));
+    }
+
+    /// A sweep like fastai's: flat, falling through a valley near 1e-3, then diverging.
+    fn sweep(num_it: usize) -> (Vec<f64>, Vec<f64>) {
+        let lrs: Vec<f64> = (0..num_it)
+            .map(|i| crate::schedule::lr_find_lr(1e-7, 10.0, i, num_it))
+            .collect();
+        let losses = lrs
+            .iter()
+            .map(|lr| {
+                let x = lr.log10();
+                2.0 - 1.5 / (1.0 + (-(x + 4.0) * 2.0).exp()) + 0.5 * (x + 1.0).max(0.0).powi(2)
+            })
+            .collect();
+        (lrs, losses)
+    }
+
+    #[test]
+    fn a_short_or_flat_sweep_is_not_trusted() {
+        let (lrs, losses) = sweep(100);
+        let v = crate::schedule::suggest(&lrs, &losses, 100).unwrap().valley;
+        assert_eq!(Valley::judge(&losses, 100, Some(v)), Valley::Trusted(v));
+        // the same curve in 30 iterations: too short
+        let (lrs, losses) = sweep(30);
+        let v = crate::schedule::suggest(&lrs, &losses, 30).unwrap().valley;
+        let Valley::Untrusted(why) = Valley::judge(&losses, 30, Some(v)) else {
+            panic!()
+        };
+        assert!(why.contains("the sweep ran 30 iterations, fewer than the 50"), "{why}");
+        // long but flat (a 1 % dip)
+        let flat: Vec<f64> = (0..100).map(|i| 1.0 - 0.01 * (i as f64 / 60.0).min(1.0)).collect();
+        let Valley::Untrusted(why) = Valley::judge(&flat, 100, Some(1e-4)) else {
+            panic!()
+        };
+        assert!(why.contains("fell only 0.8 % over the sweep (from 0.9983 to 0.9900"), "{why}");
+        // no suggestion at all
+        assert!(matches!(Valley::judge(&flat[..8], 100, None), Valley::Untrusted(w) if w.contains("no valley")));
     }
 }

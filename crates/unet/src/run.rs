@@ -37,7 +37,7 @@ use crate::device::{BackendTask, DeviceSpec};
 use crate::loader::{Batch, SplitSet, batches};
 use crate::model::{FastaiUnet, SmpUnet};
 use crate::optim::{GroupAdam, SavedAdam, SavedMoments};
-use crate::recipe::{Freeze, Phase, Recipe};
+use crate::recipe::{Freeze, Phase, Recipe, ResolvedLr, Valley};
 use crate::resnet::ResNet;
 use crate::schedule::EarlyStopping;
 use crate::train::{EpochRecord, FitData, LrFind, Segmenter, fit_one_cycle, lr_find};
@@ -204,8 +204,20 @@ pub struct ModelInfo {
     pub device: String,
     pub pretrained: Option<Pretrained>,
     pub lr_find: Vec<LrFind>,
+    /// The peak rates each fit used and where they came from (`stated` in the recipe, an
+    /// lr_find `valley`, or the `fallback` when the valley was not trusted, with the reason).
+    #[serde(default)]
+    pub fit_lrs: Vec<FitLr>,
     pub epochs: usize,
     pub facepipe_version: String,
+}
+
+/// One fit's peak learning rates (per group) and their source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitLr {
+    pub phase: String,
+    #[serde(flatten)]
+    pub lr: ResolvedLr,
 }
 
 impl ModelInfo {
@@ -244,9 +256,10 @@ pub struct Progress {
     /// Epochs of that phase done.
     pub epochs_done: usize,
     pub stopper: Option<EarlyStopping>,
-    /// The latest lr_find's valley suggestion.
-    pub valley: Option<f64>,
     pub lr_finds: Vec<LrFind>,
+    /// The rates of each fit started so far.
+    #[serde(default)]
+    pub fit_lrs: Vec<FitLr>,
     pub records: Vec<EpochRecord>,
     /// Index into `records` of the best epoch (lowest valid loss).
     pub best: Option<usize>,
@@ -839,6 +852,7 @@ where
                     M::build(data.n_classes, device),
                     &opt,
                     progress.beta1.unwrap_or(crate::train::ADAM_BETA1),
+                    cfg.recipe.loss,
                     |_| {
                         cfg.progress.inc(1);
                         sweep.next()
@@ -869,7 +883,9 @@ where
                         found.lrs.len()
                     ),
                 }
-                progress.valley = found.suggestions.as_ref().map(|s| s.valley);
+                if let Valley::Untrusted(why) = found.valley() {
+                    found.untrusted = Some(why);
+                }
                 progress.lr_finds.push(found);
                 write_lr_finds(dir, &progress.lr_finds)?;
                 progress.phase += 1;
@@ -879,8 +895,24 @@ where
             Phase::Cycle {
                 name, epochs, freeze, ..
             } => {
-                let sched = phase.schedule(progress.valley)?.expect("a cycle has a schedule");
+                let valley = progress.lr_finds.last().map(LrFind::valley);
+                let (sched, resolved) = phase.schedule(valley.as_ref())?.expect("a cycle has a schedule");
                 if progress.epochs_done == 0 {
+                    match (&resolved.reason, resolved.source.as_str()) {
+                        (Some(why), _) => log::warn!(
+                            "{name}: lr_max {} ({why})",
+                            crate::recipe::show_groups(&resolved.lr_max)
+                        ),
+                        (None, "valley") => log::info!(
+                            "{name}: lr_max {} from lr_find's valley",
+                            crate::recipe::show_groups(&resolved.lr_max)
+                        ),
+                        _ => {}
+                    }
+                    progress.fit_lrs.push(FitLr {
+                        phase: name.clone(),
+                        lr: resolved,
+                    });
                     match freeze {
                         Freeze::Freeze => opt.freeze(),
                         Freeze::Unfreeze => opt.unfreeze(),
@@ -898,6 +930,7 @@ where
                     seed: cfg.seed,
                     epoch_offset: offset as u64,
                     start_epoch: progress.epochs_done,
+                    loss: cfg.recipe.loss,
                     background,
                     progress: cfg.progress.clone(),
                 };
@@ -1033,6 +1066,7 @@ where
         device: cfg.device.to_string(),
         pretrained,
         lr_find: progress.lr_finds.clone(),
+        fit_lrs: progress.fit_lrs.clone(),
         epochs: progress.records.len(),
         facepipe_version: env!("CARGO_PKG_VERSION").into(),
     };

@@ -9,9 +9,10 @@ use burn::tensor::{Int, Tensor, TensorData};
 use facepipe_core::metrics::{self, Confusion};
 
 use crate::loader::{Batch, SplitSet, batches};
-use crate::loss::masked_cross_entropy;
+use crate::loss::Loss;
 use crate::model::{FastaiUnet, SmpUnet};
 use crate::optim::GroupAdam;
+use crate::recipe::Valley;
 use crate::schedule::{LossSmoother, OneCycle, Suggestions, lr_find_lr, position, suggest};
 
 /// A segmentation network on any backend: images in, logits at the input's size out.
@@ -57,10 +58,11 @@ pub fn train_step<B: TrainBackend, M: Segmenter<B>>(
     batch: &Batch,
     lrs: [f64; 3],
     beta1: f64,
+    loss: Loss,
     device: &B::Device,
 ) -> (M, f64) {
     let (x, y) = to_tensors::<B>(batch, device);
-    let loss = masked_cross_entropy(net.logits(x), y);
+    let loss = loss.compute(net.logits(x), y);
     let value = loss.clone().into_scalar();
     let value: f64 = burn::tensor::ElementConversion::elem(value);
     let grads = loss.backward();
@@ -74,6 +76,20 @@ pub struct LrFind {
     /// Smoothed (EMA, debiased) losses, one per learning rate tried.
     pub losses: Vec<f64>,
     pub suggestions: Option<Suggestions>,
+    /// Why `"auto"` does not take this sweep's valley (too short, too flat), if it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
+}
+
+impl LrFind {
+    /// The valley as `"auto"` sees it.
+    pub fn valley(&self) -> Valley {
+        match (&self.untrusted, &self.suggestions) {
+            (Some(why), _) => Valley::Untrusted(why.clone()),
+            (None, Some(s)) => Valley::Trusted(s.valley),
+            (None, None) => Valley::Untrusted("lr_find gave no valley".into()),
+        }
+    }
 }
 
 /// Adam's β1 before any one-cycle schedule has set it (fastai's `Adam(mom=0.9)`).
@@ -96,6 +112,7 @@ pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
     fresh: M,
     opt: &GroupAdam<B>,
     beta1: f64,
+    loss: Loss,
     mut batches: impl FnMut(usize) -> Result<Batch>,
     sweep: &crate::recipe::LrFindStep,
     device: &B::Device,
@@ -108,9 +125,9 @@ pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
     for i in 0..num_it {
         let lr = lr_find_lr(start, end, i, num_it);
         let batch = batches(i)?;
-        let (next, loss) = train_step(net, &mut opt, &batch, [lr; 3], beta1, device);
+        let (next, value) = train_step(net, &mut opt, &batch, [lr; 3], beta1, loss, device);
         net = next;
-        let (smooth, stop) = smoother.push(loss);
+        let (smooth, stop) = smoother.push(value);
         lrs.push(lr);
         losses.push(smooth);
         if smooth.is_nan() {
@@ -124,10 +141,16 @@ pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
         }
     }
     let suggestions = suggest(&lrs, &losses, num_it);
+    let finite = losses.iter().take_while(|l| l.is_finite()).count();
+    let untrusted = match Valley::judge(&losses[..finite], num_it, suggestions.as_ref().map(|s| s.valley)) {
+        Valley::Trusted(_) => None,
+        Valley::Untrusted(why) => Some(why),
+    };
     Ok(LrFind {
         lrs,
         losses,
         suggestions,
+        untrusted,
     })
 }
 
@@ -191,6 +214,7 @@ pub fn evaluate<B: TrainBackend, M: Segmenter<B>>(
     net: &M,
     batches: impl Iterator<Item = Result<Batch>>,
     n_classes: usize,
+    loss: Loss,
     device: &B::Device,
 ) -> Result<Scores> {
     let inner = net.valid();
@@ -199,14 +223,14 @@ pub fn evaluate<B: TrainBackend, M: Segmenter<B>>(
         let b = b?;
         let (x, y) = to_tensors::<B::InnerBackend>(&b, device);
         let logits = inner.logits(x);
-        let loss: f64 = burn::tensor::ElementConversion::elem(masked_cross_entropy(logits.clone(), y).into_scalar());
+        let value: f64 = burn::tensor::ElementConversion::elem(loss.compute(logits.clone(), y).into_scalar());
         let pred: Vec<i64> = logits
             .argmax(1)
             .into_data()
             .convert::<i64>()
             .to_vec::<i64>()
             .map_err(|e| anyhow::anyhow!("reading predictions: {e}"))?;
-        scores.add(&pred, &b.masks, loss);
+        scores.add(&pred, &b.masks, value);
     }
     Ok(scores)
 }
@@ -218,7 +242,9 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean of the epoch's batch losses (fastai shows an EMA instead).
     pub train_loss: f64,
-    /// Mean cross-entropy over the labelled validation pixels.
+    /// The recipe's loss on the validation set (for cross-entropy: the mean over the labelled
+    /// validation pixels; for a summed loss such as dice: per batch, averaged over batches
+    /// weighted by their labelled pixels).
     pub valid_loss: f64,
     pub dice: Vec<Option<f64>>,
     pub iou: Vec<Option<f64>>,
@@ -250,6 +276,8 @@ pub struct FitData<'a> {
     /// The first epoch to run (a resumed fit skips the epochs it has done; the schedule
     /// positions are those of the whole fit).
     pub start_epoch: usize,
+    /// The training loss (also the validation loss).
+    pub loss: Loss,
     /// The background class, left out of the `_fg` means.
     pub background: Option<usize>,
     /// Advanced once per training batch (hidden when not on a terminal).
@@ -297,7 +325,7 @@ pub fn fit_one_cycle<B: TrainBackend, M: Segmenter<B>>(
         {
             let (lrs, mom) = sched.at(position(e, i, epochs, n_iter));
             last = [lrs[0], lrs[1], lrs[2]];
-            let (next, loss) = train_step(net, opt, &b?, last, mom, device);
+            let (next, loss) = train_step(net, opt, &b?, last, mom, fit.loss, device);
             net = next;
             sum += loss;
             count += 1;
@@ -308,6 +336,7 @@ pub fn fit_one_cycle<B: TrainBackend, M: Segmenter<B>>(
             &net,
             batches(data.valid.clone(), fit.bs, fit.size, data.n_classes, false, fit.seed, 0),
             data.n_classes,
+            fit.loss,
             device,
         )?;
         let (dice, iou) = (scores.dice(), scores.iou());
