@@ -37,11 +37,13 @@ UNET_TRAIN ?= $(BIN)/unet-train
 UNET_EVAL ?= $(BIN)/unet-eval
 CHEEK_LAB ?= $(BIN)/cheek-lab
 
-# Training: a CPU-sized configuration for the demo (small inputs, the slim decoder, a short
-# recipe); pipelines/mut1ny-gpu.mk holds the full reference configuration for a GPU.
+# Training: a CPU-sized configuration for the demo (128² inputs, the slim decoder, random
+# initial weights, one 11-epoch cycle with fastai's cross-entropy + dice loss, which finds the
+# small classes that cross-entropy alone does not in that time); pipelines/mut1ny-gpu.mk holds
+# the full reference configuration for a GPU.
 MODEL_DIR ?= $(OUT_DIR)/model
 DEVICE ?= cpu
-TRAIN_ARGS ?= --arch smp --size 64 --bs 8 --recipe pipelines/demo-recipe.json
+TRAIN_ARGS ?= --arch smp --size 128 --bs 4 --recipe pipelines/demo-recipe.json
 
 # Evaluation: every item (scores per split), predicted masks at full resolution.
 EVAL_DIR ?= $(OUT_DIR)/eval
