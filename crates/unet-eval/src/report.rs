@@ -771,6 +771,18 @@ pub fn summary(dir: &Path) -> Result<String> {
                 f(&s["mean_dice"]),
                 f(&s["mean_dice_fg"])
             ));
+            if k == "full_resolution" {
+                let per: Vec<String> = s["per_class"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["iou"].is_number())
+                    .map(|c| format!("{} {}", c["name"].as_str().unwrap_or("?"), f(&c["iou"])))
+                    .collect();
+                if !per.is_empty() {
+                    out.push_str(&format!("\n    IoU per class: {}", per.join(", ")));
+                }
+            }
         }
     }
     if dir.join("contact_sheet.png").is_file() {

@@ -413,7 +413,8 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
         .arg(&dir)
         .assert()
         .success()
-        .stderr(contains("6 images (5 labelled) with the best weights"));
+        .stderr(contains("6 images (5 labelled) with the best weights"))
+        .stderr(contains("\n    IoU per class: "));
     // the user's files: a rerun refuses and changes nothing
     std::fs::write(dir.join("notes.txt"), "mine").unwrap();
     std::fs::create_dir_all(dir.join("masks/mine")).unwrap();

@@ -43,7 +43,11 @@ pub fn summary(dir: &std::path::Path) -> Result<String> {
         }
     }
     out.pop();
-    for f in info.fit_lrs.iter().filter(|f| f.lr.source != "stated") {
+    for f in info
+        .fit_lrs
+        .iter()
+        .filter(|f| f.lr.source != unet::recipe::LrSource::Stated)
+    {
         out.push_str(&format!(
             "\n  {} phase: lr_max {} from the {}{}",
             f.phase,

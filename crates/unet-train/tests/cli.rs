@@ -133,7 +133,7 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         .as_deref()
         .expect("a 12-iteration sweep is not trusted");
     assert!(why.contains("the sweep ran 12 iterations"), "{why}");
-    let sources: Vec<&str> = info.fit_lrs.iter().map(|f| f.lr.source.as_str()).collect();
+    let sources: Vec<String> = info.fit_lrs.iter().map(|f| f.lr.source.to_string()).collect();
     assert_eq!(sources, ["stated", "stated", "fallback"]);
     assert_eq!(info.fit_lrs[2].lr.lr_max, info.fit_lrs[1].lr.lr_max);
     assert!((info.fit_lrs[2].lr.lr_max[2] - 1e-3).abs() < 1e-15);
@@ -484,7 +484,7 @@ fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
     assert_eq!(info.recipe.loss, unet::loss::Loss::CrossEntropyDice);
     assert_eq!(info.lr_find[0].untrusted, None, "{:?}", info.lr_find[0]);
     let valley = info.lr_find[0].suggestions.as_ref().unwrap().valley;
-    assert_eq!(info.fit_lrs[0].lr.source, "valley");
+    assert_eq!(info.fit_lrs[0].lr.source, unet::recipe::LrSource::Valley);
     assert!((info.fit_lrs[0].lr.lr_max[2] - valley).abs() <= valley * 1e-12);
     // the summary names the loss and where the fit's rate came from
     Command::cargo_bin("unet-train")

@@ -234,8 +234,8 @@ pub enum Valley {
 }
 
 impl Valley {
-    /// Whether a sweep's valley can be taken: `lrs`/`losses` are the sweep's finite points
-    /// (smoothed losses), `num_it` its planned length, `valley` fastai's suggestion.
+    /// Whether a sweep's valley can be taken: `losses` are the sweep's finite smoothed losses,
+    /// `num_it` its planned length, `valley` fastai's suggestion.
     pub fn judge(losses: &[f64], num_it: usize, valley: Option<f64>) -> Valley {
         let n = losses.len();
         let Some(v) = valley else {
@@ -254,7 +254,7 @@ impl Valley {
         let first = window.first().copied().unwrap_or(f64::NAN);
         let lowest = window.iter().copied().fold(f64::INFINITY, f64::min);
         let drop = (first - lowest) / first;
-        if !(drop >= MIN_TRUSTED_DROP) {
+        if drop.is_nan() || drop < MIN_TRUSTED_DROP {
             return Valley::Untrusted(format!(
                 "lr_find's valley {v:.2e} is not trusted: the smoothed loss fell only {:.1} % over the sweep \
                  (from {first:.4} to {lowest:.4}; at least {:.0} % shows a valley)",
@@ -266,12 +266,33 @@ impl Valley {
     }
 }
 
+/// Where a fit's rates came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSource {
+    /// A number or slice in the recipe.
+    Stated,
+    /// `"auto"`: the latest lr_find's valley.
+    Valley,
+    /// `"auto"` with no trustworthy valley: the fallback.
+    Fallback,
+}
+
+impl std::fmt::Display for LrSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LrSource::Stated => "stated",
+            LrSource::Valley => "valley",
+            LrSource::Fallback => "fallback",
+        })
+    }
+}
+
 /// The rates a cycle uses, and where they came from (for the log and `model.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedLr {
     pub lr_max: [f64; 3],
-    /// `stated`, `valley` or `fallback`.
-    pub source: String,
+    pub source: LrSource,
     /// Why the valley was not taken (a fallback only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -304,7 +325,7 @@ impl PhaseLr {
         match self {
             PhaseLr::Groups(g) => Ok(ResolvedLr {
                 lr_max: *g,
-                source: "stated".into(),
+                source: LrSource::Stated,
                 reason: None,
             }),
             PhaseLr::AutoValley {
@@ -315,13 +336,13 @@ impl PhaseLr {
                     let s = slice(v / 10.0, *v, 3);
                     Ok(ResolvedLr {
                         lr_max: [s[0], s[1], s[2]],
-                        source: "valley".into(),
+                        source: LrSource::Valley,
                         reason: None,
                     })
                 }
                 Some(Valley::Untrusted(why)) => Ok(ResolvedLr {
                     lr_max: *fallback,
-                    source: "fallback".into(),
+                    source: LrSource::Fallback,
                     reason: Some(format!("{why}; using {fallback_from}")),
                 }),
                 None => bail!("lr_max \"auto\" needs an lr_find step before it"),
@@ -571,7 +592,7 @@ mod tests {
         assert!((g[0] - 1e-5).abs() < 1e-18 && (g[1] - 1e-4).abs() < 1e-17 && (g[2] - 1e-3).abs() < 1e-16);
         assert!(matches!(p[2], Phase::LrFind { num_it: 100, .. }));
         let (s, from) = p[3].schedule(None).unwrap().unwrap();
-        assert_eq!(from.source, "stated");
+        assert_eq!(from.source, LrSource::Stated);
         assert_eq!((s.div, s.div_final, s.pct_start), (25.0, 1e5, 0.25));
         assert!((s.lr_max[1] - 10f64.powf(-4.5)).abs() < 1e-15, "geometric middle");
     }
@@ -586,7 +607,7 @@ mod tests {
         let p = r.phases().unwrap();
         let (s, from) = p[1].schedule(Some(&Valley::Trusted(1e-3))).unwrap().unwrap();
         assert!((s.lr_max[0] - 1e-4).abs() < 1e-16 && (s.lr_max[2] - 1e-3).abs() < 1e-16);
-        assert_eq!((from.source.as_str(), from.reason), ("valley", None));
+        assert_eq!((from.source, from.reason), (LrSource::Valley, None));
         let e = p[1].schedule(None).unwrap_err().to_string();
         assert!(e.contains("lr_find"), "{e}");
         // nothing trained before and no lr_fallback: fastai's default rate
@@ -595,7 +616,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(s.lr_max, vec![1e-3; 3]);
-        assert_eq!(from.source, "fallback");
+        assert_eq!(from.source, LrSource::Fallback);
         assert!(from.reason.unwrap().contains("too short; using fastai's default"));
         let e = Recipe::from_json(r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#)
             .unwrap_err()
@@ -719,7 +740,10 @@ mod tests {
         let Valley::Untrusted(why) = Valley::judge(&flat, 100, Some(1e-4)) else {
             panic!()
         };
-        assert!(why.contains("fell only 0.8 % over the sweep (from 0.9983 to 0.9900"), "{why}");
+        assert!(
+            why.contains("fell only 0.8 % over the sweep (from 0.9983 to 0.9900"),
+            "{why}"
+        );
         // no suggestion at all
         assert!(matches!(Valley::judge(&flat[..8], 100, None), Valley::Untrusted(w) if w.contains("no valley")));
     }

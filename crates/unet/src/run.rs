@@ -37,7 +37,7 @@ use crate::device::{BackendTask, DeviceSpec};
 use crate::loader::{Batch, SplitSet, batches};
 use crate::model::{FastaiUnet, SmpUnet};
 use crate::optim::{GroupAdam, SavedAdam, SavedMoments};
-use crate::recipe::{Freeze, Phase, Recipe, ResolvedLr, Valley};
+use crate::recipe::{Freeze, LrSource, Phase, Recipe, ResolvedLr};
 use crate::resnet::ResNet;
 use crate::schedule::EarlyStopping;
 use crate::train::{EpochRecord, FitData, LrFind, Segmenter, fit_one_cycle, lr_find};
@@ -883,9 +883,6 @@ where
                         found.lrs.len()
                     ),
                 }
-                if let Valley::Untrusted(why) = found.valley() {
-                    found.untrusted = Some(why);
-                }
                 progress.lr_finds.push(found);
                 write_lr_finds(dir, &progress.lr_finds)?;
                 progress.phase += 1;
@@ -898,12 +895,12 @@ where
                 let valley = progress.lr_finds.last().map(LrFind::valley);
                 let (sched, resolved) = phase.schedule(valley.as_ref())?.expect("a cycle has a schedule");
                 if progress.epochs_done == 0 {
-                    match (&resolved.reason, resolved.source.as_str()) {
+                    match (&resolved.reason, resolved.source) {
                         (Some(why), _) => log::warn!(
                             "{name}: lr_max {} ({why})",
                             crate::recipe::show_groups(&resolved.lr_max)
                         ),
-                        (None, "valley") => log::info!(
+                        (None, LrSource::Valley) => log::info!(
                             "{name}: lr_max {} from lr_find's valley",
                             crate::recipe::show_groups(&resolved.lr_max)
                         ),

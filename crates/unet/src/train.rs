@@ -107,6 +107,7 @@ pub const ADAM_BETA1: f64 = 0.9;
 /// statistics for the sweep. (burn's `clone` shares BatchNorm running statistics, whose storage
 /// is reference-counted and updated in place, so a sweep on a clone would move the original's
 /// statistics, to NaN when it diverges.)
+#[allow(clippy::too_many_arguments)] // the sweep's own settings, each a different kind
 pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
     net: &M,
     fresh: M,
