@@ -60,6 +60,32 @@ impl OutputArgs {
         Ok(locks)
     }
 
+    /// [`OutputArgs::prepare`] for one shard of a stage: the output manifest and a per-shard
+    /// lock beside each shared folder are taken exclusively (the same shard cannot run twice),
+    /// the folders themselves shared (the other shards write their own files there; an
+    /// unsharded run of the stage on a folder waits for none and refuses while shards run).
+    pub fn prepare_shard<'a>(
+        &'a self,
+        stage: &str,
+        shared: impl IntoIterator<Item = &'a std::path::Path> + Clone,
+        shard: crate::shard::Shard,
+    ) -> Result<crate::out::Locks> {
+        let per_shard: Vec<PathBuf> = shared
+            .clone()
+            .into_iter()
+            .map(|d| {
+                let name = d
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                d.with_file_name(format!("{name}.{}", shard.tag()))
+            })
+            .collect();
+        let mut locks = self.prepare(stage, per_shard.iter().map(PathBuf::as_path))?;
+        locks.add(crate::out::lock_shared(stage, shared)?);
+        Ok(locks)
+    }
+
     /// Writes the manifest where `-o` says, atomically, refusing to clobber foreign files.
     pub fn write(&self, m: &crate::Manifest) -> Result<()> {
         m.write(&crate::Output::parse(&self.output), self.force)

@@ -9,6 +9,7 @@
 //! * [`colour`]: sRGB ⇄ CIE L\*a\*b\*.
 //! * [`metrics`]: confusion matrix, dice, IoU and pixel accuracy with global sums.
 //! * [`rng`]: the seeded PRNG behind every random choice.
+//! * [`shard`]: `--shard K/N`, one of N parts of a manifest's items.
 //! * [`cli`]: common flags, logging, exit codes.
 
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod out;
 pub mod palette;
 pub mod paths;
 pub mod rng;
+pub mod shard;
 
 pub use io::Output;
 pub use manifest::{Item, Manifest, Split, Step};

@@ -236,10 +236,29 @@ pub struct Locks {
     _files: Vec<fs::File>,
 }
 
+impl Locks {
+    /// Holds `other`'s locks too.
+    pub fn add(&mut self, other: Locks) {
+        self._files.extend(other._files);
+    }
+}
+
 /// Locks every output (files and folders; `-` and FIFOs/devices are skipped) with a `flock` on
 /// `.NAME.lock` beside it, and sweeps the temporary files interrupted runs left there. A second
 /// run on the same outputs refuses, naming the first (its pid, stage and command line).
 pub fn lock_outputs<'a>(stage: &str, outputs: impl IntoIterator<Item = &'a Path>) -> Result<Locks> {
+    lock(stage, outputs, false)
+}
+
+/// Takes a shared lock on each output folder that the shards of one stage write into together
+/// (`--shard K/N`, each shard its own files): shards run side by side, and an unsharded run of
+/// the stage on the same folder (which takes it exclusively) refuses while any shard runs, and
+/// the other way round. Nothing is swept: another shard's temporary files may be in flight.
+pub fn lock_shared<'a>(stage: &str, outputs: impl IntoIterator<Item = &'a Path>) -> Result<Locks> {
+    lock(stage, outputs, true)
+}
+
+fn lock<'a>(stage: &str, outputs: impl IntoIterator<Item = &'a Path>, shared: bool) -> Result<Locks> {
     let mut files = Vec::new();
     let mut seen = BTreeSet::new();
     for p in outputs {
@@ -268,7 +287,7 @@ pub fn lock_outputs<'a>(stage: &str, outputs: impl IntoIterator<Item = &'a Path>
             .truncate(false)
             .open(&lock_path)
             .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
-        match f.try_lock() {
+        match if shared { f.try_lock_shared() } else { f.try_lock() } {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
                 let holder = fs::read_to_string(&lock_path).unwrap_or_default();
@@ -285,9 +304,12 @@ pub fn lock_outputs<'a>(stage: &str, outputs: impl IntoIterator<Item = &'a Path>
         }
         let args: Vec<String> = std::env::args().collect();
         let who = format!("pid {}, {stage}: {}\n", std::process::id(), args.join(" "));
-        // best effort: the lock holds even if the note cannot be written
+        // best effort: the lock holds even if the note cannot be written (shared holders
+        // overwrite each other's: the note names one of them)
         let _ = f.set_len(0).and_then(|()| f.write_all(who.as_bytes()));
-        sweep_temps(&abs);
+        if !shared {
+            sweep_temps(&abs);
+        }
         files.push(f);
     }
     Ok(Locks { _files: files })

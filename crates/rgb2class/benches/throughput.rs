@@ -184,6 +184,7 @@ fn main() {
                 off_palette: OffPalette::Nearest,
                 compression: *compression,
                 force: false,
+                shard: None,
             };
             t.push(time(|| {
                 rgb2class::run(&cfg, &indicatif::ProgressBar::hidden()).expect("rgb2class run")

@@ -69,6 +69,9 @@ pub struct Config {
     pub off_palette: OffPalette,
     pub compression: MaskCompression,
     pub force: bool,
+    /// Convert only this part of the items (`--shard K/N`); the others are left out of the
+    /// manifest written.
+    pub shard: Option<facepipe_core::shard::Shard>,
 }
 
 /// Pixel mapping from RGB to class index.
@@ -669,17 +672,23 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
     if m.items.is_empty() {
         bail!("manifest {shown} has no items");
     }
-    let labelled: Vec<usize> = (0..m.items.len()).filter(|&i| m.items[i].label_rgb.is_some()).collect();
+    let labelled_in =
+        |m: &Manifest| -> Vec<usize> { (0..m.items.len()).filter(|&i| m.items[i].label_rgb.is_some()).collect() };
+    let labels_of = |m: &Manifest, labelled: &[usize]| -> Vec<PathBuf> {
+        labelled
+            .iter()
+            .map(|&i| PathBuf::from(m.items[i].label_rgb.as_ref().unwrap()))
+            .collect()
+    };
+    let mut labelled = labelled_in(&m);
     if labelled.is_empty() {
         bail!("no item in {shown} has a `label_rgb` to convert");
     }
 
     // Where masks go: mirror each label's path below the dataset root (or below the labels'
-    // common folder when the manifest names no root that holds them all).
-    let labels: Vec<PathBuf> = labelled
-        .iter()
-        .map(|&i| PathBuf::from(m.items[i].label_rgb.as_ref().unwrap()))
-        .collect();
+    // common folder when the manifest names no root that holds them all). Found from every
+    // label, so that each shard puts a mask where the unsharded run would.
+    let mut labels = labels_of(&m, &labelled);
     let root = m
         .root
         .as_ref()
@@ -688,10 +697,13 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
         .or_else(|| paths::common_dir(labels.iter().map(PathBuf::as_path)))
         .context("labels have no common folder")?;
     let out_dir = paths::absolute(&cfg.out_dir)?;
-    let masks: Vec<PathBuf> = labels
-        .iter()
-        .map(|l| out_dir.join(l.strip_prefix(&root).unwrap_or(l)).with_extension("tif"))
-        .collect();
+    let masks_of = |labels: &[PathBuf]| -> Vec<PathBuf> {
+        labels
+            .iter()
+            .map(|l| out_dir.join(l.strip_prefix(&root).unwrap_or(l)).with_extension("tif"))
+            .collect()
+    };
+    let mut masks = masks_of(&labels);
     let mut owner: HashMap<&Path, usize> = HashMap::new();
     for (k, mask) in masks.iter().enumerate() {
         if let Some(prev) = owner.insert(mask, k) {
@@ -713,9 +725,23 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
             );
         }
     }
+    // the checks above are over every item; a shard converts its part
+    if let Some(shard) = cfg.shard {
+        let mut items = std::mem::take(&mut m.items);
+        let keep = shard.select(&items.iter().map(|it| it.id.as_str()).collect::<Vec<_>>());
+        m.items = keep.iter().map(|&i| std::mem::take(&mut items[i])).collect();
+        labelled = labelled_in(&m);
+        labels = labels_of(&m, &labelled);
+        masks = masks_of(&labels);
+        log::info!("shard {shard}: {} of {} items", m.items.len(), items.len());
+    }
     io::create_dir_all(&out_dir)?;
-    // main holds the folder's lock: what a killed run left half-written can go
-    facepipe_core::out::sweep_temps_under(&out_dir);
+    match cfg.shard {
+        // main holds the folder's lock: what a killed run left half-written can go
+        None => facepipe_core::out::sweep_temps_under(&out_dir),
+        // other shards write into the folder now: only this shard's masks' leftovers go
+        Some(_) => masks.iter().for_each(|p| facepipe_core::out::sweep_temps(p)),
+    }
 
     let mapper = Mapper::new(&classes, cfg.off_palette);
     let info = MaskInfo {
@@ -773,6 +799,9 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
         .param("palette", source)
         .param("off_palette", cfg.off_palette)
         .param("compression", cfg.compression);
+    if let Some(shard) = cfg.shard {
+        step = step.param("shard", shard.to_string());
+    }
     step.inputs = inputs;
     step.count("masks", results.len());
     step.count("unlabelled_items", m.items.len() - labelled.len());

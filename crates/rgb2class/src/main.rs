@@ -29,6 +29,11 @@ struct Args {
     /// TIFF compression of the masks.
     #[arg(long, value_enum, default_value_t = MaskCompression::Packbits)]
     compression: MaskCompression,
+    /// Convert only part K of N of the items (by sorted id), writing a manifest of that part
+    /// (`manifest-merge` joins the parts): K/N, or env (Slurm's array task, Kubernetes'
+    /// completion index; env/N fixes N). Shards may share --out-dir.
+    #[arg(long, value_name = "K/N|env|env/N")]
+    shard: Option<facepipe_core::shard::ShardSpec>,
     #[command(flatten)]
     common: Common,
 }
@@ -38,7 +43,11 @@ fn main() -> ExitCode {
         rgb2class::STAGE,
         |a: &Args| &a.common,
         |a| {
-            let _locks = a.output.prepare(rgb2class::STAGE, [a.out_dir.as_path()])?;
+            let shard = a.shard.map(|s| s.resolve()).transpose()?;
+            let _locks = match shard {
+                None => a.output.prepare(rgb2class::STAGE, [a.out_dir.as_path()])?,
+                Some(s) => a.output.prepare_shard(rgb2class::STAGE, [a.out_dir.as_path()], s)?,
+            };
             let cfg = rgb2class::Config {
                 input: a.input.input,
                 out_dir: a.out_dir,
@@ -46,6 +55,7 @@ fn main() -> ExitCode {
                 off_palette: a.off_palette,
                 compression: a.compression,
                 force: a.output.force,
+                shard,
             };
             let m = rgb2class::run(&cfg, &a.common.progress(0, "rgb2class"))?;
             a.output.write(&m)

@@ -1,0 +1,268 @@
+//! `manifest-merge`: joins the manifests that the N shards of one stage wrote (`--shard K/N`)
+//! into the manifest one unsharded run would have written.
+//!
+//! Every shard must come from the same run of the same stage on the same input: the same
+//! schema version, classes (names, colours), root and top-level fields, the same provenance up
+//! to the stage's own step, and that step the same apart from its `shard` parameter and its
+//! counts. Each of the N parts must be there exactly once, and no item id may be in two parts.
+//! The result:
+//!
+//! * items: in the order of `--expect INPUT` (the manifest the shards read) when given, which
+//!   also requires that the parts hold exactly its items; sorted by id otherwise;
+//! * classes: per-class pixel counts summed;
+//! * provenance: the shared history, the stage's step with the `shard` parameter removed and its
+//!   counts summed (so equal to an unsharded run's), then a `manifest-merge` step that lists
+//!   every shard file with its sha256.
+//!
+//! Everything but that last step is what the unsharded run writes, byte for byte.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use facepipe_core::manifest::Loaded;
+use facepipe_core::shard::{Shard, ShardSpec};
+use facepipe_core::{Class, Manifest, Step};
+use serde_json::{Map, Value};
+
+pub const STAGE: &str = "manifest-merge";
+
+/// The shard a manifest holds, from its last provenance step.
+fn shard_of(m: &Manifest, shown: &str) -> Result<(Shard, Step)> {
+    let step = m
+        .provenance
+        .last()
+        .with_context(|| format!("{shown} has no provenance: it is not the output of a stage run with --shard"))?;
+    let spec = step.params.get("shard").and_then(Value::as_str).with_context(|| {
+        format!(
+            "{shown} is not a shard: its last step ({}) has no `shard` parameter",
+            step.stage
+        )
+    })?;
+    match spec.parse::<ShardSpec>() {
+        Ok(ShardSpec::Fixed(s)) => Ok((s, step.clone())),
+        _ => bail!("{shown}: its shard {spec:?} is not K/N"),
+    }
+}
+
+/// A shard's step without what differs between shards (its `shard` parameter and counts).
+fn bare(step: &Step) -> Step {
+    let mut b = step.clone();
+    b.params.remove("shard");
+    b.summary = Map::new();
+    b
+}
+
+/// Classes without their pixel counts (the part that must agree across shards).
+fn palette_of(classes: &[Class]) -> Vec<Class> {
+    classes
+        .iter()
+        .map(|c| Class {
+            pixels: None,
+            ..c.clone()
+        })
+        .collect()
+}
+
+/// Adds `b`'s counts into `a`: numbers summed (whole numbers stay whole), anything else must
+/// be equal.
+fn add_counts(a: &mut Map<String, Value>, b: &Map<String, Value>, shown: &str) -> Result<()> {
+    ensure!(
+        a.keys().eq(b.keys()),
+        "{shown}: its step reports other counts ({:?}) than the first shard's ({:?})",
+        b.keys().collect::<Vec<_>>(),
+        a.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in b {
+        let sum = match (&a[k], v) {
+            (Value::Number(x), Value::Number(y)) => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => Value::from(x + y),
+                _ => Value::from(x.as_f64().unwrap_or(f64::NAN) + y.as_f64().unwrap_or(f64::NAN)),
+            },
+            (x, y) if x == y => x.clone(),
+            (x, y) => bail!("{shown}: its count {k} is {y}, the first shard's {x}, and they do not add up"),
+        };
+        a.insert(k.clone(), sum);
+    }
+    Ok(())
+}
+
+/// Merges shard manifests (each read with [`Manifest::read`], named by `files` in errors).
+pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> Result<Manifest> {
+    ensure!(!shards.is_empty(), "no shard manifests given");
+    let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let first = &shards[0].manifest;
+    let (s0, step0) = shard_of(first, &shown[0])?;
+    let history = &first.provenance[..first.provenance.len() - 1];
+    let mut by_index: BTreeMap<usize, usize> = BTreeMap::new();
+    let settings = bare(&step0);
+    let mut step = settings.clone();
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    let mut pixels: Vec<Option<u64>> = vec![Some(0); first.classes.len()];
+    for (i, l) in shards.iter().enumerate() {
+        let (m, name) = (&l.manifest, &shown[i]);
+        let (s, own) = shard_of(m, name)?;
+        ensure!(
+            s.count == s0.count,
+            "{name} is shard {s} but {} is shard {s0}: shards of one run share N",
+            shown[0]
+        );
+        if let Some(&j) = by_index.get(&s.index) {
+            bail!("{name} and {} are both shard {s}", shown[j]);
+        }
+        by_index.insert(s.index, i);
+        ensure!(
+            m.schema_version == first.schema_version,
+            "{name} has schema version {}, {} has {}",
+            m.schema_version,
+            shown[0],
+            first.schema_version
+        );
+        if palette_of(&m.classes) != palette_of(&first.classes) {
+            bail!(
+                "{name} has other classes than {} (another palette or class order)",
+                shown[0]
+            );
+        }
+        ensure!(
+            m.root == first.root,
+            "{name} has root {:?}, {} has {:?}",
+            m.root,
+            shown[0],
+            first.root
+        );
+        ensure!(
+            m.extra == first.extra,
+            "{name} has other top-level fields than {}",
+            shown[0]
+        );
+        ensure!(
+            m.provenance[..m.provenance.len() - 1] == *history,
+            "{name} has another history than {} (its provenance before {} differs): not from the same input",
+            shown[0],
+            own.stage
+        );
+        ensure!(
+            bare(&own) == settings,
+            "{name}'s {} step differs from {}'s in more than its shard (stage, version, parameters or inputs)",
+            own.stage,
+            shown[0]
+        );
+        if i == 0 {
+            step.summary = own.summary.clone();
+        } else {
+            add_counts(&mut step.summary, &own.summary, name)?;
+        }
+        for it in &m.items {
+            if let Some(j) = owner.insert(it.id.as_str(), i) {
+                bail!("item {:?} is in both {} and {name}", it.id, shown[j]);
+            }
+        }
+        for (p, c) in pixels.iter_mut().zip(&m.classes) {
+            *p = p.zip(c.pixels).map(|(a, b)| a + b);
+        }
+    }
+    let missing: Vec<String> = (0..s0.count)
+        .filter(|k| !by_index.contains_key(k))
+        .map(|k| format!("{k}/{}", s0.count))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "{} {} {} missing (got {} of {})",
+        if missing.len() == 1 { "shard" } else { "shards" },
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" },
+        shards.len(),
+        s0.count
+    );
+
+    let mut items: Vec<_> = shards.iter().flat_map(|l| l.manifest.items.iter().cloned()).collect();
+    match expect {
+        Some(input) => {
+            let want: Vec<&str> = input.manifest.items.iter().map(|it| it.id.as_str()).collect();
+            let not_merged: Vec<&str> = want.iter().copied().filter(|id| !owner.contains_key(id)).collect();
+            let position: HashMap<&str, usize> = want.iter().enumerate().map(|(p, &id)| (id, p)).collect();
+            let extra: Vec<&str> = items
+                .iter()
+                .map(|it| it.id.as_str())
+                .filter(|id| !position.contains_key(id))
+                .collect();
+            if !not_merged.is_empty() || !extra.is_empty() {
+                let few = |v: &[&str]| {
+                    let mut s = v
+                        .iter()
+                        .take(5)
+                        .map(|id| format!("{id:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if v.len() > 5 {
+                        s.push_str(&format!(" and {} more", v.len() - 5));
+                    }
+                    s
+                };
+                let mut why = vec![];
+                if !not_merged.is_empty() {
+                    why.push(format!(
+                        "{} of its items are in no shard: {}",
+                        not_merged.len(),
+                        few(&not_merged)
+                    ));
+                }
+                if !extra.is_empty() {
+                    why.push(format!("{} shard items are not in it: {}", extra.len(), few(&extra)));
+                }
+                bail!(
+                    "the shards do not hold exactly the items of --expect {}: {}",
+                    input.input.path,
+                    why.join("; ")
+                );
+            }
+            items.sort_by_key(|it| position[it.id.as_str()]);
+        }
+        None => items.sort_by(|a, b| a.id.cmp(&b.id)),
+    }
+
+    let mut out = first.clone();
+    out.items = items;
+    for (c, p) in out.classes.iter_mut().zip(pixels) {
+        c.pixels = p;
+    }
+    out.provenance = history.to_vec();
+    out.provenance.push(step);
+    let mut me = Step::new(STAGE, facepipe_core::VERSION)
+        .param("shards", s0.count)
+        .param("order", if expect.is_some() { "expect" } else { "id" });
+    me.inputs = by_index.values().map(|&i| shards[i].input.clone()).collect();
+    if let Some(e) = expect {
+        me.inputs.push(e.input.clone());
+    }
+    me.count("items", out.items.len());
+    out.provenance.push(me);
+    out.validate()?;
+    Ok(out)
+}
+
+/// Refuses an output that is one of the inputs (a shard or `--expect`): merging would replace
+/// the file it reads.
+pub fn refuse_input_as_output<'a>(output: &Path, inputs: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
+    let Ok(out) = std::fs::canonicalize(output) else {
+        return Ok(()); // not there yet (or `-`): no input is it
+    };
+    for f in inputs {
+        if std::fs::canonicalize(f).is_ok_and(|p| p == out) {
+            bail!(
+                "-o {} is also an input ({}); write the merged manifest elsewhere",
+                output.display(),
+                f.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reads the shard files (and the expected input) and merges them.
+pub fn run(files: &[PathBuf], expect: Option<&Path>) -> Result<Manifest> {
+    let shards = files.iter().map(|f| Manifest::read(f)).collect::<Result<Vec<_>>>()?;
+    let expect = expect.map(Manifest::read).transpose()?;
+    merge(&shards, files, expect.as_ref())
+}
