@@ -55,6 +55,19 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// `count` demo faces of 48² in `dir/data` and their pairs manifest `dir/pairs.json`.
+fn pairs(dir: &Path, count: usize, seed: u64) {
+    ok(stage("demo-faces", dir)
+        .args(["--out", "data", "--size", "48", "-q"])
+        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .unwrap());
+    ok(stage("xml-pairs", dir)
+        .args(["--xml", "data/training.xml", "-o", "pairs.json"])
+        .output()
+        .unwrap());
+}
+
 fn shard_names(n: usize) -> Vec<String> {
     (0..n).map(|k| format!("part.{k}.json")).collect()
 }
@@ -63,14 +76,7 @@ fn shard_names(n: usize) -> Vec<String> {
 fn merged_shards_equal_the_unsharded_run() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    ok(stage("demo-faces", dir)
-        .args(["--out", "data", "--count", "12", "--size", "48", "--seed", "3", "-q"])
-        .output()
-        .unwrap());
-    ok(stage("xml-pairs", dir)
-        .args(["--xml", "data/training.xml", "-o", "pairs.json"])
-        .output()
-        .unwrap());
+    pairs(dir, 12, 3);
     ok(stage("rgb2class", dir)
         .args(["-i", "pairs.json", "-o", "full.json", "--out-dir", "masks"])
         .output()
@@ -265,14 +271,7 @@ fn merged_shards_equal_the_unsharded_run() {
 fn sharded_and_unsharded_runs_on_one_folder_exclude_each_other() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    ok(stage("demo-faces", dir)
-        .args(["--out", "data", "--count", "3", "--size", "48", "--seed", "4", "-q"])
-        .output()
-        .unwrap());
-    ok(stage("xml-pairs", dir)
-        .args(["--xml", "data/training.xml", "-o", "pairs.json"])
-        .output()
-        .unwrap());
+    pairs(dir, 3, 4);
     fs::create_dir(dir.join("masks")).unwrap();
     let lock = fs::OpenOptions::new()
         .create(true)

@@ -39,17 +39,23 @@ const RECIPE: &str = r#"{"patience": null, "steps": [
   {"lr_find": {"num_it": 12}},
   {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#;
 
-fn train(manifest: &Path, out: &Path, extra: &[&str]) -> Command {
+/// unet-train on `manifest` into `out` with the recipe file `recipe`, at 32², batch 2.
+fn train_with(manifest: &Path, out: &Path, recipe: &Path) -> Command {
     let mut c = Command::cargo_bin("unet-train").unwrap();
-    let recipe = manifest.with_file_name("recipe.json");
-    std::fs::write(&recipe, RECIPE).unwrap();
     c.arg("-i")
         .arg(manifest)
         .arg("--out-dir")
         .arg(out)
         .args(["--arch", "smp", "--size", "32", "--bs", "2", "--recipe"])
-        .arg(&recipe)
-        .args(extra);
+        .arg(recipe);
+    c
+}
+
+fn train(manifest: &Path, out: &Path, extra: &[&str]) -> Command {
+    let recipe = manifest.with_file_name("recipe.json");
+    std::fs::write(&recipe, RECIPE).unwrap();
+    let mut c = train_with(manifest, out, &recipe);
+    c.args(extra);
     c
 }
 
@@ -328,14 +334,7 @@ fn hostile_weights_sizes_and_recipes_are_refused_before_anything_is_written() {
         r#"{"steps": [{"fine_tune": {"epochs": 0, "freeze_epochs": 0}}]}"#,
     )
     .unwrap();
-    Command::cargo_bin("unet-train")
-        .unwrap()
-        .arg("-i")
-        .arg(&m)
-        .arg("--out-dir")
-        .arg(&out)
-        .args(["--arch", "smp", "--size", "32", "--bs", "2", "--recipe"])
-        .arg(&zero)
+    train_with(&m, &out, &zero)
         .assert()
         .code(1)
         .stderr(contains("no step trains an epoch"));
@@ -469,14 +468,7 @@ fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
     )
     .unwrap();
     let out = tmp.path().join("run");
-    Command::cargo_bin("unet-train")
-        .unwrap()
-        .arg("-i")
-        .arg(&m)
-        .arg("--out-dir")
-        .arg(&out)
-        .args(["--arch", "smp", "--size", "32", "--bs", "2", "--recipe"])
-        .arg(&recipe)
+    train_with(&m, &out, &recipe)
         .assert()
         .success()
         .stderr(contains("from lr_find's valley"));
