@@ -61,7 +61,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai clean help
+.PHONY: snakemake snakemake-venv test-snakemake all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -185,6 +185,35 @@ PARITY_ARCHS ?= fastai,smp
 parity-fastai: $(OUT_DIR)/split.json ## fastai itself vs unet-train from random weights: per-epoch valid loss, final foreground IoU, per arch and seed (needs fastai in TORCH_PYTHON)
 	$(TORCH_PYTHON) tests/parity/fastai_learning.py $< $(BIN)/unet-train --epochs $(PARITY_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3
 
+SNAKEMAKE_VENV ?= .venv-snakemake
+SNAKEMAKE_VERSION ?= 9.27.1
+SNAKE_OUT ?= out-snakemake
+SHARDS ?= 3
+SNAKE_ARGS ?= --cores 2
+
+$(SNAKEMAKE_VENV)/bin/snakemake:
+	python3 -m venv $(SNAKEMAKE_VENV)
+	$(SNAKEMAKE_VENV)/bin/pip install --quiet "snakemake==$(SNAKEMAKE_VERSION)"
+
+snakemake-venv: $(SNAKEMAKE_VENV)/bin/snakemake ## a virtual environment (SNAKEMAKE_VENV) with Snakemake (SNAKEMAKE_VERSION) from PyPI
+
+snakemake: $(SNAKEMAKE_VENV)/bin/snakemake | build ## the pipeline on Snakemake (rgb2class as SHARDS jobs + manifest-merge) into SNAKE_OUT
+	$(SNAKEMAKE_VENV)/bin/snakemake -s pipelines/Snakefile $(SNAKE_ARGS) \
+	  --config out=$(SNAKE_OUT) bin=$(BIN) shards=$(SHARDS) $(if $(filter $(DATA_DIR),$(DEMO_DIR)),,data=$(DATA_DIR))
+
+test-snakemake: $(SNAKEMAKE_VENV)/bin/snakemake | build ## the Snakefile's whole chain on 12 demo faces, tiny training; its merged masks.json must equal one rgb2class run's
+	rm -rf -- $(OUT_DIR)/test-snakemake
+	$(SNAKEMAKE_VENV)/bin/snakemake -s pipelines/Snakefile --cores 2 --quiet rules \
+	  --config out=$(OUT_DIR)/test-snakemake bin=$(BIN) shards=3 demo_count=12 demo_size=64 \
+	  "train_args=--arch smp --size 32 --bs 2 --fine-tune-epochs 0 --no-lr-find --epochs 1 --lr 1e-3"
+	$(RGB2CLASS) -i $(OUT_DIR)/test-snakemake/pairs.json -o $(OUT_DIR)/test-snakemake/masks-one.json \
+	  --out-dir $(OUT_DIR)/test-snakemake/masks -q
+	python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); \
+	  a["provenance"].pop(); assert a == b, "merged masks.json differs from one rgb2class run"; \
+	  print("test-snakemake: merged manifest of", len(a["items"]), "items equals the unsharded one")' \
+	  $(OUT_DIR)/test-snakemake/masks.json $(OUT_DIR)/test-snakemake/masks-one.json
+	$(CHECK) --require pred_mask $(OUT_DIR)/test-snakemake/predictions.json
+
 clean: ## remove the outputs (all of OUT_DIR); a DATA_DIR outside it is never touched
 	rm -rf -- $(OUT_DIR)
 
@@ -195,4 +224,5 @@ help: ## list targets and the variables you can override
 	@echo "           SEED=$(SEED) VALID_PCT=$(VALID_PCT) GROUP_BY=$(GROUP_BY) OFF_PALETTE=$(OFF_PALETTE) PALETTE=$(PALETTE)"
 	@echo "           MODEL_DIR=$(MODEL_DIR) DEVICE=$(DEVICE) TRAIN_ARGS=$(TRAIN_ARGS)"
 	@echo "           EVAL_DIR=$(EVAL_DIR) EVAL_ARGS=$(EVAL_ARGS) REFERENCE=$(REFERENCE) CHEEK_ARGS=$(CHEEK_ARGS)"
+	@echo "           SNAKE_OUT=$(SNAKE_OUT) SHARDS=$(SHARDS) SNAKEMAKE_VENV=$(SNAKEMAKE_VENV) SNAKEMAKE_VERSION=$(SNAKEMAKE_VERSION) SNAKE_ARGS=$(SNAKE_ARGS)"
 	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN UNET_EVAL CHEEK_LAB (set one to swap that stage)"
