@@ -18,6 +18,17 @@ fn stage(name: &str, dir: &Path) -> Command {
     c
 }
 
+/// rgb2class from `pairs.json` into the mask folder `masks`, writing the manifest `out`, on
+/// the part `shard` (`K/N`, `env`…) or, with `None`, on every item.
+fn rgb2class(dir: &Path, out: &str, shard: Option<&str>) -> Command {
+    let mut c = stage("rgb2class", dir);
+    c.args(["-i", "pairs.json", "-o", out, "--out-dir", "masks"]);
+    if let Some(s) = shard {
+        c.args(["--shard", s]);
+    }
+    c
+}
+
 fn ok(out: Output) -> Output {
     assert!(
         out.status.success(),
@@ -77,10 +88,7 @@ fn merged_shards_equal_the_unsharded_run() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     pairs(dir, 12, 3);
-    ok(stage("rgb2class", dir)
-        .args(["-i", "pairs.json", "-o", "full.json", "--out-dir", "masks"])
-        .output()
-        .unwrap());
+    ok(rgb2class(dir, "full.json", None).output().unwrap());
     let full = json(&dir.join("full.json"));
     let masks = files(&dir.join("masks"));
     assert_eq!(masks.len(), 12);
@@ -91,24 +99,14 @@ fn merged_shards_equal_the_unsharded_run() {
         if n == 3 {
             // side by side, as array tasks run: they share the mask folder
             let children: Vec<_> = (0..n)
-                .map(|k| {
-                    stage("rgb2class", dir)
-                        .args(["-i", "pairs.json", "-o", &names[k], "--out-dir", "masks", "--shard"])
-                        .arg(format!("{k}/{n}"))
-                        .spawn()
-                        .unwrap()
-                })
+                .map(|k| rgb2class(dir, &names[k], Some(&format!("{k}/{n}"))).spawn().unwrap())
                 .collect();
             for c in children {
                 assert!(c.wait_with_output().unwrap().status.success());
             }
         } else {
             for (k, name) in names.iter().enumerate() {
-                ok(stage("rgb2class", dir)
-                    .args(["-i", "pairs.json", "-o", name, "--out-dir", "masks", "--shard"])
-                    .arg(format!("{k}/{n}"))
-                    .output()
-                    .unwrap());
+                ok(rgb2class(dir, name, Some(&format!("{k}/{n}"))).output().unwrap());
             }
         }
         let sizes: Vec<usize> = names
@@ -198,65 +196,21 @@ fn merged_shards_equal_the_unsharded_run() {
     );
     assert_eq!(fs::read(dir.join(&names[0])).unwrap(), before);
     // a shard of another run (another N)
-    ok(stage("rgb2class", dir)
-        .args([
-            "-i",
-            "pairs.json",
-            "-o",
-            "other.json",
-            "--out-dir",
-            "masks",
-            "--shard",
-            "0/2",
-        ])
-        .output()
-        .unwrap());
+    ok(rgb2class(dir, "other.json", Some("0/2")).output().unwrap());
     let mut mixed = all.clone();
     mixed[0] = "other.json";
     fails(merge(&mixed), "shards of one run share N");
     // bad --shard values are bad usage
-    let out = stage("rgb2class", dir)
-        .args([
-            "-i",
-            "pairs.json",
-            "-o",
-            "x.json",
-            "--out-dir",
-            "masks",
-            "--shard",
-            "3/3",
-        ])
-        .output()
-        .unwrap();
+    let out = rgb2class(dir, "x.json", Some("3/3")).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = stage("rgb2class", dir)
-        .args([
-            "-i",
-            "pairs.json",
-            "-o",
-            "x.json",
-            "--out-dir",
-            "masks",
-            "--shard",
-            "env",
-        ])
+    let out = rgb2class(dir, "x.json", Some("env"))
         .env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("JOB_COMPLETION_INDEX")
         .output()
         .unwrap();
     fails(out, "neither SLURM_ARRAY_TASK_ID");
     // from a Slurm array task's environment
-    ok(stage("rgb2class", dir)
-        .args([
-            "-i",
-            "pairs.json",
-            "-o",
-            "slurm.json",
-            "--out-dir",
-            "masks",
-            "--shard",
-            "env",
-        ])
+    ok(rgb2class(dir, "slurm.json", Some("env"))
         .env("SLURM_ARRAY_TASK_ID", "1")
         .env("SLURM_ARRAY_TASK_COUNT", "7")
         .output()
@@ -282,42 +236,15 @@ fn sharded_and_unsharded_runs_on_one_folder_exclude_each_other() {
     // a shard holds the folder (shared): an unsharded run refuses, another shard goes on
     lock.try_lock_shared().unwrap();
     fails(
-        stage("rgb2class", dir)
-            .args(["-i", "pairs.json", "-o", "full.json", "--out-dir", "masks"])
-            .output()
-            .unwrap(),
+        rgb2class(dir, "full.json", None).output().unwrap(),
         "is being written by another run",
     );
-    ok(stage("rgb2class", dir)
-        .args([
-            "-i",
-            "pairs.json",
-            "-o",
-            "p0.json",
-            "--out-dir",
-            "masks",
-            "--shard",
-            "0/2",
-        ])
-        .output()
-        .unwrap());
+    ok(rgb2class(dir, "p0.json", Some("0/2")).output().unwrap());
     // an unsharded run holds it: a shard refuses
     lock.unlock().unwrap();
     lock.try_lock().unwrap();
     fails(
-        stage("rgb2class", dir)
-            .args([
-                "-i",
-                "pairs.json",
-                "-o",
-                "p1.json",
-                "--out-dir",
-                "masks",
-                "--shard",
-                "1/2",
-            ])
-            .output()
-            .unwrap(),
+        rgb2class(dir, "p1.json", Some("1/2")).output().unwrap(),
         "is being written by another run",
     );
     assert!(!dir.join("p1.json").exists());
