@@ -172,6 +172,22 @@ fn merged_shards_equal_the_unsharded_run() {
     let mut with_dup: Vec<&str> = names.iter().map(String::as_str).collect();
     with_dup[1] = "dup.json";
     fails(merge(&with_dup), &format!("item {} is in both", stolen["id"]));
+    // a fraction among the counts (a part's score) cannot be added up
+    let with_share: Vec<String> = names
+        .iter()
+        .map(|f| {
+            let mut m = json(&dir.join(f));
+            let step = m["provenance"].as_array_mut().unwrap().last_mut().unwrap();
+            step["summary"]["share"] = serde_json::json!(0.25);
+            let out = format!("share.{f}");
+            fs::write(dir.join(&out), serde_json::to_vec(&m).unwrap()).unwrap();
+            out
+        })
+        .collect();
+    fails(
+        merge(&with_share.iter().map(String::as_str).collect::<Vec<_>>()),
+        "count share is 0.25",
+    );
     // --expect: the parts must hold exactly the input's items
     let mut fewer = json(&dir.join("pairs.json"));
     fewer["items"].as_array_mut().unwrap().pop();
@@ -248,4 +264,282 @@ fn sharded_and_unsharded_runs_on_one_folder_exclude_each_other() {
         "is being written by another run",
     );
     assert!(!dir.join("p1.json").exists());
+}
+
+/// Runs a stage to success.
+fn run(dir: &Path, name: &str, args: &[&str]) -> Output {
+    ok(stage(name, dir).args(args).output().unwrap())
+}
+
+/// The first place two JSON values differ, as a path (for a readable failure).
+fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x
+            .iter()
+            .find_map(|(k, v)| first_difference(v, y.get(k).unwrap_or(&Value::Null), format!("{at}.{k}")))
+            .or_else(|| y.keys().find(|k| !x.contains_key(*k)).map(|k| format!("{at}.{k}"))),
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, format!("{at}[{i}]"))),
+        // fractions to 1e-6 (relative): a tile's probabilities depend, in the last bits, on
+        // the batch the network saw it in, and the loss with them; whole numbers exactly
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            ((x - y).abs() > 1e-6 * x.abs().max(y.abs()).max(1e-12)).then(|| format!("{at}: {x} ≠ {y}"))
+        }
+        _ => (a != b).then(|| format!("{at}: {a} ≠ {b}")),
+    }
+}
+
+#[test]
+fn eval_and_cheek_shards_merge_into_the_unsharded_run() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    pairs(dir, 12, 6);
+    run(
+        dir,
+        "rgb2class",
+        &["-i", "pairs.json", "-o", "masks.json", "--out-dir", "masks"],
+    );
+    run(dir, "split", &["-i", "masks.json", "-o", "split.json"]);
+    run(
+        dir,
+        "unet-train",
+        &[
+            "-i",
+            "split.json",
+            "--out-dir",
+            "model",
+            "--arch",
+            "smp",
+            "--size",
+            "32",
+            "--bs",
+            "2",
+            "--fine-tune-epochs",
+            "0",
+            "--no-lr-find",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e-3",
+            "-q",
+        ],
+    );
+    let eval = |out: &str, out_dir: &str, shard: Option<String>| {
+        let mut a = vec![
+            "--model",
+            "model",
+            "-i",
+            "split.json",
+            "-o",
+            out,
+            "--out-dir",
+            out_dir,
+            "-q",
+        ];
+        let s = shard.unwrap_or_default();
+        if !s.is_empty() {
+            a.extend(["--shard", &s]);
+        }
+        run(dir, "unet-eval", &a)
+    };
+    eval("preds.json", "eval", None);
+    let cheeks = |input: &str, out: &str, report: &str, shard: Option<String>| {
+        let mut a = vec![
+            "-i",
+            input,
+            "-o",
+            out,
+            "--report",
+            report,
+            "--mask-field",
+            "mask",
+            "--reference",
+            "data/participants.csv",
+            "-q",
+        ];
+        let s = shard.unwrap_or_default();
+        if !s.is_empty() {
+            a.extend(["--shard", &s]);
+        }
+        run(dir, "cheek-lab", &a)
+    };
+    cheeks("split.json", "cheeks.csv", "cheeks.json", None);
+    let whole_eval = json(&dir.join("eval/eval.json"));
+    let whole_preds = json(&dir.join("preds.json"));
+    let whole_cheeks = json(&dir.join("cheeks.json"));
+    assert!(
+        whole_cheeks["agreement"]["cheeks_compared"].as_u64().unwrap() > 10,
+        "the truth masks give cheeks to compare"
+    );
+    let read = |p: &str| fs::read(dir.join(p)).unwrap();
+
+    for n in [1usize, 3, 7] {
+        let (mut dirs, mut parts, mut reports) = (vec![], vec![], vec![]);
+        for k in 0..n {
+            let (o, od, r) = (format!("p{n}.{k}.json"), format!("e{n}.{k}"), format!("c{n}.{k}.json"));
+            eval(&o, &od, Some(format!("{k}/{n}")));
+            cheeks("split.json", &format!("c{n}.{k}.csv"), &r, Some(format!("{k}/{n}")));
+            dirs.push(od);
+            parts.push(o);
+            reports.push(r);
+        }
+        // merged in reverse order of the parts
+        let (dirs, parts, reports): (Vec<&str>, Vec<&str>, Vec<&str>) = (
+            dirs.iter().rev().map(String::as_str).collect(),
+            parts.iter().rev().map(String::as_str).collect(),
+            reports.iter().rev().map(String::as_str).collect(),
+        );
+        let merged_dir = format!("e{n}");
+        run(
+            dir,
+            "unet-eval",
+            &[
+                &["--out-dir", &merged_dir, "--expect", "split.json", "--merge"][..],
+                &dirs,
+            ]
+            .concat(),
+        );
+        let merged_preds = format!("p{n}.json");
+        run(
+            dir,
+            "manifest-merge",
+            &[&["-o", &merged_preds, "--expect", "split.json"][..], &parts].concat(),
+        );
+        let (csv, report) = (format!("c{n}.csv"), format!("c{n}.json"));
+        run(
+            dir,
+            "cheek-lab",
+            &[
+                &["-o", &csv, "--report", &report, "--expect", "split.json", "--merge"][..],
+                &reports,
+            ]
+            .concat(),
+        );
+
+        // eval: every score of every group, and the tables and the confusion picture
+        let e = json(&dir.join(&merged_dir).join("eval.json"));
+        for k in [
+            "model",
+            "manifest",
+            "settings",
+            "classes",
+            "items",
+            "labelled",
+            "unlabelled",
+            "headline",
+        ] {
+            assert_eq!(e[k], whole_eval[k], "N = {n}: eval.json {k}");
+        }
+        if let Some(at) = first_difference(&e["groups"], &whole_eval["groups"], String::new()) {
+            panic!("N = {n}: scores differ at {at}");
+        }
+        assert_eq!(e["shards"].as_array().unwrap().len(), n);
+        for f in ["per_image.csv", "confusion.csv", "confusion.png"] {
+            assert!(
+                read(&format!("{merged_dir}/{f}")) == read(&format!("eval/{f}")),
+                "N = {n}: {f} differs"
+            );
+        }
+        // the predictions manifest: the same items, masks (in the shards' folders) and
+        // history; the unet-eval step without the whole run's scores, then the merge's
+        let mut p = json(&dir.join(&merged_preds));
+        let mut w = whole_preds.clone();
+        let (pi, wi) = (p["items"].as_array().unwrap(), w["items"].as_array().unwrap());
+        assert_eq!(pi.len(), wi.len());
+        for (a, b) in pi.iter().zip(wi) {
+            assert_eq!(a["id"], b["id"], "N = {n}: item order");
+            assert!(
+                read(a["pred_mask"].as_str().unwrap()) == read(b["pred_mask"].as_str().unwrap()),
+                "N = {n}: the predicted mask of {} differs",
+                a["id"]
+            );
+        }
+        for m in [&mut p, &mut w] {
+            for it in m["items"].as_array_mut().unwrap() {
+                it.as_object_mut().unwrap().remove("pred_mask");
+            }
+        }
+        let steps = p["provenance"].as_array_mut().unwrap();
+        assert_eq!(steps.pop().unwrap()["stage"], "manifest-merge");
+        let (ps, ws) = (
+            steps.pop().unwrap(),
+            w["provenance"].as_array_mut().unwrap().pop().unwrap(),
+        );
+        assert_eq!((&ps["params"], &ps["inputs"]), (&ws["params"], &ws["inputs"]));
+        for (k, v) in ps["summary"].as_object().unwrap() {
+            assert_eq!(v, &ws["summary"][k], "N = {n}: count {k}");
+        }
+        assert_eq!(p, w, "N = {n}: predictions manifest");
+
+        // cheeks: the CSV byte for byte, the report with the agreement recomputed on all rows
+        assert!(read(&csv) == read("cheeks.csv"), "N = {n}: cheek CSV differs");
+        let mut r = json(&dir.join(&report));
+        assert_eq!(r["shards"].as_array().unwrap().len(), n);
+        r.as_object_mut().unwrap().remove("shards");
+        assert_eq!(r, whole_cheeks, "N = {n}: cheek report");
+        assert!(read(&format!("c{n}_scatter.png")) == read("cheeks_scatter.png"));
+    }
+
+    // refusals: a missing or repeated shard, a whole run, a merge into a shard's folder
+    let fails_with = |name: &str, args: &[&str], want: &str| fails(stage(name, dir).args(args).output().unwrap(), want);
+    fails_with(
+        "unet-eval",
+        &["--out-dir", "m", "--merge", "e3.0", "e3.1"],
+        "shard 2/3 is missing",
+    );
+    fails_with(
+        "unet-eval",
+        &["--out-dir", "m", "--merge", "e3.0", "e3.0", "e3.1"],
+        "are both shard 0/3",
+    );
+    fails_with(
+        "unet-eval",
+        &["--out-dir", "m", "--merge", "eval"],
+        "was not run with --shard",
+    );
+    fails_with(
+        "unet-eval",
+        &["--out-dir", "e3.0/x", "--merge", "e3.0", "e3.1", "e3.2"],
+        "inside one another",
+    );
+    fails_with(
+        "unet-eval",
+        &["--out-dir", "m", "--merge", "e3.0", "e7.1", "e3.2"],
+        "share N",
+    );
+    assert!(!dir.join("m").exists() && !dir.join("e3.0/x").exists());
+    fails_with(
+        "cheek-lab",
+        &["-o", "m.csv", "--merge", "c3.0.json", "c3.2.json"],
+        "shard 1/3 is missing",
+    );
+    fails_with(
+        "cheek-lab",
+        &["-o", "m.csv", "--merge", "c3.0.json", "c3.0.json"],
+        "are both shard 0/3",
+    );
+    fails_with(
+        "cheek-lab",
+        &["-o", "m.csv", "--merge", "cheeks.json"],
+        "was not written with --shard",
+    );
+    fails_with(
+        "cheek-lab",
+        &[
+            "-i",
+            "split.json",
+            "-o",
+            "m.csv",
+            "--shard",
+            "0/2",
+            "--mask-field",
+            "mask",
+        ],
+        "--shard needs --report FILE",
+    );
+    assert!(!dir.join("m.csv").exists());
 }

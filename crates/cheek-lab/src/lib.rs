@@ -10,18 +10,21 @@
 
 pub mod faces;
 pub mod measure;
+pub mod merge;
 pub mod qc;
 pub mod reference;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::colour::{self, WhitePoint};
 use facepipe_core::io::{InputFile, read_input};
+use facepipe_core::shard::Shard;
 use facepipe_core::{Item, Manifest, Output};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use faces::{Cheek, Placement, Roles};
 use measure::{Averaging, CheekResult};
@@ -30,7 +33,7 @@ pub const STAGE: &str = "cheek-lab";
 pub const REPORT_FORMAT: &str = "facepipe.cheek-lab";
 
 /// Which faces of an image to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Faces {
     /// The largest face region only (the subject).
@@ -40,7 +43,7 @@ pub enum Faces {
 }
 
 /// Which of our columns matches the reference's id column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum JoinOn {
     /// `ID#FACE` (face 0 = largest): the demo's `participant_id`.
@@ -111,10 +114,13 @@ pub struct Config {
     pub classes: ClassNames,
     pub placement: Placement,
     pub force: bool,
+    /// Measure only this part of the input's items (`--shard K/N`); the report then holds
+    /// every row, for [`merge`].
+    pub shard: Option<Shard>,
 }
 
 /// One face's row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaceRow {
     pub id: String,
     pub face: usize,
@@ -126,7 +132,7 @@ pub struct FaceRow {
     pub eye_distance_px: Option<f64>,
     pub face_width_px: Option<f64>,
     /// What the patch size was scaled from.
-    pub scale_from: &'static str,
+    pub scale_from: Cow<'static, str>,
     /// The eyes were placed from sunglasses.
     pub eyes_from_glasses: bool,
     pub patch_px: u32,
@@ -221,7 +227,7 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
         face_pixels: 0,
         eye_distance_px: None,
         face_width_px: None,
-        scale_from: "",
+        scale_from: "".into(),
         eyes_from_glasses: false,
         patch_px: 0,
         fwhr: None,
@@ -301,7 +307,7 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
             face_pixels: f.pixels.len(),
             eye_distance_px: f.eye_distance,
             face_width_px: f.width,
-            scale_from,
+            scale_from: scale_from.into(),
             eyes_from_glasses: f.eyes_from_glasses,
             patch_px: side,
             fwhr: f.fwhr.clone().ok(),
@@ -324,7 +330,7 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
 }
 
 /// The comparison with the reference, as the report holds it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
     pub reference: InputFile,
     pub id_column: String,
@@ -341,7 +347,7 @@ pub struct Agreement {
 }
 
 /// `--report`: what was measured and how it compares.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub format: String,
     pub format_version: u32,
@@ -362,17 +368,59 @@ pub struct Report {
     pub fwhr_measured: usize,
     pub warnings: Vec<String>,
     pub agreement: Option<Agreement>,
+    /// A shard's measurements (`--shard K/N`): its counts and agreement are its part's only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardPart>,
+    /// The shard reports a `--merge` joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRef>,
     pub facepipe_version: String,
 }
 
+/// What a shard's report holds so that `--merge` can rebuild the whole run's CSV and
+/// agreement: every row at full precision and what the join needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardPart {
+    /// `K/N`.
+    pub shard: String,
+    /// `--reference` as given (its sha256 is in `agreement.reference`).
+    pub reference: Option<String>,
+    pub ref_columns: reference::Columns,
+    pub join: JoinOn,
+    /// The part's items in input order, each with its rows and warnings.
+    pub items: Vec<ShardItem>,
+}
+
+/// One item of a shard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardItem {
+    pub id: String,
+    pub rows: Vec<FaceRow>,
+    pub warnings: Vec<String>,
+}
+
+/// One shard of a merged report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardRef {
+    pub shard: String,
+    pub report: String,
+    pub sha256: String,
+}
+
 /// Reference values, ΔE and the reference row of each face (by index into `rows`).
-struct Joined<'a> {
+pub(crate) struct Joined<'a> {
     per_face: Vec<Option<&'a reference::Row>>,
     agreement: Agreement,
 }
 
-fn join<'a>(rows: &[FaceRow], r: &'a reference::Reference, cfg: &Config, input: InputFile) -> Joined<'a> {
-    let key = |row: &FaceRow| match cfg.join {
+fn join<'a>(
+    rows: &[FaceRow],
+    r: &'a reference::Reference,
+    on: JoinOn,
+    id_column: &str,
+    input: InputFile,
+) -> Joined<'a> {
+    let key = |row: &FaceRow| match on {
         JoinOn::FaceId => row.face_id.clone(),
         JoinOn::Id => row.id.clone(),
     };
@@ -408,8 +456,8 @@ fn join<'a>(rows: &[FaceRow], r: &'a reference::Reference, cfg: &Config, input: 
     Joined {
         agreement: Agreement {
             reference: input,
-            id_column: cfg.ref_columns.id.clone(),
-            join: cfg.join,
+            id_column: id_column.to_string(),
+            join: on,
             faces_joined: joined,
             faces_without_reference: rows
                 .iter()
@@ -436,7 +484,11 @@ fn f(v: Option<f64>, digits: usize) -> String {
 }
 
 /// The CSV, one row per face.
-fn csv_bytes(rows: &[FaceRow], joined: Option<(&Joined, &reference::Reference)>, cfg: &Config) -> Result<Vec<u8>> {
+fn csv_bytes(
+    rows: &[FaceRow],
+    joined: Option<(&Joined, &reference::Reference)>,
+    cols: &reference::Columns,
+) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = [
         "id",
@@ -481,10 +533,7 @@ fn csv_bytes(rows: &[FaceRow], joined: Option<(&Joined, &reference::Reference)>,
             for s in ["left", "right"] {
                 header.extend(["ref_L", "ref_a", "ref_b", "dE76", "dE2000"].map(|c| format!("{s}_{c}")));
             }
-            let skip: Vec<&String> = std::iter::once(&cfg.ref_columns.id)
-                .chain(&cfg.ref_columns.left)
-                .chain(&cfg.ref_columns.right)
-                .collect();
+            let skip: Vec<&String> = std::iter::once(&cols.id).chain(&cols.left).chain(&cols.right).collect();
             let keep: Vec<usize> = (0..r.header.len()).filter(|&i| !skip.contains(&&r.header[i])).collect();
             header.extend(keep.iter().map(|&i| format!("ref.{}", r.header[i])));
             keep
@@ -568,8 +617,133 @@ fn is_report(b: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| v["format"] == REPORT_FORMAT)
 }
 
-/// Measures every item of the manifest and writes the CSV (last), the report and the QC
-/// pictures; returns the report.
+/// Locks and checks the outputs before any work: the CSV, the report and the scatter plot
+/// beside it, the QC folder. Returns the locks (keep them until the CSV is written) and the
+/// scatter plot's path.
+fn guard_outputs(
+    output: &Path,
+    report: Option<&Path>,
+    qc_dir: Option<&Path>,
+    force: bool,
+) -> Result<(facepipe_core::out::Locks, Option<PathBuf>)> {
+    let stdout = Path::new("-");
+    ensure!(
+        !(output == stdout && report == Some(stdout)),
+        "-o and --report cannot both be `-` (stdout)"
+    );
+    let scatter = report.filter(|r| *r != stdout).map(scatter_path);
+    let mut outputs: Vec<&Path> = vec![output];
+    // the scatter plot is named after the report, so the report's lock covers it
+    outputs.extend(report);
+    outputs.extend(qc_dir);
+    let locks = facepipe_core::out::lock_outputs(STAGE, outputs)?;
+    use facepipe_core::out::check_file as check;
+    check(output, "-o", "a cheek-lab CSV", force, |b: &[u8]| {
+        b.starts_with(CSV_SIGNATURE.as_bytes())
+    })?;
+    if let Some(r) = report {
+        check(r, "--report", "a cheek-lab report", force, is_report)?;
+    }
+    if let Some(s) = &scatter {
+        check(s, "the scatter plot beside --report", "a PNG", force, is_png)?;
+    }
+    Ok((locks, scatter))
+}
+
+/// The reference as read: its rows, its provenance record and the path as the user gave it.
+pub(crate) struct RefInput<'a> {
+    pub data: &'a reference::Reference,
+    pub input: &'a InputFile,
+    pub shown: &'a str,
+    pub columns: &'a reference::Columns,
+    pub join: JoinOn,
+}
+
+/// Counts, agreement and CSV of every row: what a whole run and a merge compute alike.
+/// `head` holds the settings; its counts are filled in here.
+pub(crate) fn assemble<'a>(
+    mut head: Report,
+    rows: &[FaceRow],
+    mut warnings: Vec<String>,
+    reference: Option<&RefInput<'a>>,
+) -> Result<(Report, Vec<u8>, Option<Joined<'a>>)> {
+    let joined = reference.map(|r| join(rows, r.data, r.join, &r.columns.id, r.input.clone()));
+    if let (Some(j), Some(r)) = (&joined, reference)
+        && j.agreement.faces_joined == 0
+    {
+        let example = r.data.rows.keys().min().cloned().unwrap_or_default();
+        let ours = rows.first().map(|row| match r.join {
+            JoinOn::FaceId => row.face_id.clone(),
+            JoinOn::Id => row.id.clone(),
+        });
+        let w = format!(
+            "reference {}: none of its {} ids matches a face (its ids look like {example:?}, the faces' like {:?}); with --join {} the id is {}; is it the right file, or should --join be {}?",
+            r.shown,
+            r.data.rows.len(),
+            ours.unwrap_or_default(),
+            match r.join {
+                JoinOn::FaceId => "face-id",
+                JoinOn::Id => "id",
+            },
+            match r.join {
+                JoinOn::FaceId => "ITEM#FACE",
+                JoinOn::Id => "the item id",
+            },
+            match r.join {
+                JoinOn::FaceId => "id",
+                JoinOn::Id => "face-id",
+            },
+        );
+        log::warn!("{w}");
+        warnings.push(w);
+    }
+    let mut not_measurable = BTreeMap::new();
+    let (mut measured, mut missing) = (0, 0);
+    for row in rows {
+        for c in [&row.left, &row.right] {
+            if c.lab.is_some() {
+                measured += 1;
+            } else {
+                missing += 1;
+                *not_measurable.entry(c.reason.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    head.faces = rows.iter().filter(|r| r.faces_in_image > 0).count();
+    head.cheeks_measured = measured;
+    head.cheeks_not_measurable = missing;
+    head.not_measurable = not_measurable;
+    head.fwhr_measured = rows.iter().filter(|r| r.fwhr.is_some()).count();
+    head.warnings = warnings;
+    head.agreement = joined.as_ref().map(|j| j.agreement.clone());
+    let columns = reference.map_or_else(reference::Columns::default, |r| r.columns.clone());
+    let csv = csv_bytes(rows, joined.as_ref().zip(reference).map(|(j, r)| (j, r.data)), &columns)?;
+    Ok((head, csv, joined))
+}
+
+/// Writes the scatter plot (with a reference), the report and, last, the CSV.
+fn write_outputs(
+    output: &Path,
+    report_path: Option<&Path>,
+    scatter: Option<&Path>,
+    report: &Report,
+    csv: &[u8],
+    rows: &[FaceRow],
+    joined: Option<&Joined>,
+) -> Result<()> {
+    if let Some(p) = report_path {
+        if let (Some(j), Some(s)) = (joined, scatter) {
+            qc::scatter(s, rows, &j.per_face)?;
+        }
+        let mut bytes = serde_json::to_vec_pretty(report)?;
+        bytes.push(b'\n');
+        Output::parse(p).write(&bytes)?;
+    }
+    Output::parse(output).write(csv)
+}
+
+/// Measures every item of the manifest (or of its `--shard` part) and writes the CSV (last),
+/// the report and the QC pictures; returns the report.
 pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
     ensure!(cfg.patch_px >= 3.0, "--patch-px must be at least 3");
     ensure!(
@@ -581,27 +755,13 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         cfg.placement.cheek_out.is_finite() && cfg.placement.cheek_down.is_finite(),
         "--cheek-out and --cheek-down must be finite numbers"
     );
-    let stdout = Path::new("-");
-    ensure!(
-        !(cfg.output == stdout && cfg.report.as_deref() == Some(stdout)),
-        "-o and --report cannot both be `-` (stdout)"
-    );
-    let scatter = cfg.report.as_deref().filter(|r| *r != stdout).map(scatter_path);
-    let mut outputs: Vec<&Path> = vec![&cfg.output];
-    // the scatter plot is named after the report, so the report's lock covers it
-    outputs.extend(cfg.report.as_deref());
-    outputs.extend(cfg.qc_dir.as_deref());
-    let _locks = facepipe_core::out::lock_outputs(STAGE, outputs)?;
-    use facepipe_core::out::check_file as check;
-    check(&cfg.output, "-o", "a cheek-lab CSV", cfg.force, |b: &[u8]| {
-        b.starts_with(CSV_SIGNATURE.as_bytes())
-    })?;
-    if let Some(r) = &cfg.report {
-        check(r, "--report", "a cheek-lab report", cfg.force, is_report)?;
+    if cfg.shard.is_some() {
+        ensure!(
+            cfg.report.as_deref().is_some_and(|r| r != Path::new("-")),
+            "--shard needs --report FILE: the shard's rows go there for --merge"
+        );
     }
-    if let Some(s) = &scatter {
-        check(s, "the scatter plot beside --report", "a PNG", cfg.force, is_png)?;
-    }
+    let (_locks, scatter) = guard_outputs(&cfg.output, cfg.report.as_deref(), cfg.qc_dir.as_deref(), cfg.force)?;
     let mut qc_folder = match &cfg.qc_dir {
         Some(d) => Some(qc::inspect(d, cfg.force)?),
         None => None,
@@ -631,11 +791,20 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         Some(p) => Some((reference::read(p, &cfg.ref_columns)?, read_input(p)?.1)),
         None => None,
     };
+    // the checks above are over every item; a shard measures its part
+    let items: Vec<&Item> = match cfg.shard {
+        Some(s) => {
+            let ids: Vec<&str> = m.items.iter().map(|it| it.id.as_str()).collect();
+            let mine: Vec<&Item> = s.select(&ids).into_iter().map(|i| &m.items[i]).collect();
+            log::info!("shard {s}: {} of {} items", mine.len(), m.items.len());
+            mine
+        }
+        None => m.items.iter().collect(),
+    };
 
-    progress.set_length(m.items.len() as u64);
+    progress.set_length(items.len() as u64);
     let n_classes = m.classes.len();
-    let results: Vec<ItemResult> = m
-        .items
+    let results: Vec<ItemResult> = items
         .par_iter()
         .map(|it| {
             let r = measure_item(it, cfg, &roles, n_classes).with_context(|| format!("item {:?}", it.id));
@@ -650,56 +819,19 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         log::warn!("{w}");
     }
 
-    let joined = reference
-        .as_ref()
-        .map(|(r, input)| (join(&rows, r, cfg, input.clone()), r));
-    let mut warnings = warnings;
-    if let Some((j, r)) = &joined
-        && j.agreement.faces_joined == 0
-    {
-        let example = r.rows.keys().min().cloned().unwrap_or_default();
-        let ours = rows.first().map(|row| match cfg.join {
-            JoinOn::FaceId => row.face_id.clone(),
-            JoinOn::Id => row.id.clone(),
-        });
-        let w = format!(
-            "reference {}: none of its {} ids matches a face (its ids look like {example:?}, the faces' like {:?}); with --join {} the id is {}; is it the right file, or should --join be {}?",
-            cfg.reference
-                .as_deref()
-                .map(Path::display)
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-            r.rows.len(),
-            ours.unwrap_or_default(),
-            match cfg.join {
-                JoinOn::FaceId => "face-id",
-                JoinOn::Id => "id",
-            },
-            match cfg.join {
-                JoinOn::FaceId => "ITEM#FACE",
-                JoinOn::Id => "the item id",
-            },
-            match cfg.join {
-                JoinOn::FaceId => "id",
-                JoinOn::Id => "face-id",
-            },
-        );
-        log::warn!("{w}");
-        warnings.push(w);
-    }
-    let mut not_measurable = BTreeMap::new();
-    let (mut measured, mut missing) = (0, 0);
-    for row in &rows {
-        for c in [&row.left, &row.right] {
-            if c.lab.is_some() {
-                measured += 1;
-            } else {
-                missing += 1;
-                *not_measurable.entry(c.reason.clone()).or_insert(0) += 1;
-            }
-        }
-    }
-    let report = Report {
+    let reference_shown = cfg
+        .reference
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let ref_input = reference.as_ref().map(|(data, input)| RefInput {
+        data,
+        input,
+        shown: &reference_shown,
+        columns: &cfg.ref_columns,
+        join: cfg.join,
+    });
+    let head = Report {
         format: REPORT_FORMAT.into(),
         format_version: 1,
         input: loaded.input.clone(),
@@ -710,21 +842,37 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         patch_px: cfg.patch_px,
         reference_face_width: cfg.reference_face_width,
         min_skin: cfg.min_skin,
-        items: m.items.len(),
-        faces: rows.iter().filter(|r| r.faces_in_image > 0).count(),
-        cheeks_measured: measured,
-        cheeks_not_measurable: missing,
-        not_measurable,
-        fwhr_measured: rows.iter().filter(|r| r.fwhr.is_some()).count(),
-        warnings: warnings.clone(),
-        agreement: joined.as_ref().map(|(j, _)| j.agreement.clone()),
+        items: items.len(),
+        faces: 0,
+        cheeks_measured: 0,
+        cheeks_not_measurable: 0,
+        not_measurable: BTreeMap::new(),
+        fwhr_measured: 0,
+        warnings: vec![],
+        agreement: None,
+        shard: cfg.shard.map(|s| ShardPart {
+            shard: s.to_string(),
+            reference: cfg.reference.as_deref().map(|p| p.display().to_string()),
+            ref_columns: cfg.ref_columns.clone(),
+            join: cfg.join,
+            items: items
+                .iter()
+                .zip(&results)
+                .map(|(it, r)| ShardItem {
+                    id: it.id.clone(),
+                    rows: r.rows.clone(),
+                    warnings: r.warnings.clone(),
+                })
+                .collect(),
+        }),
+        shards: vec![],
         facepipe_version: facepipe_core::VERSION.into(),
     };
-    let csv = csv_bytes(&rows, joined.as_ref().map(|(j, r)| (j, *r)), cfg)?;
+    let (report, csv, joined) = assemble(head, &rows, warnings, ref_input.as_ref())?;
 
     if let Some(d) = &cfg.qc_dir {
         let de: Vec<[Option<f64>; 2]> = match &joined {
-            Some((j, _)) => rows
+            Some(j) => rows
                 .iter()
                 .zip(&j.per_face)
                 .map(|(row, m)| {
@@ -740,15 +888,15 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         let folder = qc_folder.as_mut().expect("inspected with --qc-dir");
         qc::write(folder, d, &results, &rows, &de, &m.classes, &roles)?;
     }
-    if let Some(p) = &cfg.report {
-        if let (Some((j, _)), Some(s)) = (&joined, &scatter) {
-            qc::scatter(s, &rows, &j.per_face)?;
-        }
-        let mut bytes = serde_json::to_vec_pretty(&report)?;
-        bytes.push(b'\n');
-        Output::parse(p).write(&bytes)?;
-    }
-    Output::parse(&cfg.output).write(&csv)?;
+    write_outputs(
+        &cfg.output,
+        cfg.report.as_deref(),
+        scatter.as_deref(),
+        &report,
+        &csv,
+        &rows,
+        joined.as_ref(),
+    )?;
     Ok(report)
 }
 

@@ -18,7 +18,7 @@ use facepipe_core::colour::WhitePoint;
 #[derive(Parser, Debug)]
 #[command(
     version = facepipe_core::LONG_VERSION,
-    after_help = "Examples:\n  cheek-lab -i out/predictions.json -o out/cheeks.csv --reference out/demo-data/participants.csv --report out/cheeks.json --qc-dir out/cheek-qc\n  cheek-lab -i out/split.json -o cheeks_true.csv --mask-field mask --white d50"
+    after_help = "Examples:\n  cheek-lab -i out/predictions.json -o out/cheeks.csv --reference out/demo-data/participants.csv --report out/cheeks.json --qc-dir out/cheek-qc\n  cheek-lab -i out/split.json -o cheeks_true.csv --mask-field mask --white d50\n\nIn parts (each shard its own -o and --report):\n  for k in 0 1 2; do cheek-lab -i preds.json -o cheeks.$k.csv --report cheeks.$k.json --reference ref.csv --shard $k/3; done\n  cheek-lab --merge cheeks.0.json cheeks.1.json cheeks.2.json -o cheeks.csv --report cheeks.json --expect preds.json"
 )]
 struct Args {
     /// Input manifest (`-` for stdin): items with `image` and the mask field; the classes.
@@ -30,6 +30,18 @@ struct Args {
     /// Print the summary of a report and exit.
     #[arg(long, value_name = "REPORT", exclusive = true)]
     summary: Option<PathBuf>,
+    /// Measure only part K of N of the input's items (by sorted id); --report then holds the
+    /// part's rows for --merge: K/N, or env (Slurm's array task, Kubernetes' completion
+    /// index; env/N fixes N).
+    #[arg(long, value_name = "K/N|env|env/N", conflicts_with = "merge")]
+    shard: Option<facepipe_core::shard::ShardSpec>,
+    /// Join the --report files of the N shards of one run into -o and --report: the rows in
+    /// order and the agreement computed on all of them (QC pictures stay in the shards').
+    #[arg(long, value_name = "SHARD_REPORT", num_args = 1.., conflicts_with_all = ["input", "reference", "qc_dir"])]
+    merge: Vec<PathBuf>,
+    /// With --merge: the manifest the shards read; rows keep its order (else by item id).
+    #[arg(long, value_name = "INPUT", requires = "merge")]
+    expect: Option<PathBuf>,
     /// Item field holding the class mask: the prediction or the ground truth.
     #[arg(long, default_value = "pred_mask", value_name = "FIELD")]
     mask_field: String,
@@ -134,6 +146,24 @@ fn main() -> ExitCode {
             let Some(output) = a.output else {
                 anyhow::bail!("-o/--output is required");
             };
+            if !a.merge.is_empty() {
+                let cfg = cheek_lab::merge::MergeConfig {
+                    shards: a.merge,
+                    output,
+                    report: a.report,
+                    expect: a.expect,
+                    force: a.force,
+                };
+                let report = cheek_lab::merge::merge(&cfg)?;
+                log::info!(
+                    "{} shards: {} faces, {} cheeks measured, {} not measurable",
+                    report.shards.len(),
+                    report.faces,
+                    report.cheeks_measured,
+                    report.cheeks_not_measurable
+                );
+                return Ok(());
+            }
             let cfg = cheek_lab::Config {
                 input: a.input,
                 output,
@@ -170,6 +200,7 @@ fn main() -> ExitCode {
                     ..Default::default()
                 },
                 force: a.force,
+                shard: a.shard.map(|s| s.resolve()).transpose()?,
             };
             let report = cheek_lab::run(&cfg, &a.common.progress(0, "cheek-lab"))?;
             log::info!(

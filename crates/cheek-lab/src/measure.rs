@@ -2,10 +2,12 @@
 
 use facepipe_core::colour::{self, WhitePoint};
 use image::RgbImage;
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 /// How a patch's pixels are averaged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Averaging {
     /// Mean of the 8-bit sRGB values, then converted: what Photoshop's Average filter followed
@@ -16,10 +18,10 @@ pub enum Averaging {
 }
 
 /// One cheek: its colour or why there is none.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheekResult {
     /// `ok` or `not_measurable`.
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
     pub reason: String,
     pub lab: Option<[f64; 3]>,
     /// Standard deviation of the skin pixels' L*, a*, b* (population).
@@ -34,7 +36,7 @@ pub struct CheekResult {
 impl CheekResult {
     pub fn missing(reason: &str) -> Self {
         CheekResult {
-            status: "not_measurable",
+            status: "not_measurable".into(),
             reason: reason.into(),
             lab: None,
             sd: None,
@@ -126,7 +128,7 @@ pub fn measure(
         }
     }
     CheekResult {
-        status: "ok",
+        status: "ok".into(),
         reason: String::new(),
         lab: Some(lab),
         sd: Some(var.map(|v| (v / nf).sqrt())),
@@ -164,7 +166,7 @@ mod tests {
             WhitePoint::D65,
             Averaging::MeanRgb,
         );
-        assert_eq!((r.status, r.pixels, r.patch), ("ok", 50, Some([0, 0, 10, 10])));
+        assert_eq!((r.status.as_ref(), r.pixels, r.patch), ("ok", 50, Some([0, 0, 10, 10])));
         let want = colour::srgb_to_lab([200.0 / 255.0, 150.0 / 255.0, 130.0 / 255.0], WhitePoint::D65);
         let lab = r.lab.unwrap();
         assert!((0..3).all(|k| (lab[k] - want[k]).abs() < 1e-9), "{lab:?} vs {want:?}");
@@ -211,7 +213,7 @@ mod tests {
             WhitePoint::D65,
             Averaging::MeanRgb,
         );
-        assert_eq!((r.status, r.pixels), ("not_measurable", 50));
+        assert_eq!((r.status.as_ref(), r.pixels), ("not_measurable", 50));
         assert!(r.reason.contains("50 % < 60 %"), "{}", r.reason);
         // skin of another face does not count
         let other = vec![2u32; 100];

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which columns of the reference CSV hold what.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Columns {
     pub id: String,
     /// L*, a*, b* columns of the subject's left and right cheek.
@@ -145,7 +145,7 @@ fn csv_problem(e: &csv::Error) -> String {
 }
 
 /// Summary statistics of a list of differences.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub n: usize,
     pub median: Option<f64>,
@@ -197,7 +197,7 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
 }
 
 /// Agreement of one channel.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Channel {
     pub channel: String,
     pub n: usize,

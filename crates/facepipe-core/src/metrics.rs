@@ -63,6 +63,17 @@ impl Confusion {
         self.unpredicted += other.unpredicted;
     }
 
+    /// A matrix from its rows (truth) of columns (prediction) and its unpredicted pixels, as
+    /// [`Confusion::rows`] gives them; `None` unless the rows are square.
+    pub fn from_rows(rows: &[Vec<u64>], unpredicted: u64) -> Option<Self> {
+        let n = rows.len();
+        rows.iter().all(|r| r.len() == n).then(|| Confusion {
+            n,
+            counts: rows.concat(),
+            unpredicted,
+        })
+    }
+
     /// Pixels of true class `truth` predicted as `pred`.
     pub fn get(&self, truth: usize, pred: usize) -> u64 {
         self.counts[truth * self.n + pred]
@@ -156,6 +167,9 @@ mod tests {
         assert_eq!(c.iou(), vec![Some(0.5), Some(2.0 / 3.0), None, None]);
         assert_eq!(mean_present(&dice, None), Some((2.0 / 3.0 + 0.8) / 2.0));
         assert_eq!(mean_present(&dice, Some(0)), Some(0.8));
+        // what eval.json holds rebuilds the matrix (shards are merged from it)
+        assert_eq!(Confusion::from_rows(&c.rows(), c.unpredicted()), Some(c.clone()));
+        assert_eq!(Confusion::from_rows(&[vec![1, 2], vec![3]], 0), None);
     }
 
     #[test]

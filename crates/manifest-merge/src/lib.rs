@@ -9,7 +9,9 @@
 //!
 //! * items: in the order of `--expect INPUT` (the manifest the shards read) when given, which
 //!   also requires that the parts hold exactly its items; sorted by id otherwise;
-//! * classes: per-class pixel counts summed;
+//! * classes: per-class pixel counts summed where the stage counted its part's pixels
+//!   (rgb2class); where it passed its input's counts through (unet-eval), they are kept: counts
+//!   equal to `--expect`'s, or without it, the same in every shard, are the input's;
 //! * provenance: the shared history, the stage's step with the `shard` parameter removed and its
 //!   counts summed (so equal to an unsharded run's), then a `manifest-merge` step that lists
 //!   every shard file with its sha256.
@@ -64,8 +66,8 @@ fn palette_of(classes: &[Class]) -> Vec<Class> {
         .collect()
 }
 
-/// Adds `b`'s counts into `a`: numbers summed (whole numbers stay whole), anything else must
-/// be equal.
+/// Adds `b`'s counts into `a`: whole numbers summed, anything else must be equal (a fraction,
+/// such as a score, is refused: the part's score is not a share of the whole's).
 fn add_counts(a: &mut Map<String, Value>, b: &Map<String, Value>, shown: &str) -> Result<()> {
     ensure!(
         a.keys().eq(b.keys()),
@@ -77,7 +79,10 @@ fn add_counts(a: &mut Map<String, Value>, b: &Map<String, Value>, shown: &str) -
         let sum = match (&a[k], v) {
             (Value::Number(x), Value::Number(y)) => match (x.as_u64(), y.as_u64()) {
                 (Some(x), Some(y)) => Value::from(x + y),
-                _ => Value::from(x.as_f64().unwrap_or(f64::NAN) + y.as_f64().unwrap_or(f64::NAN)),
+                // a score or a share is its part's alone: adding it up would be wrong
+                _ => bail!(
+                    "{shown}: its count {k} is {y} (the first shard's {x}): not a whole number, so it cannot be added up across shards"
+                ),
             },
             (x, y) if x == y => x.clone(),
             (x, y) => bail!("{shown}: its count {k} is {y}, the first shard's {x}, and they do not add up"),
@@ -224,8 +229,15 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
 
     let mut out = first.clone();
     out.items = items;
-    for (c, p) in out.classes.iter_mut().zip(pixels) {
-        c.pixels = p;
+    let counts = |m: &Manifest| m.classes.iter().map(|c| c.pixels).collect::<Vec<_>>();
+    let passed_through = match expect {
+        Some(input) => shards.iter().all(|l| counts(&l.manifest) == counts(&input.manifest)),
+        None => shards.iter().all(|l| counts(&l.manifest) == counts(first)),
+    };
+    if !passed_through {
+        for (c, p) in out.classes.iter_mut().zip(pixels) {
+            c.pixels = p;
+        }
     }
     out.provenance = history.to_vec();
     out.provenance.push(step);

@@ -20,6 +20,7 @@
 //! Nothing is written until every selected item's image (and mask, with its values) has been
 //! checked; the output manifest is written last, so its presence means the stage finished.
 
+pub mod merge;
 pub mod predict;
 pub mod report;
 
@@ -30,6 +31,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::metrics::Confusion;
 use facepipe_core::palette::{Class, IGNORE};
+use facepipe_core::shard::Shard;
 use facepipe_core::{Item, Manifest, Output, Split, Step, io, paths};
 use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
@@ -44,7 +46,7 @@ const MARKER: &str = ".unet-eval";
 pub const EVAL_FORMAT: &str = "facepipe.eval";
 
 /// Which items to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Select {
     Valid,
@@ -80,6 +82,8 @@ pub struct Config {
     pub contact: usize,
     /// Replace an output manifest this stage did not write.
     pub force: bool,
+    /// Run only this part of the input's items (`--shard K/N`); [`merge`] joins the parts.
+    pub shard: Option<Shard>,
 }
 
 /// One item to run, checked.
@@ -161,9 +165,27 @@ fn stem_for(id: &str) -> String {
         .join("/")
 }
 
-/// Checks the selected items before anything is written: image present and readable, mask
-/// of the same size with valid values.
-fn plan(m: &Manifest, select: Select, outside: Outside, n_classes: usize, shown: &str) -> Result<Vec<Job>> {
+/// The items to run.
+struct Plan {
+    jobs: Vec<Job>,
+    /// Whether any item of the whole run (every shard) has a split: it names the group of
+    /// the items without one (`unsplit` beside others, else `all`).
+    any_split: bool,
+    /// Items of the input in this part (all of them unsharded).
+    part_items: usize,
+}
+
+/// Checks the selected items (of this shard) before anything is written: image present and
+/// readable, mask of the same size with valid values. Output names are checked over every
+/// selected item, so that shards never write what the unsharded run would refuse.
+fn plan(
+    m: &Manifest,
+    select: Select,
+    outside: Outside,
+    n_classes: usize,
+    shown: &str,
+    shard: Option<Shard>,
+) -> Result<Plan> {
     let wanted = |it: &Item| match select {
         Select::All => true,
         Select::Valid => it.split == Some(Split::Valid),
@@ -172,6 +194,11 @@ fn plan(m: &Manifest, select: Select, outside: Outside, n_classes: usize, shown:
     if select != Select::All && m.items.iter().all(|it| it.split.is_none()) {
         bail!("no item in {shown} has a `split`: run split first, or use --split all");
     }
+    let mine: Option<HashSet<usize>> = shard.map(|s| {
+        let ids: Vec<&str> = m.items.iter().map(|it| it.id.as_str()).collect();
+        s.select(&ids).into_iter().collect()
+    });
+    let any_split = m.items.iter().filter(|it| wanted(it)).any(|it| it.split.is_some());
     let mut jobs = Vec::new();
     let mut stems = HashSet::new();
     for (index, it) in m.items.iter().enumerate().filter(|(_, it)| wanted(it)) {
@@ -186,6 +213,9 @@ fn plan(m: &Manifest, select: Select, outside: Outside, n_classes: usize, shown:
                 "item ids in {shown} give the same output name {stem:?} (ids differing only in case or in unsafe characters)"
             );
         }
+        if mine.as_ref().is_some_and(|k| !k.contains(&index)) {
+            continue;
+        }
         jobs.push(Job {
             index,
             id: it.id.clone(),
@@ -199,9 +229,10 @@ fn plan(m: &Manifest, select: Select, outside: Outside, n_classes: usize, shown:
             centre: 0,
         });
     }
-    if jobs.is_empty() {
+    if stems.is_empty() {
         bail!("no item of {shown} is selected by --split {select}");
     }
+    // (a shard may hold none of them: it writes an empty part)
     jobs.par_iter_mut().try_for_each(|j| -> Result<()> {
         let (w, h) = image::image_dimensions(&j.image)
             .with_context(|| format!("item {:?}: cannot read image {}", j.id, j.image.display()))?;
@@ -222,7 +253,12 @@ fn plan(m: &Manifest, select: Select, outside: Outside, n_classes: usize, shown:
         }
         Ok(())
     })?;
-    Ok(jobs)
+    let part_items = mine.as_ref().map_or(m.items.len(), HashSet::len);
+    Ok(Plan {
+        jobs,
+        any_split,
+        part_items,
+    })
 }
 
 /// Runs the model over the selected items, writes everything, and returns the output
@@ -247,7 +283,14 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
         );
     }
     let n_classes = model.n_classes();
-    let jobs = plan(&m, cfg.select, cfg.outside, n_classes, &shown)?;
+    let Plan {
+        jobs,
+        any_split,
+        part_items,
+    } = plan(&m, cfg.select, cfg.outside, n_classes, &shown, cfg.shard)?;
+    if let Some(s) = cfg.shard {
+        log::info!("shard {s}: {} of the selected items", jobs.len());
+    }
     let out_dir = paths::absolute(&cfg.out_dir)?;
     if let Output::File(p) = &out
         && paths::absolute(p)?.starts_with(&out_dir)
@@ -367,7 +410,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
         it.height.get_or_insert(r.height);
         items.push(it);
     }
-    let dropped = m.items.len() - items.len();
+    let dropped = part_items - items.len();
     m.items = items;
     if m.classes.is_empty() {
         m.classes = classes
@@ -401,7 +444,11 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
         &settings,
         &results,
         throughput,
-        cfg.contact,
+        &report::Scope {
+            contact: cfg.contact,
+            any_split,
+            shard: cfg.shard,
+        },
     )?;
 
     let mut step = Step::new(STAGE, facepipe_core::VERSION)
@@ -409,13 +456,18 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
         .param("outside", cfg.outside)
         .param("weights", cfg.weights)
         .param("batch_size", cfg.bs);
+    if let Some(s) = cfg.shard {
+        step = step.param("shard", s.to_string());
+    }
     step.inputs = vec![loaded.input, model.model_json.clone(), model.weights_file.clone()];
     step.count("items", results.len());
     step.count("items_not_selected", dropped);
     step.count("labelled", results.iter().filter(|r| r.full.is_some()).count());
     step.count("tiles", network_tiles);
+    // a shard's scores are its part's only: they are left out of its step (manifest-merge adds
+    // counts up; the merged scores are in the merged eval.json)
     let mut summary = BTreeMap::new();
-    for g in &eval.groups {
+    for g in eval.groups.iter().filter(|_| cfg.shard.is_none()) {
         summary.insert(format!("{}_mean_iou", g.name), g.full_resolution.mean_iou);
         summary.insert(format!("{}_pixel_accuracy", g.name), g.full_resolution.pixel_accuracy);
     }

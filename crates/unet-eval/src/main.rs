@@ -18,11 +18,11 @@ use unet_eval::{Outside, Select};
 #[derive(Parser, Debug)]
 #[command(
     version = facepipe_core::LONG_VERSION,
-    after_help = "Examples:\n  unet-eval --model runs/mut1ny -i out/split.json -o out/predictions.json --out-dir out/eval\n  unet-eval --model runs/mut1ny -i photos.json -o preds.json --out-dir preds --split all --device cuda --bs 32"
+    after_help = "Examples:\n  unet-eval --model runs/mut1ny -i out/split.json -o out/predictions.json --out-dir out/eval\n  unet-eval --model runs/mut1ny -i photos.json -o preds.json --out-dir preds --split all --device cuda --bs 32\n\nIn parts (each shard its own --out-dir; manifest-merge joins the manifests):\n  for k in 0 1 2; do unet-eval --model m -i split.json -o preds.$k.json --out-dir eval.$k --shard $k/3; done\n  unet-eval --merge eval.0 eval.1 eval.2 --out-dir eval --expect split.json\n  manifest-merge -o predictions.json --expect split.json preds.0.json preds.1.json preds.2.json"
 )]
 struct Args {
     /// Model directory written by unet-train (its model.json and weights).
-    #[arg(long, value_name = "DIR", required_unless_present = "summary")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["summary", "merge"])]
     model: Option<PathBuf>,
     /// Input manifest (`-` for stdin): items with `image`, and `mask` where labelled.
     #[arg(short, long, value_name = "FILE", default_value = "-")]
@@ -36,6 +36,19 @@ struct Args {
     /// Print the summary of a finished evaluation directory and exit.
     #[arg(long, value_name = "DIR", exclusive = true)]
     summary: Option<PathBuf>,
+    /// Score only part K of N of the input's items (by sorted id), with --out-dir a folder of
+    /// this shard's own: K/N, or env (Slurm's array task, Kubernetes' completion index; env/N
+    /// fixes N). --merge joins the parts' scores, manifest-merge their manifests.
+    #[arg(long, value_name = "K/N|env|env/N", conflicts_with = "merge")]
+    shard: Option<facepipe_core::shard::ShardSpec>,
+    /// Join the --out-dir folders of the N shards of one evaluation into --out-dir: the
+    /// scores of all of them, as one run gives (the masks and pictures stay in the shards').
+    #[arg(long, value_name = "SHARD_DIR", num_args = 1.., conflicts_with_all = ["model", "input", "output"])]
+    merge: Vec<PathBuf>,
+    /// With --merge: the manifest the shards read; per_image.csv keeps its order (else rows
+    /// are sorted by id).
+    #[arg(long, value_name = "INPUT", requires = "merge")]
+    expect: Option<PathBuf>,
     /// Which items to run: those of one split, or all (scores are given per split).
     #[arg(long, value_enum, default_value_t = Select::All)]
     split: Select,
@@ -70,6 +83,20 @@ fn main() -> ExitCode {
                 eprintln!("{}", unet_eval::report::summary(dir)?);
                 return Ok(());
             }
+            if !a.merge.is_empty() {
+                let Some(out_dir) = a.out_dir else {
+                    anyhow::bail!("--out-dir is required");
+                };
+                let cfg = unet_eval::merge::MergeConfig {
+                    shards: a.merge,
+                    out_dir,
+                    expect: a.expect,
+                    force: a.force,
+                };
+                let e = unet_eval::merge::merge(&cfg)?;
+                unet_eval::report::log_summary(&e);
+                return Ok(());
+            }
             let (Some(model_dir), Some(out_dir)) = (a.model, a.out_dir) else {
                 anyhow::bail!("--model and --out-dir are required");
             };
@@ -85,6 +112,7 @@ fn main() -> ExitCode {
                 bs: a.bs,
                 contact: a.contact,
                 force: a.force,
+                shard: a.shard.map(|s| s.resolve()).transpose()?,
             };
             let o = unet_eval::run(&cfg, &a.common.progress(0, "unet-eval"))?;
             unet_eval::report::log_summary(&o.eval);

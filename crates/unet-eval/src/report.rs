@@ -23,14 +23,14 @@ use facepipe_core::palette::{Class, IGNORE};
 use facepipe_plot::{COLOURS, Canvas};
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Rgb, RgbImage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use unet::infer::{Model, Weights};
 
 use crate::predict::Outside;
 use crate::{EVAL_FORMAT, ItemResult, Select};
 
 /// One class's scores.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassScore {
     pub id: u8,
     pub name: String,
@@ -41,7 +41,7 @@ pub struct ClassScore {
 }
 
 /// Scores of a group of images at one resolution.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// Labelled pixels scored.
     pub pixels: u64,
@@ -53,16 +53,21 @@ pub struct Scores {
     pub mean_dice_fg: Option<f64>,
     pub mean_iou_fg: Option<f64>,
     /// Mean cross-entropy per labelled pixel (model resolution only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
+    /// The cross-entropy summed over those pixels: what shards add up (`--merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_sum: Option<f64>,
     pub per_class: Vec<ClassScore>,
     /// Rows: true class; columns: predicted class (pixel counts).
     pub confusion: Vec<Vec<u64>>,
 }
 
 impl Scores {
-    pub fn from_confusion(c: &Confusion, classes: &[Class], loss: Option<f64>) -> Scores {
+    /// Scores of a confusion matrix; `loss_sum` (model resolution) is averaged over its pixels.
+    pub fn from_confusion(c: &Confusion, classes: &[Class], loss_sum: Option<f64>) -> Scores {
         let (dice, iou) = (c.dice(), c.iou());
+        let loss = loss_sum.filter(|_| c.pixels() > 0).map(|l| l / c.pixels() as f64);
         let bg = background(classes);
         Scores {
             pixels: c.pixels(),
@@ -73,6 +78,7 @@ impl Scores {
             mean_dice_fg: mean_present(&dice, bg),
             mean_iou_fg: mean_present(&iou, bg),
             loss,
+            loss_sum,
             per_class: classes
                 .iter()
                 .enumerate()
@@ -96,7 +102,7 @@ pub fn background(classes: &[Class]) -> Option<usize> {
 }
 
 /// The scores of the labelled images of one split.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Group {
     /// `valid`, `train`, `unsplit` (items without a split among others), or `all`.
     pub name: String,
@@ -105,7 +111,7 @@ pub struct Group {
     pub model_resolution: Scores,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Throughput {
     pub images: usize,
     pub tiles: usize,
@@ -117,7 +123,7 @@ pub struct Throughput {
     pub network_tiles_per_s: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Settings {
     pub split: Select,
     pub outside: Outside,
@@ -126,7 +132,7 @@ pub struct Settings {
     pub batch_size: usize,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelRef {
     pub dir: String,
     pub model_json_sha256: String,
@@ -135,12 +141,15 @@ pub struct ModelRef {
     pub weights_sha256: String,
     pub arch: String,
     pub input_size: u32,
+    /// Valid images of the training run.
+    #[serde(default)]
+    pub n_valid: usize,
     /// unet-train's validation record of these weights (model resolution, valid split).
     pub training_record: serde_json::Value,
 }
 
 /// `eval.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EvalFile {
     pub format: String,
     pub format_version: u32,
@@ -157,7 +166,24 @@ pub struct EvalFile {
     pub throughput: Throughput,
     /// Files written, relative to the output directory.
     pub files: Vec<String>,
+    /// The part of the input this run scored (`--shard K/N`): its scores are that part's only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// The shard directories a `--merge` joined, each with its `eval.json`'s sha256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRef>,
     pub facepipe_version: String,
+}
+
+/// One shard of a merged evaluation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardRef {
+    pub shard: String,
+    pub dir: String,
+    pub eval_json_sha256: String,
+    /// Its contact sheet (the merged directory has none: the images stay in the shards').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_sheet: Option<String>,
 }
 
 fn group_name(r: &ItemResult, any_split: bool) -> &'static str {
@@ -169,9 +195,9 @@ fn group_name(r: &ItemResult, any_split: bool) -> &'static str {
     }
 }
 
-/// Groups the labelled results by split (valid first) and scores each.
-pub fn groups(results: &[ItemResult], classes: &[Class]) -> Vec<Group> {
-    let any_split = results.iter().any(|r| r.split.is_some());
+/// Groups the labelled results by split (valid first) and scores each; `any_split`: whether
+/// any item of the run (every shard's) has a split, which names the items without one.
+pub fn groups(results: &[ItemResult], classes: &[Class], any_split: bool) -> Vec<Group> {
     let mut out = Vec::new();
     for name in ["valid", "train", "unsplit", "all"] {
         let members: Vec<&ItemResult> = results
@@ -189,12 +215,11 @@ pub fn groups(results: &[ItemResult], classes: &[Class]) -> Vec<Group> {
             model.merge(r.model.as_ref().expect("labelled"));
             loss += r.model_loss_sum;
         }
-        let mean_loss = (model.pixels() > 0).then(|| loss / model.pixels() as f64);
         out.push(Group {
             name: name.into(),
             images: members.len(),
             full_resolution: Scores::from_confusion(&full, classes, None),
-            model_resolution: Scores::from_confusion(&model, classes, mean_loss),
+            model_resolution: Scores::from_confusion(&model, classes, Some(loss)),
         });
     }
     out
@@ -278,8 +303,7 @@ fn fmt_short(v: Option<f64>) -> String {
 }
 
 /// `per_image.csv`: one row per labelled image, full resolution.
-fn per_image_csv(path: &Path, results: &[ItemResult], classes: &[Class]) -> Result<()> {
-    let any_split = results.iter().any(|r| r.split.is_some());
+fn per_image_csv(path: &Path, results: &[ItemResult], classes: &[Class], any_split: bool) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = [
         "id",
@@ -329,7 +353,7 @@ fn per_image_csv(path: &Path, results: &[ItemResult], classes: &[Class]) -> Resu
     write_atomic(path, &w.into_inner()?)
 }
 
-fn confusion_csv(path: &Path, s: &Scores, classes: &[Class]) -> Result<()> {
+pub fn confusion_csv(path: &Path, s: &Scores, classes: &[Class]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["truth \\ predicted".to_string()];
     header.extend(classes.iter().map(|c| c.name.clone()));
@@ -483,7 +507,8 @@ fn contact_sheet(sections: &[(String, Vec<SheetRow>)], classes: &[Class], side: 
     cv.img
 }
 
-fn report_md(e: &EvalFile, model: &Model, contact: bool) -> String {
+/// `report.md`.
+pub fn report_md(e: &EvalFile, contact: bool) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let t = &e.throughput;
@@ -554,7 +579,7 @@ fn report_md(e: &EvalFile, model: &Model, contact: bool) -> String {
     let _ = writeln!(
         s,
         "| training's record | {} | model | {} | {} | {} | {} | {} | {} |\n",
-        model.info.n_valid,
+        e.model.n_valid,
         f("pixel_accuracy"),
         f("mean_dice"),
         f("mean_iou"),
@@ -588,6 +613,21 @@ fn report_md(e: &EvalFile, model: &Model, contact: bool) -> String {
             );
         }
     }
+    if !e.shards.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Shards\n\nMerged from {} shards; the scores above are of all of them (confusion matrices summed). \
+             Predicted masks, pictures and each shard's worst and best images stay in the shard folders:\n",
+            e.shards.len()
+        );
+        for sh in &e.shards {
+            let sheet = sh
+                .contact_sheet
+                .as_ref()
+                .map_or_else(String::new, |c| format!(" ([contact sheet]({c}))"));
+            let _ = writeln!(s, "- {}: `{}`{sheet}", sh.shard, sh.dir);
+        }
+    }
     let _ = writeln!(
         s,
         "\nPredicted masks: `masks/` (class indices), `colour/` (palette colours), `overlay/` (over the photo)."
@@ -605,6 +645,17 @@ pub const FILES: [&str; 6] = [
     "eval.json",
 ];
 
+/// What part of a run the results are, and how many images the contact sheet shows.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope {
+    /// Worst and best images on the contact sheet (each).
+    pub contact: usize,
+    /// Whether any item of the whole run (every shard) has a split; see [`groups`].
+    pub any_split: bool,
+    /// The part (`--shard K/N`), if not the whole input.
+    pub shard: Option<facepipe_core::shard::Shard>,
+}
+
 /// Writes `eval.json`, the CSVs, the pictures and the report; returns what `eval.json` holds.
 pub fn write_all(
     out_dir: &Path,
@@ -613,16 +664,21 @@ pub fn write_all(
     settings: &Settings,
     results: &[ItemResult],
     throughput: Throughput,
-    contact: usize,
+    scope: &Scope,
 ) -> Result<EvalFile> {
+    let Scope {
+        contact,
+        any_split,
+        shard,
+    } = *scope;
     let classes = &model.info.classes;
-    let groups = groups(results, classes);
+    let groups = groups(results, classes, any_split);
     let headline = groups.first().map(|g| g.name.clone());
     let mut files = vec!["masks/".to_string(), "colour/".into(), "overlay/".into()];
     let labelled = results.iter().filter(|r| r.full.is_some()).count();
     let mut sheet = false;
     if let Some(h) = groups.first() {
-        per_image_csv(&out_dir.join("per_image.csv"), results, classes)?;
+        per_image_csv(&out_dir.join("per_image.csv"), results, classes, any_split)?;
         confusion_csv(&out_dir.join("confusion.csv"), &h.full_resolution, classes)?;
         let title = format!("confusion matrix: {} ({} images), full resolution", h.name, h.images);
         facepipe_plot::save_png(
@@ -631,7 +687,6 @@ pub fn write_all(
         )?;
         files.extend(["per_image.csv", "confusion.csv", "confusion.png"].map(String::from));
         // contact sheet: the headline group's worst and best images
-        let any_split = results.iter().any(|r| r.split.is_some());
         let mut ranked: Vec<(f64, &ItemResult)> = results
             .iter()
             .filter(|r| group_name(r, any_split) == h.name)
@@ -679,6 +734,7 @@ pub fn write_all(
             weights_sha256: model.weights_file.sha256.clone(),
             arch: model.info.arch.to_string(),
             input_size: model.input_size(),
+            n_valid: model.info.n_valid,
             training_record: serde_json::to_value(record)?,
         },
         manifest: manifest.clone(),
@@ -691,9 +747,11 @@ pub fn write_all(
         groups,
         throughput,
         files,
+        shard: shard.map(|s| s.to_string()),
+        shards: vec![],
         facepipe_version: facepipe_core::VERSION.into(),
     };
-    write_atomic(&out_dir.join("report.md"), report_md(&eval, model, sheet).as_bytes())?;
+    write_atomic(&out_dir.join("report.md"), report_md(&eval, sheet).as_bytes())?;
     let mut bytes = serde_json::to_vec_pretty(&eval)?;
     bytes.push(b'\n');
     write_atomic(&out_dir.join("eval.json"), &bytes)?;
@@ -839,7 +897,7 @@ mod tests {
             item("c", Some(Split::Valid), &[1, 2], &[255, 255], 0.0),
             item("d", Some(Split::Train), &[2], &[2], 0.1),
         ];
-        let g = groups(&results, &classes());
+        let g = groups(&results, &classes(), true);
         assert_eq!(
             g.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
             ["valid", "train"]
@@ -867,12 +925,12 @@ mod tests {
     #[test]
     fn items_without_a_split_form_their_own_group() {
         let only = vec![item("a", None, &[0], &[0], 0.0)];
-        assert_eq!(groups(&only, &classes())[0].name, "all");
+        assert_eq!(groups(&only, &classes(), false)[0].name, "all");
         let mixed = vec![
             item("a", None, &[0], &[0], 0.0),
             item("b", Some(Split::Valid), &[1], &[1], 0.0),
         ];
-        let names: Vec<String> = groups(&mixed, &classes()).into_iter().map(|g| g.name).collect();
+        let names: Vec<String> = groups(&mixed, &classes(), true).into_iter().map(|g| g.name).collect();
         assert_eq!(names, ["valid", "unsplit"]);
     }
 

@@ -1,0 +1,253 @@
+//! `cheek-lab --merge`: joins the reports of the N shards of one measurement (`--shard K/N`,
+//! each with its own `--report`) into the CSV, report and scatter plot one unsharded run
+//! writes.
+//!
+//! A shard's report holds every row it measured at full precision (`shard.items`), so the
+//! merge concatenates the rows in the input's order (`--expect INPUT`, else by item id),
+//! re-reads the reference (which must be unchanged: same sha256) and computes the agreement
+//! on all rows with the code a whole run uses: CSV rows and statistics equal an unsharded
+//! run's. QC pictures stay in the shards' `--qc-dir` folders.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use facepipe_core::Manifest;
+use facepipe_core::io::read_input;
+use facepipe_core::shard::{Shard, ShardSpec};
+
+use crate::{REPORT_FORMAT, RefInput, Report, ShardItem, ShardRef, assemble, guard_outputs, reference, write_outputs};
+
+/// What `--merge` needs.
+#[derive(Clone, Debug)]
+pub struct MergeConfig {
+    /// The shards' `--report` files, in any order.
+    pub shards: Vec<PathBuf>,
+    /// The merged CSV (`-` for stdout).
+    pub output: PathBuf,
+    /// The merged report (its scatter plot goes beside it).
+    pub report: Option<PathBuf>,
+    /// The manifest the shards read: rows keep its order (else they are sorted by item id),
+    /// and it must be the file the shards measured (same sha256).
+    pub expect: Option<PathBuf>,
+    pub force: bool,
+}
+
+struct Part {
+    path: PathBuf,
+    shard: Shard,
+    report: Report,
+    sha256: String,
+}
+
+fn read_part(path: &Path) -> Result<Part> {
+    let (bytes, input) = read_input(path)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
+    ensure!(
+        v["format"] == REPORT_FORMAT,
+        "{} is not a cheek-lab report",
+        path.display()
+    );
+    let report: Report = serde_json::from_value(v)
+        .with_context(|| format!("{}: not a cheek-lab report this version can read", path.display()))?;
+    ensure!(
+        report.shards.is_empty(),
+        "{} is already a merge of {} shards",
+        path.display(),
+        report.shards.len()
+    );
+    let part = report.shard.as_ref().with_context(|| {
+        format!(
+            "{} was not written with --shard: it is a whole run's report",
+            path.display()
+        )
+    })?;
+    let shard = match part.shard.parse::<ShardSpec>() {
+        Ok(ShardSpec::Fixed(s)) => s,
+        _ => bail!("{}: its shard {:?} is not K/N", path.display(), part.shard),
+    };
+    Ok(Part {
+        path: path.to_path_buf(),
+        shard,
+        report,
+        sha256: input.sha256,
+    })
+}
+
+/// The settings every shard must share, as JSON (compared field by field for the error).
+fn settings(r: &Report) -> Vec<(&'static str, serde_json::Value)> {
+    let part = r.shard.as_ref().expect("a shard");
+    vec![
+        ("format version", j(&r.format_version)),
+        ("input manifest", j(&r.input)),
+        ("mask field", j(&r.mask_field)),
+        ("--faces", j(&r.faces_mode)),
+        ("--white", j(&r.white_point)),
+        ("--averaging", j(&r.averaging)),
+        ("--patch-px", j(&r.patch_px)),
+        ("--reference-face-width", j(&r.reference_face_width)),
+        ("--min-skin", j(&r.min_skin)),
+        ("reference", j(&r.agreement.as_ref().map(|a| &a.reference))),
+        ("reference columns", j(&part.ref_columns)),
+        ("--join", j(&part.join)),
+    ]
+}
+
+fn j<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Merges the shard reports; returns the merged report (written with the CSV).
+pub fn merge(cfg: &MergeConfig) -> Result<Report> {
+    ensure!(!cfg.shards.is_empty(), "--merge needs the shards' reports");
+    for s in &cfg.shards {
+        let same = |p: &Path| {
+            std::fs::canonicalize(p)
+                .ok()
+                .is_some_and(|c| Some(c) == std::fs::canonicalize(s).ok())
+        };
+        if same(&cfg.output) || cfg.report.as_deref().is_some_and(same) {
+            bail!(
+                "{} is both a shard report and an output; write the merged files elsewhere",
+                s.display()
+            );
+        }
+    }
+    let (_locks, scatter) = guard_outputs(&cfg.output, cfg.report.as_deref(), None, cfg.force)?;
+    let mut parts = cfg.shards.iter().map(|p| read_part(p)).collect::<Result<Vec<_>>>()?;
+    let first_settings = settings(&parts[0].report);
+    let mut seen: HashMap<usize, &Path> = HashMap::new();
+    for p in &parts {
+        let name = p.path.display();
+        ensure!(
+            p.shard.count == parts[0].shard.count,
+            "{name} is shard {} but {} is shard {}: shards of one run share N",
+            p.shard,
+            parts[0].path.display(),
+            parts[0].shard
+        );
+        if let Some(other) = seen.insert(p.shard.index, &p.path) {
+            bail!("{name} and {} are both shard {}", other.display(), p.shard);
+        }
+        let differs: Vec<&str> = settings(&p.report)
+            .into_iter()
+            .zip(&first_settings)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a.0)
+            .collect();
+        ensure!(
+            differs.is_empty(),
+            "{name} is not a shard of the same run as {}: its {} differ",
+            parts[0].path.display(),
+            differs.join(", ")
+        );
+    }
+    let n = parts[0].shard.count;
+    let missing: Vec<String> = (0..n)
+        .filter(|k| !seen.contains_key(k))
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "{} {} {} missing (got {} of {n})",
+        if missing.len() == 1 { "shard" } else { "shards" },
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" },
+        parts.len()
+    );
+    parts.sort_by_key(|p| p.shard.index);
+    let first = &parts[0].report;
+
+    let mut items: Vec<&ShardItem> = Vec::new();
+    let mut owner: HashMap<&str, &Path> = HashMap::new();
+    for p in &parts {
+        for it in &p.report.shard.as_ref().expect("a shard").items {
+            if let Some(other) = owner.insert(it.id.as_str(), &p.path) {
+                bail!(
+                    "item {:?} is in both {} and {}",
+                    it.id,
+                    other.display(),
+                    p.path.display()
+                );
+            }
+            items.push(it);
+        }
+    }
+    match &cfg.expect {
+        Some(path) => {
+            let loaded = Manifest::read(path)?;
+            ensure!(
+                loaded.input.sha256 == first.input.sha256,
+                "--expect {} is not the manifest the shards measured ({})",
+                path.display(),
+                first.input.path
+            );
+            let pos: HashMap<&str, usize> = loaded
+                .manifest
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, it)| (it.id.as_str(), i))
+                .collect();
+            ensure!(
+                items.len() == pos.len() && items.iter().all(|it| pos.contains_key(it.id.as_str())),
+                "the shards hold {} items, --expect {} has {}: not the same items",
+                items.len(),
+                path.display(),
+                pos.len()
+            );
+            items.sort_by_key(|it| pos[it.id.as_str()]);
+        }
+        None => items.sort_by(|a, b| a.id.cmp(&b.id)),
+    }
+    let rows: Vec<_> = items.iter().flat_map(|it| it.rows.iter().cloned()).collect();
+    let warnings: Vec<String> = items.iter().flat_map(|it| it.warnings.iter().cloned()).collect();
+
+    let part = first.shard.as_ref().expect("a shard");
+    let reference = match (&part.reference, &first.agreement) {
+        (Some(path), Some(a)) => {
+            let data = reference::read(Path::new(path), &part.ref_columns)?;
+            let (_, input) = read_input(Path::new(path))?;
+            ensure!(
+                input.sha256 == a.reference.sha256,
+                "reference {path} has changed since the shards were measured (sha256 differs): rerun them, or restore it"
+            );
+            Some((data, input))
+        }
+        _ => None,
+    };
+    let shown = part.reference.clone().unwrap_or_default();
+    let ref_input = reference.as_ref().map(|(data, input)| RefInput {
+        data,
+        input,
+        shown: &shown,
+        columns: &part.ref_columns,
+        join: part.join,
+    });
+    let mut head = first.clone();
+    head.items = parts.iter().map(|p| p.report.items).sum();
+    head.shard = None;
+    head.shards = parts
+        .iter()
+        .map(|p| {
+            Ok(ShardRef {
+                shard: p.shard.to_string(),
+                report: facepipe_core::paths::to_manifest_string(&facepipe_core::paths::absolute(&p.path)?)?,
+                sha256: p.sha256.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    head.facepipe_version = facepipe_core::VERSION.into();
+    let (report, csv, joined) = assemble(head, &rows, warnings, ref_input.as_ref())?;
+    write_outputs(
+        &cfg.output,
+        cfg.report.as_deref(),
+        scatter.as_deref(),
+        &report,
+        &csv,
+        &rows,
+        joined.as_ref(),
+    )?;
+    Ok(report)
+}
