@@ -61,7 +61,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: snakemake snakemake-venv test-snakemake all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai clean help
+.PHONY: snakemake snakemake-venv test-snakemake test-slurm all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -197,22 +197,17 @@ $(SNAKEMAKE_VENV)/bin/snakemake:
 
 snakemake-venv: $(SNAKEMAKE_VENV)/bin/snakemake ## a virtual environment (SNAKEMAKE_VENV) with Snakemake (SNAKEMAKE_VERSION) from PyPI
 
-snakemake: $(SNAKEMAKE_VENV)/bin/snakemake | build ## the pipeline on Snakemake (rgb2class as SHARDS jobs + manifest-merge) into SNAKE_OUT
+snakemake: $(SNAKEMAKE_VENV)/bin/snakemake | build ## the pipeline on Snakemake (rgb2class, unet-eval, cheek-lab as SHARDS jobs each, then merged) into SNAKE_OUT
 	$(SNAKEMAKE_VENV)/bin/snakemake -s pipelines/Snakefile $(SNAKE_ARGS) \
 	  --config out=$(SNAKE_OUT) bin=$(BIN) shards=$(SHARDS) $(if $(filter $(DATA_DIR),$(DEMO_DIR)),,data=$(DATA_DIR))
 
-test-snakemake: $(SNAKEMAKE_VENV)/bin/snakemake | build ## the Snakefile's whole chain on 12 demo faces, tiny training; its merged masks.json must equal one rgb2class run's
-	rm -rf -- $(OUT_DIR)/test-snakemake
-	$(SNAKEMAKE_VENV)/bin/snakemake -s pipelines/Snakefile --cores 2 --quiet rules \
-	  --config out=$(OUT_DIR)/test-snakemake bin=$(BIN) shards=3 demo_count=12 demo_size=64 \
-	  "train_args=--arch smp --size 32 --bs 2 --fine-tune-epochs 0 --no-lr-find --epochs 1 --lr 1e-3"
-	$(RGB2CLASS) -i $(OUT_DIR)/test-snakemake/pairs.json -o $(OUT_DIR)/test-snakemake/masks-one.json \
-	  --out-dir $(OUT_DIR)/test-snakemake/masks -q
-	python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); \
-	  a["provenance"].pop(); assert a == b, "merged masks.json differs from one rgb2class run"; \
-	  print("test-snakemake: merged manifest of", len(a["items"]), "items equals the unsharded one")' \
-	  $(OUT_DIR)/test-snakemake/masks.json $(OUT_DIR)/test-snakemake/masks-one.json
-	$(CHECK) --require pred_mask $(OUT_DIR)/test-snakemake/predictions.json
+# The cluster tests (tests/cluster/): the chain in shards on each engine, checked against
+# unsharded runs. Not part of `make test` (they install things); .ci/run runs them.
+test-snakemake: $(SNAKEMAKE_VENV)/bin/snakemake | build ## the Snakefile's whole chain in 3 shards per stage on 24 demo faces, against unsharded runs
+	SNAKEMAKE=$(abspath $(SNAKEMAKE_VENV))/bin/snakemake BIN=$(abspath $(BIN)) tests/cluster/snakemake.sh
+
+test-slurm: | build ## pipelines/slurm/chain.sh on a one-node Slurm cluster it starts (installs slurm-wlm and munge with apt-get; root)
+	BIN=$(abspath $(BIN)) tests/cluster/slurm.sh
 
 clean: ## remove the outputs (all of OUT_DIR); a DATA_DIR outside it is never touched
 	rm -rf -- $(OUT_DIR)
