@@ -6,7 +6,8 @@
 //! ([`measure`]), and, with a reference CSV, says how far it is from the hand measurements
 //! ([`reference`]).
 //!
-//! Nothing is written until every item has been measured; the CSV comes last.
+//! Nothing is written until every item has been measured; the CSV comes last. In parts
+//! (`--shard K/N`) and joined again: see [`merge`].
 
 pub mod faces;
 pub mod measure;
@@ -200,19 +201,6 @@ fn read_photo(path: &Path) -> Result<(image::RgbImage, Option<String>)> {
     Ok((img, warn))
 }
 
-fn read_mask(path: &Path, n_classes: usize) -> Result<image::GrayImage> {
-    let shown = path.display();
-    let img = facepipe_core::images::decode(path, "mask")?;
-    let m = match img {
-        image::DynamicImage::ImageLuma8(m) => m,
-        other => bail!("mask {shown} is {:?}, not an 8-bit class-index image", other.color()),
-    };
-    if let Some(&v) = m.as_raw().iter().find(|&&v| usize::from(v) >= n_classes && v != 255) {
-        bail!("mask {shown} has value {v}, but there are only {n_classes} classes (and 255)");
-    }
-    Ok(m)
-}
-
 fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Result<ItemResult> {
     let image = it.image.as_ref().map(PathBuf::from);
     let mask_path = it.field(&cfg.mask_field).and_then(|v| v.as_str().map(PathBuf::from));
@@ -251,7 +239,7 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
         });
     };
     let (photo, warn) = read_photo(img_path)?;
-    let mask = read_mask(mp, n_classes)?;
+    let mask = facepipe_core::mask::read(mp, n_classes)?;
     ensure!(
         photo.dimensions() == mask.dimensions(),
         "image {} is {}×{} but its {} {} is {}×{}",
@@ -735,9 +723,7 @@ fn write_outputs(
         if let (Some(j), Some(s)) = (joined, scatter) {
             qc::scatter(s, rows, &j.per_face)?;
         }
-        let mut bytes = serde_json::to_vec_pretty(report)?;
-        bytes.push(b'\n');
-        Output::parse(p).write(&bytes)?;
+        Output::parse(p).write(&facepipe_core::io::json_bytes(report)?)?;
     }
     Output::parse(output).write(csv)
 }

@@ -15,7 +15,8 @@
 //!   report.md                a short report linking the pictures
 //! ```
 //!
-//! How a prediction is made and mapped back: see [`predict`]. Scores: see [`report`].
+//! How a prediction is made and mapped back: see [`predict`]. Scores: see [`report`]. In
+//! parts (`--shard K/N`, each with its own output folder) and joined again: see [`merge`].
 //!
 //! Nothing is written until every selected item's image (and mask, with its values) has been
 //! checked; the output manifest is written last, so its presence means the stage finished.
@@ -240,7 +241,7 @@ fn plan(
         (j.width, j.height) = (w, h);
         (j.tiles, j.centre) = predict::tiles(w, h, outside);
         if let Some(mp) = &j.mask {
-            let mask = unet::data::read_mask(mp, n_classes).with_context(|| format!("item {:?}", j.id))?;
+            let mask = facepipe_core::mask::read(mp, n_classes).with_context(|| format!("item {:?}", j.id))?;
             ensure!(
                 mask.dimensions() == (w, h),
                 "item {:?}: image {} is {w}×{h} but its mask {} is {}×{}",
@@ -492,7 +493,7 @@ fn finish(
     let pred = predict::map_back(probs, &j.tiles, j.width, j.height, size, n);
     let (mut full, mut model, mut loss) = (None, None, 0.0);
     if let Some(mp) = &j.mask {
-        let mask = unet::data::read_mask(mp, n)?;
+        let mask = facepipe_core::mask::read(mp, n)?;
         let mut c = Confusion::new(n);
         c.add(&pred, mask.as_raw());
         full = Some(c);
@@ -519,7 +520,14 @@ fn finish(
         }
     }
     let mask_img = GrayImage::from_raw(j.width, j.height, pred).expect("sized");
-    report::write_mask_tiff(&out_dir.join(&pred_mask), &mask_img)?;
+    facepipe_core::mask::write(
+        &out_dir.join(&pred_mask),
+        j.width,
+        j.height,
+        mask_img.as_raw(),
+        None,
+        facepipe_core::mask::Compression::Packbits,
+    )?;
     facepipe_plot::save_png(&out_dir.join(&colour), &report::colourise(&mask_img, classes))?;
     facepipe_plot::save_png(&out_dir.join(&overlay), &report::overlay(img, &mask_img, classes))?;
     Ok(ItemResult {
