@@ -25,7 +25,7 @@ struct Args {
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     input: PathBuf,
     /// Output CSV, one row per face (written last; `-` for stdout).
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", required_unless_present = "summary")]
     output: Option<PathBuf>,
     /// Print the summary of a report and exit.
     #[arg(long, value_name = "REPORT", exclusive = true)]
@@ -99,12 +99,16 @@ struct Args {
     /// Class of cheek skin.
     #[arg(long, default_value = "general face", value_name = "NAME")]
     skin_class: String,
+    /// Class of the eyes (they place the cheeks).
     #[arg(long, default_value = "eyes", value_name = "NAME")]
     eye_class: String,
+    /// Class of the nose (the cheeks sit beside it).
     #[arg(long, default_value = "nose", value_name = "NAME")]
     nose_class: String,
+    /// Class of the lips (the cheeks sit halfway down to them).
     #[arg(long, default_value = "lips", value_name = "NAME")]
     lip_class: String,
+    /// Class of the eyebrows (the top of the fWHR height).
     #[arg(long, default_value = "eyebrows", value_name = "NAME")]
     brow_class: String,
     /// Glasses: with sunglasses hiding the eyes, the lenses place them (ignored if not in the palette).

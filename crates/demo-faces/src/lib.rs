@@ -122,9 +122,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Vec<FaceTr
     if xml_path.exists() {
         std::fs::remove_file(&xml_path).with_context(|| format!("removing stale {}", xml_path.display()))?;
     }
-    let mut params = serde_json::to_vec_pretty(cfg)?;
-    params.push(b'\n');
-    write_atomic(&cfg.out.join(MARKER), &params)?;
+    facepipe_core::io::write_json(&cfg.out.join(MARKER), cfg)?;
 
     let palette: Vec<[u8; 3]> = facepipe_core::palette::mut1ny().iter().map(|c| c.rgb).collect();
     progress.set_length(u64::from(cfg.count));

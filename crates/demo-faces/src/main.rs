@@ -9,10 +9,11 @@ use facepipe_core::cli::{Common, parse_size};
 /// Writes OUT/training.xml, OUT/samples/, OUT/labels/ (Mut1ny palette) and
 /// OUT/participants.csv with the true cheek CIE L*a*b* (D65) of every face.
 #[derive(Parser, Debug)]
-#[command(version = facepipe_core::LONG_VERSION, after_help = "Example:\n  demo-faces --out data/demo --count 200 --size 256 --seed 2020")]
+#[command(version = facepipe_core::LONG_VERSION, after_help = "Example:\n  demo-faces --out-dir data/demo --count 200 --size 256 --seed 2020")]
 struct Args {
-    /// Output folder (created; must be empty or a previous demo-faces output).
-    #[arg(long, short = 'O', value_name = "DIR")]
+    /// Output folder (created; must be empty or a previous demo-faces output). `--out` is the
+    /// same flag.
+    #[arg(long = "out-dir", short = 'O', visible_alias = "out", value_name = "DIR")]
     out: PathBuf,
     /// Number of images.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]

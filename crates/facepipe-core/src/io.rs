@@ -14,6 +14,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes).map_err(Into::into))
 }
 
+/// A value as the JSON files facepipe writes hold it: pretty-printed, ending in a newline.
+pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).context("serialising JSON")?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Writes a value as pretty JSON ([`json_bytes`]), atomically ([`write_atomic`]).
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &json_bytes(value)?)
+}
+
 /// Like [`write_atomic`], with the content produced by a writer callback.
 pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
     write_atomic_inner(path, true, fill)

@@ -17,6 +17,7 @@ pub mod colour;
 pub mod images;
 pub mod io;
 pub mod manifest;
+pub mod mask;
 pub mod metrics;
 pub mod out;
 pub mod palette;

@@ -513,9 +513,7 @@ impl OutDir {
             ),
             files: self.ledger.clone(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&l)?;
-        bytes.push(b'\n');
-        crate::io::write_atomic(&self.dir.join(&self.marker), &bytes)
+        crate::io::write_json(&self.dir.join(&self.marker), &l)
     }
 }
 

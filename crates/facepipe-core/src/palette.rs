@@ -70,6 +70,15 @@ pub fn mut1ny_index(name: &str) -> u8 {
         .unwrap_or_else(|| panic!("no class {name:?}")) as u8
 }
 
+/// A class name as a CSV column-name word: every character but ASCII letters and digits
+/// becomes `_` ("general face" → `general_face`, "specs/sunglasses" → `specs_sunglasses`). The
+/// one rule every table with per-class columns uses.
+pub fn column_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
 /// A palette file: either a bare array of classes or any object with a `classes` array
 /// (so a facepipe manifest can serve as a palette file).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -139,6 +148,13 @@ pub fn fingerprint(classes: &[Class]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_names_become_one_kind_of_column_name() {
+        assert_eq!(column_name("general face"), "general_face");
+        assert_eq!(column_name("specs/sunglasses"), "specs_sunglasses");
+        assert_eq!(column_name("eyes"), "eyes");
+    }
 
     #[test]
     fn default_palette_is_valid_and_ordered() {

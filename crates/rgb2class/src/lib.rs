@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufReader, BufWriter, Write as _};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -39,27 +39,9 @@ pub enum OffPalette {
     Error,
 }
 
-/// TIFF compression of the masks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum MaskCompression {
-    None,
-    Packbits,
-    Lzw,
-    Deflate,
-}
-
-impl MaskCompression {
-    fn tiff(self) -> tiff::encoder::Compression {
-        use tiff::encoder::Compression as C;
-        match self {
-            MaskCompression::None => C::Uncompressed,
-            MaskCompression::Packbits => C::Packbits,
-            MaskCompression::Lzw => C::Lzw,
-            MaskCompression::Deflate => C::Deflate(tiff::encoder::DeflateLevel::Fast),
-        }
-    }
-}
+/// TIFF compression of the masks (the one writer of every stage's masks is
+/// [`facepipe_core::mask`]).
+pub use facepipe_core::mask::Compression as MaskCompression;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -368,44 +350,6 @@ pub fn stream_rgb8_png_from<R: std::io::BufRead + std::io::Seek>(
     Ok(Some((w, h)))
 }
 
-/// Length of the run of `row[i]` starting at `i`, at most `max`; compares 16 bytes at a time.
-#[inline]
-fn run_len(row: &[u8], i: usize, max: usize) -> usize {
-    let v = row[i];
-    let splat = u128::from_ne_bytes([v; 16]);
-    let end = (i + max).min(row.len());
-    let mut j = i + 1;
-    while j + 16 <= end && u128::from_ne_bytes(row[j..j + 16].try_into().expect("16 bytes")) == splat {
-        j += 16;
-    }
-    while j < end && row[j] == v {
-        j += 1;
-    }
-    j - i
-}
-
-/// PackBits-compresses one row (TIFF compression 32773: runs never cross rows).
-fn packbits_row(row: &[u8], dst: &mut Vec<u8>) {
-    let n = row.len();
-    let mut i = 0;
-    while i < n {
-        let run = run_len(row, i, 128);
-        if run >= 2 {
-            dst.push((1 - run as i16) as i8 as u8);
-            dst.push(row[i]);
-            i += run;
-        } else {
-            let start = i;
-            i += 1;
-            while i < n && i - start < 128 && !(i + 1 < n && row[i] == row[i + 1]) {
-                i += 1;
-            }
-            dst.push((i - start - 1) as u8);
-            dst.extend_from_slice(&row[start..i]);
-        }
-    }
-}
-
 /// What the mask's TIFF ImageDescription records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaskInfo {
@@ -417,49 +361,7 @@ pub struct MaskInfo {
 
 fn write_mask(path: &Path, w: u32, h: u32, data: &[u8], info: &MaskInfo, compression: MaskCompression) -> Result<()> {
     let desc = serde_json::to_string(info)?;
-    if compression == MaskCompression::Packbits {
-        // The tiff crate's own PackBits is slower than deflate; runs make it trivial here.
-        return write_packbits_mask(path, w, h, data, &desc);
-    }
-    io::write_atomic_fast(path, |f| {
-        let mut buf = BufWriter::new(f);
-        let mut enc = tiff::encoder::TiffEncoder::new(&mut buf)?.with_compression(compression.tiff());
-        let mut img = enc.new_image::<tiff::encoder::colortype::Gray8>(w, h)?;
-        img.encoder()
-            .write_tag(tiff::tags::Tag::ImageDescription, desc.as_str())?;
-        img.write_data(data)?;
-        buf.flush()?;
-        Ok(())
-    })
-}
-
-/// Writes a PackBits TIFF through the tiff crate's directory API: one strip, compressed here.
-fn write_packbits_mask(path: &Path, w: u32, h: u32, data: &[u8], desc: &str) -> Result<()> {
-    use tiff::tags::Tag;
-    let mut packed = Vec::with_capacity(data.len() / 16 + 64);
-    for row in data.chunks_exact(w as usize) {
-        packbits_row(row, &mut packed);
-    }
-    io::write_atomic_fast(path, |f| {
-        let mut buf = BufWriter::new(f);
-        let mut enc = tiff::encoder::TiffEncoder::new(&mut buf)?;
-        let mut dir = enc.image_directory()?;
-        let offset = dir.write_data(packed.as_slice())?;
-        let offset = u32::try_from(offset).context("mask too large for TIFF")?;
-        dir.write_tag(Tag::ImageWidth, w)?;
-        dir.write_tag(Tag::ImageLength, h)?;
-        dir.write_tag(Tag::BitsPerSample, 8u16)?;
-        dir.write_tag(Tag::Compression, 32773u16)?;
-        dir.write_tag(Tag::PhotometricInterpretation, 1u16)?;
-        dir.write_tag(Tag::ImageDescription, desc)?;
-        dir.write_tag(Tag::StripOffsets, offset)?;
-        dir.write_tag(Tag::SamplesPerPixel, 1u16)?;
-        dir.write_tag(Tag::RowsPerStrip, h)?;
-        dir.write_tag(Tag::StripByteCounts, packed.len() as u32)?;
-        dir.finish()?;
-        buf.flush()?;
-        Ok(())
-    })
+    facepipe_core::mask::write(path, w, h, data, Some(&desc), compression)
 }
 
 /// Reads a mask written by this stage: its description (None if it is not ours) and pixels.
@@ -474,22 +376,10 @@ pub fn read_mask_from<R: std::io::Read + std::io::Seek>(
     r: R,
     path: &Path,
 ) -> Result<(Option<MaskInfo>, u32, u32, Vec<u8>)> {
-    let mut dec = tiff::decoder::Decoder::new(r).with_context(|| format!("{} is not a TIFF", path.display()))?;
-    let info = dec
-        .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
-        .ok()
-        .and_then(|s| serde_json::from_str::<MaskInfo>(s.trim_end_matches('\0')).ok())
+    let (desc, w, h, data) = facepipe_core::mask::read_tiff_from(r, path)?;
+    let info = desc
+        .and_then(|s| serde_json::from_str::<MaskInfo>(&s).ok())
         .filter(|i| i.facepipe == STAGE);
-    let (w, h) = dec
-        .dimensions()
-        .with_context(|| format!("{} is not a readable TIFF", path.display()))?;
-    let data = match dec
-        .read_image()
-        .with_context(|| format!("{} is not a readable TIFF", path.display()))?
-    {
-        tiff::decoder::DecodingResult::U8(v) if v.len() as u64 == u64::from(w) * u64::from(h) => v,
-        _ => bail!("{} is not an 8-bit single-channel mask", path.display()),
-    };
     Ok((info, w, h, data))
 }
 
@@ -884,39 +774,6 @@ mod tests {
                 rgb: [250, 5, 5]
             }
         );
-    }
-
-    #[test]
-    fn packbits_round_trips_runs_and_literals() {
-        let rows: [&[u8]; 5] = [
-            &[0; 300],
-            &[1, 2, 3, 4, 5],
-            &[7],
-            &[1, 1, 2, 3, 3, 3, 4, 5, 5],
-            &[9, 8, 8],
-        ];
-        for row in rows {
-            let mut packed = vec![];
-            packbits_row(row, &mut packed);
-            // reference decoder (TIFF 6.0, section 9)
-            let mut out = vec![];
-            let mut i = 0;
-            while i < packed.len() {
-                let n = packed[i] as i8;
-                i += 1;
-                if n >= 0 {
-                    out.extend_from_slice(&packed[i..i + n as usize + 1]);
-                    i += n as usize + 1;
-                } else if n != -128 {
-                    out.extend(std::iter::repeat_n(packed[i], (1 - n as i16) as usize));
-                    i += 1;
-                }
-            }
-            assert_eq!(out, row);
-        }
-        let mut packed = vec![];
-        packbits_row(&[0; 300], &mut packed);
-        assert_eq!(packed.len(), 6, "three runs of at most 128");
     }
 
     #[test]

@@ -62,7 +62,7 @@ struct Args {
     #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(DeviceSpec))]
     device: DeviceSpec,
     /// Tiles per forward pass.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = facepipe_core::cli::positive_usize)]
     bs: usize,
     /// Worst and best images on the contact sheet (each).
     #[arg(long, value_name = "N", default_value_t = 6)]

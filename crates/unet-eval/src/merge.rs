@@ -315,8 +315,6 @@ pub fn merge(cfg: &MergeConfig) -> Result<EvalFile> {
         facepipe_version: facepipe_core::VERSION.into(),
     };
     write_atomic(&out_dir.join("report.md"), report::report_md(&eval, false).as_bytes())?;
-    let mut bytes = serde_json::to_vec_pretty(&eval)?;
-    bytes.push(b'\n');
-    write_atomic(&out_dir.join("eval.json"), &bytes)?;
+    facepipe_core::io::write_json(&out_dir.join("eval.json"), &eval)?;
     Ok(eval)
 }

@@ -231,21 +231,6 @@ pub fn rank_score(c: &Confusion, classes: &[Class]) -> Option<f64> {
     mean_present(&iou, background(classes)).or_else(|| mean_present(&iou, None))
 }
 
-/// An 8-bit class-index TIFF (PackBits), written atomically.
-pub fn write_mask_tiff(path: &Path, mask: &GrayImage) -> Result<()> {
-    use std::io::Write as _;
-    if let Some(d) = path.parent() {
-        facepipe_core::io::create_dir_all(d)?;
-    }
-    facepipe_core::io::write_atomic_fast(path, |f| {
-        let mut buf = std::io::BufWriter::new(f);
-        let mut enc = tiff::encoder::TiffEncoder::new(&mut buf)?.with_compression(tiff::encoder::Compression::Packbits);
-        enc.write_image::<tiff::encoder::colortype::Gray8>(mask.width(), mask.height(), mask.as_raw())?;
-        buf.flush()?;
-        Ok(())
-    })
-}
-
 /// Stripes for pixels with no class (ignored or not predicted).
 fn hatch(x: u32, y: u32) -> [u8; 3] {
     if ((x + y) / 3).is_multiple_of(2) {
@@ -323,7 +308,11 @@ fn per_image_csv(path: &Path, results: &[ItemResult], classes: &[Class], any_spl
     ]
     .map(String::from)
     .to_vec();
-    header.extend(classes.iter().map(|c| format!("iou_{}", c.name.replace(' ', "_"))));
+    header.extend(
+        classes
+            .iter()
+            .map(|c| format!("iou_{}", facepipe_core::palette::column_name(&c.name))),
+    );
     w.write_record(&header)?;
     let bg = background(classes);
     for r in results {
@@ -449,7 +438,7 @@ struct SheetRow {
 fn sheet_row(r: &ItemResult, out_dir: &Path, classes: &[Class], mask: &Path, side: u32) -> Result<SheetRow> {
     let photo = unet::data::read_image(&r.image)?;
     let pred = facepipe_core::images::decode(&out_dir.join(&r.pred_mask), "predicted mask")?.to_luma8();
-    let truth = unet::data::read_mask(mask, classes.len())?;
+    let truth = facepipe_core::mask::read(mask, classes.len())?;
     let c = r.full.as_ref().expect("labelled");
     let label = format!(
         "{}  mean IoU {}  acc {}",
@@ -752,9 +741,7 @@ pub fn write_all(
         facepipe_version: facepipe_core::VERSION.into(),
     };
     write_atomic(&out_dir.join("report.md"), report_md(&eval, sheet).as_bytes())?;
-    let mut bytes = serde_json::to_vec_pretty(&eval)?;
-    bytes.push(b'\n');
-    write_atomic(&out_dir.join("eval.json"), &bytes)?;
+    facepipe_core::io::write_json(&out_dir.join("eval.json"), &eval)?;
     Ok(eval)
 }
 

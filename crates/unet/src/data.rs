@@ -9,8 +9,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
-use facepipe_core::palette::IGNORE;
+use anyhow::Result;
 use facepipe_core::rng::SplitMix64;
 use image::imageops::{self, FilterType};
 use image::{GrayImage, RgbImage};
@@ -49,33 +48,6 @@ pub fn square_crop(w: u32, h: u32, rng: Option<&mut SplitMix64>) -> Crop {
 /// Reads a photo as 8-bit RGB.
 pub fn read_image(path: &Path) -> Result<RgbImage> {
     Ok(facepipe_core::images::decode(path, "image")?.to_rgb8())
-}
-
-/// Reads a class-index mask and checks every value is below `n_classes` or 255.
-pub fn read_mask(path: &Path, n_classes: usize) -> Result<GrayImage> {
-    let img = facepipe_core::images::decode(path, "mask")?;
-    let mask = match img {
-        image::DynamicImage::ImageLuma8(m) => m,
-        other => bail!(
-            "mask {} is {:?}, not a single-channel 8-bit class-index image (run rgb2class on RGB labels)",
-            path.display(),
-            other.color()
-        ),
-    };
-    if let Some((i, &v)) = mask
-        .as_raw()
-        .iter()
-        .enumerate()
-        .find(|&(_, &v)| usize::from(v) >= n_classes && v != IGNORE)
-    {
-        let (x, y) = (i as u32 % mask.width(), i as u32 / mask.width());
-        bail!(
-            "mask {} has value {v} at pixel ({x}, {y}), but there are only {n_classes} classes (0..{}) and 255 for ignore",
-            path.display(),
-            n_classes - 1
-        );
-    }
-    Ok(mask)
 }
 
 /// Crops and resizes a photo/mask pair to `size`×`size`.
@@ -155,23 +127,5 @@ mod tests {
         assert!((v[0] - (1.0 - 0.485) / 0.229).abs() < 1e-6);
         assert!((v[1] - (0.0 - 0.456) / 0.224).abs() < 1e-6);
         assert!((v[2] - (124.0 / 255.0 - 0.406) / 0.225).abs() < 1e-6);
-    }
-
-    #[test]
-    fn bad_masks_are_named() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("m.png");
-        GrayImage::from_fn(4, 2, |x, y| image::Luma([if (x, y) == (3, 1) { 12 } else { 255 }]))
-            .save(&p)
-            .unwrap();
-        let e = read_mask(&p, 12).unwrap_err().to_string();
-        assert!(
-            e.contains("m.png") && e.contains("value 12") && e.contains("(3, 1)"),
-            "{e}"
-        );
-        assert!(read_mask(&p, 13).is_ok());
-        let rgb = d.path().join("rgb.png");
-        RgbImage::new(2, 2).save(&rgb).unwrap();
-        assert!(read_mask(&rgb, 12).unwrap_err().to_string().contains("rgb2class"));
     }
 }

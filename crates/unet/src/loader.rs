@@ -14,7 +14,9 @@ use facepipe_core::rng::SplitMix64;
 use facepipe_core::{Manifest, Split};
 use rayon::prelude::*;
 
-use crate::data::{normalize, prepare, read_image, read_mask, square_crop};
+use facepipe_core::mask::read as read_mask;
+
+use crate::data::{normalize, prepare, read_image, square_crop};
 
 /// One labelled sample.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -358,11 +358,7 @@ fn inspect_dir(dir: &Path, force: bool) -> Result<facepipe_core::out::OutDir> {
     Ok(folder)
 }
 
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(v)?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
-}
+use facepipe_core::io::write_json;
 
 /// The temporary name a weight file is written under: `.NAME.facepipe-tmp-w`, which the
 /// next run sweeps if a kill left it (see `facepipe_core::out`).
@@ -552,12 +548,7 @@ pub fn write_metrics(path: &Path, records: &[EpochRecord], classes: &[Class]) ->
     ]
     .map(String::from)
     .to_vec();
-    // class names as column-name-safe words: "general face" -> general_face
-    let word = |n: &str| -> String {
-        n.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect()
-    };
+    let word = facepipe_core::palette::column_name;
     header.extend(classes.iter().map(|c| format!("dice_{}", word(&c.name))));
     header.extend(classes.iter().map(|c| format!("iou_{}", word(&c.name))));
     header.extend(["lr_group0", "lr_group1", "lr_group2", "seconds"].map(String::from));
