@@ -74,7 +74,7 @@ build: ## build every stage (release)
 	@$(BUILD)
 
 $(DEMO_DIR)/training.xml: | build
-	$(DEMO_FACES) --out $(DEMO_DIR) --count $(DEMO_COUNT) --size $(DEMO_SIZE) --seed $(SEED)
+	$(DEMO_FACES) --out-dir $(DEMO_DIR) --count $(DEMO_COUNT) --size $(DEMO_SIZE) --seed $(SEED)
 
 # written with training.xml
 $(DEMO_DIR)/participants.csv: $(DEMO_DIR)/training.xml ;
@@ -85,7 +85,7 @@ $(DATA_DIR)/training.xml:
 endif
 
 $(OUT_DIR)/pairs.json: $(DATA_DIR)/training.xml | build
-	$(XML_PAIRS) --xml $< -o $@
+	$(XML_PAIRS) -i $< -o $@
 
 $(OUT_DIR)/masks.json: $(OUT_DIR)/pairs.json | build
 	$(RGB2CLASS) -i $< -o $@ --out-dir $(OUT_DIR)/masks --off-palette $(OFF_PALETTE) $(if $(PALETTE),--palette $(PALETTE))
@@ -133,8 +133,8 @@ schemas: ## regenerate schemas/ from the Rust types
 	UPDATE_SCHEMAS=1 $(CARGO) test --release -p facepipe-core --test schemas
 
 $(BENCH_DIR)/pairs.json: | build
-	$(DEMO_FACES) --out $(BENCH_DIR)/data --count $(BENCH_COUNT) --size $(BENCH_SIZE) --seed 1 -q
-	$(XML_PAIRS) --xml $(BENCH_DIR)/data/training.xml -o $@
+	$(DEMO_FACES) --out-dir $(BENCH_DIR)/data --count $(BENCH_COUNT) --size $(BENCH_SIZE) --seed 1 -q
+	$(XML_PAIRS) -i $(BENCH_DIR)/data/training.xml -o $@
 
 bench: $(BENCH_DIR)/pairs.json ## rgb2class throughput vs decode-only and vs numpy+Pillow
 	$(CARGO) bench --quiet -p rgb2class --bench throughput -- $(abspath $<)

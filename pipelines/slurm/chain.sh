@@ -77,7 +77,7 @@ parts() { # the N shard files of a pattern with {k}
 }
 array=--array=0-$((N - 1))
 
-submit xml-pairs -- "$B/xml-pairs" --xml "$DATA/training.xml" -o "$OUT/pairs.json"
+submit xml-pairs -- "$B/xml-pairs" -i "$DATA/training.xml" -o "$OUT/pairs.json"
 submit rgb2class "$array" -- "$B/rgb2class" -i "$OUT/pairs.json" -o "$OUT/shards/masks.{k}.json" \
   --out-dir "$OUT/masks" --shard env
 mapfile -t masks < <(parts "$OUT/shards/masks.{k}.json")

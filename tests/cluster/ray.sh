@@ -49,8 +49,8 @@ procs_before=$(ray_procs)
 # the demo data and the unsharded reference; the sharded run mirrors its layout
 cd "$T"
 t=$(now)
-"$BIN/demo-faces" --out demo --count 24 --size 64 --seed 7 -q
-"$BIN/xml-pairs" --xml demo/training.xml -o pairs.json
+"$BIN/demo-faces" --out-dir demo --count 24 --size 64 --seed 7 -q
+"$BIN/xml-pairs" -i demo/training.xml -o pairs.json
 mkdir ref sharded fail
 "$BIN/rgb2class" -i pairs.json -o ref/masks.json --out-dir ref/masks -q
 data_time=$(since "$t")

@@ -179,8 +179,8 @@ t_cluster=$(($(us) - t0))
 echo "== cluster up in $(secs $t_cluster): node $node, $cpus CPUs, ${mem} MB, ports $ctld_port/$slurmd_port, $T"
 
 # --- 3. Demo data and the unsharded reference ----------------------------------------------
-"$bin/demo-faces" --out "$T/demo" --count 24 --size 64 --seed 7 -q
-"$bin/xml-pairs" --xml "$T/demo/training.xml" -o "$T/pairs.json" -q
+"$bin/demo-faces" --out-dir "$T/demo" --count 24 --size 64 --seed 7 -q
+"$bin/xml-pairs" -i "$T/demo/training.xml" -o "$T/pairs.json" -q
 mkdir -p "$T/ref"
 
 # --- 4. The whole chain through chain.sh: 3 shards per array, a tiny model ------------------

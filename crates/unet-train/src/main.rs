@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 448, value_parser = parse_size)]
     size: u32,
     /// Batch size.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, value_parser = facepipe_core::cli::positive_usize)]
     bs: usize,
     /// Seed for weights, crops and batch order.
     #[arg(long, default_value_t = 2020)]

@@ -6,10 +6,11 @@ use facepipe_core::cli::{Common, OutputArgs};
 
 /// Read a Mut1ny training.xml into a facepipe manifest of image/label pairs.
 #[derive(Parser, Debug)]
-#[command(version = facepipe_core::LONG_VERSION, after_help = "Example:\n  xml-pairs --xml data/training.xml -o out/pairs.json")]
+#[command(version = facepipe_core::LONG_VERSION, after_help = "Example:\n  xml-pairs -i data/training.xml -o out/pairs.json")]
 struct Args {
-    /// The dataset's training.xml (`-` for stdin; names then resolve against the working directory).
-    #[arg(long, value_name = "FILE")]
+    /// The dataset's training.xml (`-` for stdin; names then resolve against the working
+    /// directory). `--xml` is the same flag.
+    #[arg(short = 'i', long = "input", visible_alias = "xml", value_name = "FILE")]
     xml: PathBuf,
     #[command(flatten)]
     output: OutputArgs,
