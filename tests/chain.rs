@@ -7,8 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
-use common::bin_dir;
+use facepipe_testutil::bin_dir;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -6,8 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-mod common;
-use common::bin_dir;
+use facepipe_testutil::bin_dir;
 
 /// Runs `stage args` in `dir` with stdin closed; checks the exit code, that stderr is a plain
 /// error message, and that `out` (the output it was asked for) was not created.

@@ -4,19 +4,12 @@
 //! shard is an error; sharded and unsharded runs on one folder exclude each other.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
-use common::bin_dir;
-
-fn stage(name: &str, dir: &Path) -> Command {
-    let mut c = Command::new(bin_dir().join(name));
-    c.current_dir(dir);
-    c
-}
+use facepipe_testutil::{fails, files, json, ok, run, stage};
 
 /// rgb2class from `pairs.json` into the mask folder `masks`, writing the manifest `out`, on
 /// the part `shard` (`K/N`, `env`…) or, with `None`, on every item.
@@ -27,43 +20,6 @@ fn rgb2class(dir: &Path, out: &str, shard: Option<&str>) -> Command {
         c.args(["--shard", s]);
     }
     c
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn fails(out: Output, want: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(want), "wanted {want:?} in:\n{err}");
-}
-
-fn json(p: &Path) -> Value {
-    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
-}
-
-/// Every file below `dir`, relative path → bytes (lock files left out).
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = vec![];
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else if !p.file_name().unwrap().to_string_lossy().ends_with(".lock") {
-                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// `count` demo faces of 48² in `dir/data` and their pairs manifest `dir/pairs.json`.
@@ -264,11 +220,6 @@ fn sharded_and_unsharded_runs_on_one_folder_exclude_each_other() {
         "is being written by another run",
     );
     assert!(!dir.join("p1.json").exists());
-}
-
-/// Runs a stage to success.
-fn run(dir: &Path, name: &str, args: &[&str]) -> Output {
-    ok(stage(name, dir).args(args).output().unwrap())
 }
 
 /// The first place two JSON values differ, as a path (for a readable failure).

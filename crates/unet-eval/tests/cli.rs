@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use assert_cmd::Command;
+use facepipe_testutil::bin;
 use predicates::str::contains;
 use serde_json::{Value, json};
 
@@ -26,19 +27,7 @@ fn classes() -> Value {
 }
 
 fn write_manifest(p: &Path, items: Vec<Value>) {
-    let m = json!({"schema":"facepipe/dataset","schema_version":1,"classes":classes(),
-        "items":items,"provenance":[]});
-    std::fs::write(p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
-}
-
-fn bin(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_unet-eval")).with_file_name(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build every stage first (cargo build --release --workspace --bins, as make test does)",
-        p.display()
-    );
-    p
+    facepipe_testutil::write_manifest(p, classes(), items);
 }
 
 /// A model trained once for all tests (seconds): smp, 32 px, on 8 square 32×32 samples.
