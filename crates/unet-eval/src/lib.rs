@@ -21,9 +21,12 @@
 //! Nothing is written until every selected item's image (and mask, with its values) has been
 //! checked; the output manifest is written last, so its presence means the stage finished.
 
+pub mod eval_file;
 pub mod merge;
+pub mod pictures;
 pub mod predict;
 pub mod report;
+pub mod tables;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
