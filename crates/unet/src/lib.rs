@@ -45,6 +45,7 @@ pub mod kernels;
 pub mod loader;
 pub mod loss;
 pub mod model;
+pub mod model_dir;
 pub mod optim;
 pub mod recipe;
 pub mod resnet;
