@@ -9,11 +9,18 @@
 //! Nothing is written until every item has been measured; the CSV comes last. In parts
 //! (`--shard K/N`) and joined again: see [`merge`].
 
+pub mod agreement;
 pub mod faces;
 pub mod measure;
 pub mod merge;
 pub mod qc;
 pub mod reference;
+pub mod report;
+pub mod table;
+
+pub(crate) use agreement::{Joined, RefInput, assemble};
+pub use report::*;
+use table::{CSV_SIGNATURE, csv_bytes};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -21,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::colour::{self, WhitePoint};
-use facepipe_core::io::{InputFile, read_input};
+use facepipe_core::io::read_input;
 use facepipe_core::shard::Shard;
 use facepipe_core::{Item, Manifest, Output};
 use rayon::prelude::*;
@@ -317,286 +324,6 @@ fn measure_item(it: &Item, cfg: &Config, roles: &Roles, n_classes: usize) -> Res
     })
 }
 
-/// The comparison with the reference, as the report holds it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Agreement {
-    pub reference: InputFile,
-    pub id_column: String,
-    pub join: JoinOn,
-    pub faces_joined: usize,
-    pub faces_without_reference: usize,
-    pub reference_rows_unmatched: usize,
-    pub cheeks_compared: usize,
-    /// Joined cheeks with a reference value that could not be measured.
-    pub cheeks_not_measurable: usize,
-    pub delta_e76: reference::Spread,
-    pub delta_e2000: reference::Spread,
-    pub channels: Vec<reference::Channel>,
-}
-
-/// `--report`: what was measured and how it compares.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Report {
-    pub format: String,
-    pub format_version: u32,
-    pub input: InputFile,
-    pub mask_field: String,
-    pub faces_mode: Faces,
-    pub white_point: WhitePoint,
-    pub averaging: Averaging,
-    pub patch_px: f64,
-    pub reference_face_width: f64,
-    pub min_skin: f64,
-    pub items: usize,
-    pub faces: usize,
-    pub cheeks_measured: usize,
-    pub cheeks_not_measurable: usize,
-    /// Reasons a cheek was not measurable, with counts.
-    pub not_measurable: BTreeMap<String, usize>,
-    pub fwhr_measured: usize,
-    pub warnings: Vec<String>,
-    pub agreement: Option<Agreement>,
-    /// A shard's measurements (`--shard K/N`): its counts and agreement are its part's only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<ShardPart>,
-    /// The shard reports a `--merge` joined.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub shards: Vec<ShardRef>,
-    pub facepipe_version: String,
-}
-
-/// What a shard's report holds so that `--merge` can rebuild the whole run's CSV and
-/// agreement: every row at full precision and what the join needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ShardPart {
-    /// `K/N`.
-    pub shard: String,
-    /// `--reference` as given (its sha256 is in `agreement.reference`).
-    pub reference: Option<String>,
-    pub ref_columns: reference::Columns,
-    pub join: JoinOn,
-    /// The part's items in input order, each with its rows and warnings.
-    pub items: Vec<ShardItem>,
-}
-
-/// One item of a shard.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ShardItem {
-    pub id: String,
-    pub rows: Vec<FaceRow>,
-    pub warnings: Vec<String>,
-}
-
-/// One shard of a merged report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ShardRef {
-    pub shard: String,
-    pub report: String,
-    pub sha256: String,
-}
-
-/// Reference values, ΔE and the reference row of each face (by index into `rows`).
-pub(crate) struct Joined<'a> {
-    per_face: Vec<Option<&'a reference::Row>>,
-    agreement: Agreement,
-}
-
-fn join<'a>(
-    rows: &[FaceRow],
-    r: &'a reference::Reference,
-    on: JoinOn,
-    id_column: &str,
-    input: InputFile,
-) -> Joined<'a> {
-    let key = |row: &FaceRow| match on {
-        JoinOn::FaceId => row.face_id.clone(),
-        JoinOn::Id => row.id.clone(),
-    };
-    let per_face: Vec<Option<&reference::Row>> = rows.iter().map(|row| r.rows.get(&key(row))).collect();
-    let used: std::collections::HashSet<String> = rows
-        .iter()
-        .zip(&per_face)
-        .filter(|(_, m)| m.is_some())
-        .map(|(row, _)| key(row))
-        .collect();
-    let (mut de76, mut de00) = (Vec::new(), Vec::new());
-    let mut ch: [(Vec<f64>, Vec<f64>); 3] = Default::default();
-    let (mut compared, mut not_measurable) = (0, 0);
-    for (row, m) in rows.iter().zip(&per_face) {
-        let Some(m) = m else { continue };
-        for (res, refv) in [(&row.left, m.left), (&row.right, m.right)] {
-            let Some(rv) = refv else { continue };
-            match res.lab {
-                Some(lab) => {
-                    compared += 1;
-                    de76.push(colour::delta_e76(lab, rv));
-                    de00.push(colour::ciede2000(lab, rv));
-                    for c in 0..3 {
-                        ch[c].0.push(lab[c]);
-                        ch[c].1.push(rv[c]);
-                    }
-                }
-                None => not_measurable += 1,
-            }
-        }
-    }
-    let joined = per_face.iter().filter(|m| m.is_some()).count();
-    Joined {
-        agreement: Agreement {
-            reference: input,
-            id_column: id_column.to_string(),
-            join: on,
-            faces_joined: joined,
-            faces_without_reference: rows
-                .iter()
-                .zip(&per_face)
-                .filter(|(r, m)| r.faces_in_image > 0 && m.is_none())
-                .count(),
-            reference_rows_unmatched: r.rows.len() - used.len(),
-            cheeks_compared: compared,
-            cheeks_not_measurable: not_measurable,
-            delta_e76: reference::spread(&de76),
-            delta_e2000: reference::spread(&de00),
-            channels: ["L*", "a*", "b*"]
-                .iter()
-                .zip(&ch)
-                .map(|(n, (m, r))| reference::channel(n, m, r))
-                .collect(),
-        },
-        per_face,
-    }
-}
-
-fn f(v: Option<f64>, digits: usize) -> String {
-    v.map_or_else(String::new, |v| format!("{v:.digits$}"))
-}
-
-/// The CSV, one row per face.
-fn csv_bytes(
-    rows: &[FaceRow],
-    joined: Option<(&Joined, &reference::Reference)>,
-    cols: &reference::Columns,
-) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = [
-        "id",
-        "face",
-        "face_id",
-        "image",
-        "mask",
-        "faces_in_image",
-        "face_pixels",
-        "eye_distance_px",
-        "face_width_px",
-        "patch_scaled_from",
-        "eyes_from_glasses",
-        "patch_px",
-        "fwhr",
-        "fwhr_reason",
-    ]
-    .map(String::from)
-    .to_vec();
-    let side_cols = [
-        "status",
-        "reason",
-        "L",
-        "a",
-        "b",
-        "L_sd",
-        "a_sd",
-        "b_sd",
-        "pixels",
-        "x0",
-        "y0",
-        "x1",
-        "y1",
-        "ita",
-        "ita_category",
-    ];
-    for s in ["left", "right"] {
-        header.extend(side_cols.iter().map(|c| format!("{s}_{c}")));
-    }
-    let ref_keep: Vec<usize> = match joined {
-        Some((_, r)) => {
-            for s in ["left", "right"] {
-                header.extend(["ref_L", "ref_a", "ref_b", "dE76", "dE2000"].map(|c| format!("{s}_{c}")));
-            }
-            let skip: Vec<&String> = std::iter::once(&cols.id).chain(&cols.left).chain(&cols.right).collect();
-            let keep: Vec<usize> = (0..r.header.len()).filter(|&i| !skip.contains(&&r.header[i])).collect();
-            header.extend(keep.iter().map(|&i| format!("ref.{}", r.header[i])));
-            keep
-        }
-        None => vec![],
-    };
-    w.write_record(&header)?;
-    for (k, row) in rows.iter().enumerate() {
-        let mut rec = vec![
-            row.id.clone(),
-            row.face.to_string(),
-            row.face_id.clone(),
-            row.image.clone(),
-            row.mask.clone(),
-            row.faces_in_image.to_string(),
-            row.face_pixels.to_string(),
-            f(row.eye_distance_px, 1),
-            f(row.face_width_px, 1),
-            row.scale_from.to_string(),
-            row.eyes_from_glasses.to_string(),
-            row.patch_px.to_string(),
-            f(row.fwhr, 4),
-            row.fwhr_reason.clone(),
-        ];
-        for c in [&row.left, &row.right] {
-            let lab = |i: usize| f(c.lab.map(|v| v[i]), 4);
-            let sd = |i: usize| f(c.sd.map(|v| v[i]), 4);
-            let b = |i: usize| c.patch.map_or(String::new(), |p| p[i].to_string());
-            rec.extend([
-                c.status.to_string(),
-                c.reason.clone(),
-                lab(0),
-                lab(1),
-                lab(2),
-                sd(0),
-                sd(1),
-                sd(2),
-                c.pixels.to_string(),
-                b(0),
-                b(1),
-                b(2),
-                b(3),
-                f(c.ita, 2),
-                c.ita.map(colour::ita_category).unwrap_or("").to_string(),
-            ]);
-        }
-        if let Some((j, _)) = joined {
-            let m = j.per_face[k];
-            for (c, rv) in [
-                (&row.left, m.and_then(|m| m.left)),
-                (&row.right, m.and_then(|m| m.right)),
-            ] {
-                let both = c.lab.zip(rv);
-                rec.extend([
-                    f(rv.map(|v| v[0]), 4),
-                    f(rv.map(|v| v[1]), 4),
-                    f(rv.map(|v| v[2]), 4),
-                    f(both.map(|(a, b)| colour::delta_e76(a, b)), 4),
-                    f(both.map(|(a, b)| colour::ciede2000(a, b)), 4),
-                ]);
-            }
-            rec.extend(
-                ref_keep
-                    .iter()
-                    .map(|&i| m.map_or(String::new(), |m| m.fields[i].clone())),
-            );
-        }
-        w.write_record(&rec)?;
-    }
-    Ok(w.into_inner()?)
-}
-
-/// The CSV header's first fields: how a previous output is recognised.
-const CSV_SIGNATURE: &str = "id,face,face_id,image,mask,";
-
 fn is_png(b: &[u8]) -> bool {
     b.starts_with(b"\x89PNG\r\n\x1a\n")
 }
@@ -636,77 +363,6 @@ fn guard_outputs(
         check(s, "the scatter plot beside --report", "a PNG", force, is_png)?;
     }
     Ok((locks, scatter))
-}
-
-/// The reference as read: its rows, its provenance record and the path as the user gave it.
-pub(crate) struct RefInput<'a> {
-    pub data: &'a reference::Reference,
-    pub input: &'a InputFile,
-    pub shown: &'a str,
-    pub columns: &'a reference::Columns,
-    pub join: JoinOn,
-}
-
-/// Counts, agreement and CSV of every row: what a whole run and a merge compute alike.
-/// `head` holds the settings; its counts are filled in here.
-pub(crate) fn assemble<'a>(
-    mut head: Report,
-    rows: &[FaceRow],
-    mut warnings: Vec<String>,
-    reference: Option<&RefInput<'a>>,
-) -> Result<(Report, Vec<u8>, Option<Joined<'a>>)> {
-    let joined = reference.map(|r| join(rows, r.data, r.join, &r.columns.id, r.input.clone()));
-    if let (Some(j), Some(r)) = (&joined, reference)
-        && j.agreement.faces_joined == 0
-    {
-        let example = r.data.rows.keys().min().cloned().unwrap_or_default();
-        let ours = rows.first().map(|row| match r.join {
-            JoinOn::FaceId => row.face_id.clone(),
-            JoinOn::Id => row.id.clone(),
-        });
-        let w = format!(
-            "reference {}: none of its {} ids matches a face (its ids look like {example:?}, the faces' like {:?}); with --join {} the id is {}; is it the right file, or should --join be {}?",
-            r.shown,
-            r.data.rows.len(),
-            ours.unwrap_or_default(),
-            match r.join {
-                JoinOn::FaceId => "face-id",
-                JoinOn::Id => "id",
-            },
-            match r.join {
-                JoinOn::FaceId => "ITEM#FACE",
-                JoinOn::Id => "the item id",
-            },
-            match r.join {
-                JoinOn::FaceId => "id",
-                JoinOn::Id => "face-id",
-            },
-        );
-        log::warn!("{w}");
-        warnings.push(w);
-    }
-    let mut not_measurable = BTreeMap::new();
-    let (mut measured, mut missing) = (0, 0);
-    for row in rows {
-        for c in [&row.left, &row.right] {
-            if c.lab.is_some() {
-                measured += 1;
-            } else {
-                missing += 1;
-                *not_measurable.entry(c.reason.clone()).or_insert(0) += 1;
-            }
-        }
-    }
-    head.faces = rows.iter().filter(|r| r.faces_in_image > 0).count();
-    head.cheeks_measured = measured;
-    head.cheeks_not_measurable = missing;
-    head.not_measurable = not_measurable;
-    head.fwhr_measured = rows.iter().filter(|r| r.fwhr.is_some()).count();
-    head.warnings = warnings;
-    head.agreement = joined.as_ref().map(|j| j.agreement.clone());
-    let columns = reference.map_or_else(reference::Columns::default, |r| r.columns.clone());
-    let csv = csv_bytes(rows, joined.as_ref().zip(reference).map(|(j, r)| (j, r.data)), &columns)?;
-    Ok((head, csv, joined))
 }
 
 /// Writes the scatter plot (with a reference), the report and, last, the CSV.
@@ -884,59 +540,4 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         joined.as_ref(),
     )?;
     Ok(report)
-}
-
-/// Where the scatter plot goes: next to the report.
-pub fn scatter_path(report: &Path) -> PathBuf {
-    let stem = report.file_stem().unwrap_or_default().to_string_lossy();
-    report.with_file_name(format!("{stem}_scatter.png"))
-}
-
-/// A short human summary of a report (what `make all` prints).
-pub fn summary(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    ensure!(
-        v["format"] == REPORT_FORMAT,
-        "{} is not a cheek-lab report",
-        path.display()
-    );
-    let g = |x: &serde_json::Value| x.as_f64().map_or("–".to_string(), |v| format!("{v:.2}"));
-    let mut s = format!(
-        "cheeks on `{}` ({}): {} faces in {} items, {} cheeks measured, {} not measurable, fWHR on {} faces",
-        v["mask_field"].as_str().unwrap_or("?"),
-        path.display(),
-        v["faces"],
-        v["items"],
-        v["cheeks_measured"],
-        v["cheeks_not_measurable"],
-        v["fwhr_measured"]
-    );
-    if let Some(a) = v.get("agreement").filter(|a| !a.is_null()) {
-        let d = &a["delta_e2000"];
-        s.push_str(&format!(
-            "\n  vs reference ({} cheeks of {} faces): CIEDE2000 median {}, mean {}, 90th percentile {}; ΔE*ab median {}",
-            a["cheeks_compared"],
-            a["faces_joined"],
-            g(&d["median"]),
-            g(&d["mean"]),
-            g(&d["p90"]),
-            g(&a["delta_e76"]["median"])
-        ));
-        let ch: Vec<String> = a["channels"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                format!(
-                    "{} r {} bias {}",
-                    c["channel"].as_str().unwrap_or("?"),
-                    g(&c["pearson_r"]),
-                    g(&c["mean_bias"])
-                )
-            })
-            .collect();
-        s.push_str(&format!("\n  {}", ch.join("; ")));
-    }
-    Ok(s)
 }

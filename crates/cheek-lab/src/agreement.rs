@@ -1,0 +1,153 @@
+//! The join with the reference and what a whole run and a merge both compute from all rows:
+//! counts, ΔE statistics and the CSV.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use facepipe_core::colour;
+use facepipe_core::io::InputFile;
+
+use crate::*;
+
+/// Reference values, ΔE and the reference row of each face (by index into `rows`).
+pub(crate) struct Joined<'a> {
+    pub(crate) per_face: Vec<Option<&'a reference::Row>>,
+    pub(crate) agreement: Agreement,
+}
+
+pub(crate) fn join<'a>(
+    rows: &[FaceRow],
+    r: &'a reference::Reference,
+    on: JoinOn,
+    id_column: &str,
+    input: InputFile,
+) -> Joined<'a> {
+    let key = |row: &FaceRow| match on {
+        JoinOn::FaceId => row.face_id.clone(),
+        JoinOn::Id => row.id.clone(),
+    };
+    let per_face: Vec<Option<&reference::Row>> = rows.iter().map(|row| r.rows.get(&key(row))).collect();
+    let used: std::collections::HashSet<String> = rows
+        .iter()
+        .zip(&per_face)
+        .filter(|(_, m)| m.is_some())
+        .map(|(row, _)| key(row))
+        .collect();
+    let (mut de76, mut de00) = (Vec::new(), Vec::new());
+    let mut ch: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+    let (mut compared, mut not_measurable) = (0, 0);
+    for (row, m) in rows.iter().zip(&per_face) {
+        let Some(m) = m else { continue };
+        for (res, refv) in [(&row.left, m.left), (&row.right, m.right)] {
+            let Some(rv) = refv else { continue };
+            match res.lab {
+                Some(lab) => {
+                    compared += 1;
+                    de76.push(colour::delta_e76(lab, rv));
+                    de00.push(colour::ciede2000(lab, rv));
+                    for c in 0..3 {
+                        ch[c].0.push(lab[c]);
+                        ch[c].1.push(rv[c]);
+                    }
+                }
+                None => not_measurable += 1,
+            }
+        }
+    }
+    let joined = per_face.iter().filter(|m| m.is_some()).count();
+    Joined {
+        agreement: Agreement {
+            reference: input,
+            id_column: id_column.to_string(),
+            join: on,
+            faces_joined: joined,
+            faces_without_reference: rows
+                .iter()
+                .zip(&per_face)
+                .filter(|(r, m)| r.faces_in_image > 0 && m.is_none())
+                .count(),
+            reference_rows_unmatched: r.rows.len() - used.len(),
+            cheeks_compared: compared,
+            cheeks_not_measurable: not_measurable,
+            delta_e76: reference::spread(&de76),
+            delta_e2000: reference::spread(&de00),
+            channels: ["L*", "a*", "b*"]
+                .iter()
+                .zip(&ch)
+                .map(|(n, (m, r))| reference::channel(n, m, r))
+                .collect(),
+        },
+        per_face,
+    }
+}
+
+/// The reference as read: its rows, its provenance record and the path as the user gave it.
+pub(crate) struct RefInput<'a> {
+    pub data: &'a reference::Reference,
+    pub input: &'a InputFile,
+    pub shown: &'a str,
+    pub columns: &'a reference::Columns,
+    pub join: JoinOn,
+}
+
+/// Counts, agreement and CSV of every row: what a whole run and a merge compute alike.
+/// `head` holds the settings; its counts are filled in here.
+pub(crate) fn assemble<'a>(
+    mut head: Report,
+    rows: &[FaceRow],
+    mut warnings: Vec<String>,
+    reference: Option<&RefInput<'a>>,
+) -> Result<(Report, Vec<u8>, Option<Joined<'a>>)> {
+    let joined = reference.map(|r| join(rows, r.data, r.join, &r.columns.id, r.input.clone()));
+    if let (Some(j), Some(r)) = (&joined, reference)
+        && j.agreement.faces_joined == 0
+    {
+        let example = r.data.rows.keys().min().cloned().unwrap_or_default();
+        let ours = rows.first().map(|row| match r.join {
+            JoinOn::FaceId => row.face_id.clone(),
+            JoinOn::Id => row.id.clone(),
+        });
+        let w = format!(
+            "reference {}: none of its {} ids matches a face (its ids look like {example:?}, the faces' like {:?}); with --join {} the id is {}; is it the right file, or should --join be {}?",
+            r.shown,
+            r.data.rows.len(),
+            ours.unwrap_or_default(),
+            match r.join {
+                JoinOn::FaceId => "face-id",
+                JoinOn::Id => "id",
+            },
+            match r.join {
+                JoinOn::FaceId => "ITEM#FACE",
+                JoinOn::Id => "the item id",
+            },
+            match r.join {
+                JoinOn::FaceId => "id",
+                JoinOn::Id => "face-id",
+            },
+        );
+        log::warn!("{w}");
+        warnings.push(w);
+    }
+    let mut not_measurable = BTreeMap::new();
+    let (mut measured, mut missing) = (0, 0);
+    for row in rows {
+        for c in [&row.left, &row.right] {
+            if c.lab.is_some() {
+                measured += 1;
+            } else {
+                missing += 1;
+                *not_measurable.entry(c.reason.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    head.faces = rows.iter().filter(|r| r.faces_in_image > 0).count();
+    head.cheeks_measured = measured;
+    head.cheeks_not_measurable = missing;
+    head.not_measurable = not_measurable;
+    head.fwhr_measured = rows.iter().filter(|r| r.fwhr.is_some()).count();
+    head.warnings = warnings;
+    head.agreement = joined.as_ref().map(|j| j.agreement.clone());
+    let columns = reference.map_or_else(reference::Columns::default, |r| r.columns.clone());
+    let csv = csv_bytes(rows, joined.as_ref().zip(reference).map(|(j, r)| (j, r.data)), &columns)?;
+    Ok((head, csv, joined))
+}
