@@ -117,19 +117,10 @@ pub fn merge(cfg: &MergeConfig) -> Result<Report> {
     let (_locks, scatter) = guard_outputs(&cfg.output, cfg.report.as_deref(), None, cfg.force)?;
     let mut parts = cfg.shards.iter().map(|p| read_part(p)).collect::<Result<Vec<_>>>()?;
     let first_settings = settings(&parts[0].report);
-    let mut seen: HashMap<usize, &Path> = HashMap::new();
+    let shown: Vec<String> = parts.iter().map(|p| p.path.display().to_string()).collect();
+    facepipe_core::shard::check_complete(parts.iter().zip(&shown).map(|(p, n)| (p.shard, n.as_str())))?;
     for p in &parts {
         let name = p.path.display();
-        ensure!(
-            p.shard.count == parts[0].shard.count,
-            "{name} is shard {} but {} is shard {}: shards of one run share N",
-            p.shard,
-            parts[0].path.display(),
-            parts[0].shard
-        );
-        if let Some(other) = seen.insert(p.shard.index, &p.path) {
-            bail!("{name} and {} are both shard {}", other.display(), p.shard);
-        }
         let differs: Vec<&str> = settings(&p.report)
             .into_iter()
             .zip(&first_settings)
@@ -143,19 +134,6 @@ pub fn merge(cfg: &MergeConfig) -> Result<Report> {
             differs.join(", ")
         );
     }
-    let n = parts[0].shard.count;
-    let missing: Vec<String> = (0..n)
-        .filter(|k| !seen.contains_key(k))
-        .map(|k| format!("{k}/{n}"))
-        .collect();
-    ensure!(
-        missing.is_empty(),
-        "{} {} {} missing (got {} of {n})",
-        if missing.len() == 1 { "shard" } else { "shards" },
-        missing.join(", "),
-        if missing.len() == 1 { "is" } else { "are" },
-        parts.len()
-    );
     parts.sort_by_key(|p| p.shard.index);
     let first = &parts[0].report;
 

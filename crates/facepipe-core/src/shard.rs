@@ -152,6 +152,41 @@ impl Shard {
     }
 }
 
+/// Checks that `parts` (each shard with the file or folder it came from, as shown in errors)
+/// are the N parts of one run, each once: the same N everywhere, no part twice, none missing.
+/// What every merge checks first.
+pub fn check_complete<'a>(parts: impl IntoIterator<Item = (Shard, &'a str)>) -> Result<()> {
+    let mut first: Option<(Shard, &str)> = None;
+    let mut seen: std::collections::BTreeMap<usize, &str> = std::collections::BTreeMap::new();
+    for (s, name) in parts {
+        let (s0, name0) = *first.get_or_insert((s, name));
+        ensure!(
+            s.count == s0.count,
+            "{name} is shard {s} but {name0} is shard {s0}: shards of one run share N"
+        );
+        if let Some(other) = seen.insert(s.index, name) {
+            bail!("{name} and {other} are both shard {s}");
+        }
+    }
+    let Some((s0, _)) = first else {
+        bail!("no shards given");
+    };
+    let missing: Vec<String> = (0..s0.count)
+        .filter(|k| !seen.contains_key(k))
+        .map(|k| format!("{k}/{}", s0.count))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "{} {} {} missing (got {} of {})",
+        if missing.len() == 1 { "shard" } else { "shards" },
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" },
+        seen.len(),
+        s0.count
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

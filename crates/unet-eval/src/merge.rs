@@ -77,19 +77,10 @@ fn read_part(dir: &Path) -> Result<Part> {
 /// Errors unless the parts are the N shards of one evaluation, each once.
 fn check_parts(parts: &[Part]) -> Result<()> {
     let first = &parts[0];
-    let mut seen: HashMap<usize, &Path> = HashMap::new();
+    let shown: Vec<String> = parts.iter().map(|p| p.dir.display().to_string()).collect();
+    facepipe_core::shard::check_complete(parts.iter().zip(&shown).map(|(p, n)| (p.shard, n.as_str())))?;
     for p in parts {
         let name = p.dir.display();
-        ensure!(
-            p.shard.count == first.shard.count,
-            "{name} is shard {} but {} is shard {}: shards of one run share N",
-            p.shard,
-            first.dir.display(),
-            first.shard
-        );
-        if let Some(other) = seen.insert(p.shard.index, &p.dir) {
-            bail!("{name} and {} are both shard {}", other.display(), p.shard);
-        }
         let (a, b) = (&p.eval, &first.eval);
         let differs = [
             ("format version", same(&a.format_version, &b.format_version)),
@@ -109,19 +100,6 @@ fn check_parts(parts: &[Part]) -> Result<()> {
             differs.join(", ")
         );
     }
-    let missing: Vec<String> = (0..first.shard.count)
-        .filter(|k| !seen.contains_key(k))
-        .map(|k| format!("{k}/{}", first.shard.count))
-        .collect();
-    ensure!(
-        missing.is_empty(),
-        "{} {} {} missing (got {} of {})",
-        if missing.len() == 1 { "shard" } else { "shards" },
-        missing.join(", "),
-        if missing.len() == 1 { "is" } else { "are" },
-        parts.len(),
-        first.shard.count
-    );
     Ok(())
 }
 
