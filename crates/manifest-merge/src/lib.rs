@@ -104,17 +104,15 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
     let mut step = settings.clone();
     let mut owner: HashMap<&str, usize> = HashMap::new();
     let mut pixels: Vec<Option<u64>> = vec![Some(0); first.classes.len()];
+    let parts = shards
+        .iter()
+        .zip(&shown)
+        .map(|(l, name)| shard_of(&l.manifest, name))
+        .collect::<Result<Vec<_>>>()?;
+    facepipe_core::shard::check_complete(parts.iter().zip(&shown).map(|((s, _), n)| (*s, n.as_str())))?;
     for (i, l) in shards.iter().enumerate() {
         let (m, name) = (&l.manifest, &shown[i]);
-        let (s, own) = shard_of(m, name)?;
-        ensure!(
-            s.count == s0.count,
-            "{name} is shard {s} but {} is shard {s0}: shards of one run share N",
-            shown[0]
-        );
-        if let Some(&j) = by_index.get(&s.index) {
-            bail!("{name} and {} are both shard {s}", shown[j]);
-        }
+        let (s, own) = parts[i].clone();
         by_index.insert(s.index, i);
         ensure!(
             m.schema_version == first.schema_version,
@@ -167,20 +165,6 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
             *p = p.zip(c.pixels).map(|(a, b)| a + b);
         }
     }
-    let missing: Vec<String> = (0..s0.count)
-        .filter(|k| !by_index.contains_key(k))
-        .map(|k| format!("{k}/{}", s0.count))
-        .collect();
-    ensure!(
-        missing.is_empty(),
-        "{} {} {} missing (got {} of {})",
-        if missing.len() == 1 { "shard" } else { "shards" },
-        missing.join(", "),
-        if missing.len() == 1 { "is" } else { "are" },
-        shards.len(),
-        s0.count
-    );
-
     let mut items: Vec<_> = shards.iter().flat_map(|l| l.manifest.items.iter().cloned()).collect();
     match expect {
         Some(input) => {
