@@ -77,9 +77,9 @@ pub const TARGETS: [Target; 6] = [
             if b.starts_with(b"PK") {
                 let f = scratch.join("w.pth");
                 std::fs::write(&f, b)?;
-                unet::weights::read_tensors(b, "pth", &f).map(drop)
+                unet::model::weights::read_tensors(b, "pth", &f).map(drop)
             } else {
-                unet::weights::read_tensors(b, "safetensors", Path::new("fuzz.safetensors")).map(drop)
+                unet::model::weights::read_tensors(b, "safetensors", Path::new("fuzz.safetensors")).map(drop)
             }
         },
     },

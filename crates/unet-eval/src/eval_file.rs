@@ -18,7 +18,7 @@ use facepipe_core::io::InputFile;
 use facepipe_core::metrics::{Confusion, mean_present};
 use facepipe_core::palette::Class;
 use serde::{Deserialize, Serialize};
-use unet::infer::Weights;
+use unet::inference::Weights;
 
 use crate::predict::Outside;
 use crate::{ItemResult, Select};

@@ -41,7 +41,7 @@ use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 use serde::Serialize;
 use unet::device::DeviceSpec;
-use unet::infer::{Model, Predict, Weights, with_predictor};
+use unet::inference::{Model, Predict, Weights, with_predictor};
 
 pub use predict::Outside;
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use facepipe_core::cli::Common;
 use unet::device::DeviceSpec;
-use unet::infer::Weights;
+use unet::inference::Weights;
 use unet_eval::{Outside, Select};
 
 /// Runs a trained UNet over a manifest: predicted masks at each image's full resolution,

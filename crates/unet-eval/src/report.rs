@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use facepipe_core::io::{InputFile, write_atomic};
-use unet::infer::{Model, Weights};
+use unet::inference::{Model, Weights};
 
 use crate::{EVAL_FORMAT, ItemResult};
 

@@ -1,20 +1,20 @@
 //! `unet-train`: trains the UNet-ResNet34 on a split manifest with a fastai recipe and writes
-//! a model directory (see [`unet::run`] for its contents).
+//! a model directory (see [`unet::model_dir`] for its contents).
 //!
 //! The recipe is the reference workflow unless `--recipe FILE` gives another (JSON, see
-//! [`unet::recipe`]); `--fine-tune-epochs`, `--epochs`, `--lr`, `--patience` and `--loss`
+//! [`unet::training::recipe`]); `--fine-tune-epochs`, `--epochs`, `--lr`, `--patience` and `--loss`
 //! adjust it without a file.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use unet::recipe::{LrMax, Recipe, RecipeStep};
+use unet::training::recipe::{LrMax, Recipe, RecipeStep};
 
 pub const STAGE: &str = "unet-train";
 
 /// A short human summary of a finished model directory (what `make all` prints last).
 pub fn summary(dir: &std::path::Path) -> Result<String> {
-    let info = unet::run::ModelInfo::read(dir)?;
+    let info = unet::model_dir::ModelInfo::read(dir)?;
     let b = &info.best.record;
     let mut out = format!(
         "model {}: {} decoder, {}x{} inputs, {} loss, {} epochs on {} train / {} valid images ({})\n  best: {} epoch {}: valid_loss {:.4}, pixel accuracy {:.4}, mean IoU {:.4} (foreground {:.4}), mean dice {:.4} (foreground {:.4})\n  IoU per class:",
@@ -46,12 +46,12 @@ pub fn summary(dir: &std::path::Path) -> Result<String> {
     for f in info
         .fit_lrs
         .iter()
-        .filter(|f| f.lr.source != unet::recipe::LrSource::Stated)
+        .filter(|f| f.lr.source != unet::training::recipe::LrSource::Stated)
     {
         out.push_str(&format!(
             "\n  {} phase: lr_max {} from the {}{}",
             f.phase,
-            unet::recipe::show_groups(&f.lr.lr_max),
+            unet::training::recipe::show_groups(&f.lr.lr_max),
             f.lr.source,
             f.lr.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
         ));
@@ -68,7 +68,7 @@ pub struct RecipeEdits {
     /// `Some(None)` turns early stopping off.
     pub patience: Option<Option<usize>>,
     pub no_lr_find: bool,
-    pub loss: Option<unet::loss::Loss>,
+    pub loss: Option<unet::training::loss::Loss>,
 }
 
 /// Parses `--lr`: `auto`, a number, or `LO,HI` (fastai's `slice(lo, hi)`).
@@ -81,7 +81,7 @@ pub fn parse_lr(s: &str) -> Result<LrMax, String> {
             .ok_or_else(|| format!("{t:?} is not a positive number"))
     };
     if s == "auto" {
-        return Ok(LrMax::Auto(unet::recipe::AutoTag::Auto));
+        return Ok(LrMax::Auto(unet::training::recipe::AutoTag::Auto));
     }
     match s.split_once(',') {
         Some((lo, hi)) => {
@@ -196,7 +196,7 @@ mod tests {
         assert!(seen >= 1, "no recipe in {}", dir.display());
         // the demo's: cross-entropy + dice, stated rate
         let demo = build_recipe(Some(&dir.join("demo-recipe.json")), &RecipeEdits::default()).unwrap();
-        assert_eq!(demo.loss, unet::loss::Loss::CrossEntropyDice);
+        assert_eq!(demo.loss, unet::training::loss::Loss::CrossEntropyDice);
     }
 
     #[test]
@@ -209,11 +209,11 @@ mod tests {
                 lr: Some(LrMax::One(1e-3)),
                 patience: Some(None),
                 no_lr_find: true,
-                loss: Some(unet::loss::Loss::Focal),
+                loss: Some(unet::training::loss::Loss::Focal),
             },
         )
         .unwrap();
-        assert_eq!((r.patience, r.loss), (None, unet::loss::Loss::Focal));
+        assert_eq!((r.patience, r.loss), (None, unet::training::loss::Loss::Focal));
         assert_eq!(r.steps.len(), 2);
         let RecipeStep::FitOneCycle(f) = &r.steps[1] else {
             panic!()
@@ -231,7 +231,7 @@ mod tests {
         let auto = build_recipe(
             None,
             &RecipeEdits {
-                lr: Some(LrMax::Auto(unet::recipe::AutoTag::Auto)),
+                lr: Some(LrMax::Auto(unet::training::recipe::AutoTag::Auto)),
                 ..Default::default()
             },
         )

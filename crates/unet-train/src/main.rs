@@ -5,8 +5,8 @@ use clap::Parser;
 
 use facepipe_core::cli::Common;
 use unet::device::DeviceSpec;
-use unet::recipe::LrMax;
-use unet::run::Arch;
+use unet::model::Arch;
+use unet::training::recipe::LrMax;
 
 /// Trains a UNet-ResNet34 on a split manifest the fastai way and writes a model directory.
 ///
@@ -59,7 +59,7 @@ struct Args {
     patience: Option<unet_train::Patience>,
     /// Training loss: ce (cross-entropy, the default), dice, focal or ce+dice (fastai's definitions).
     #[arg(long, value_name = "LOSS")]
-    loss: Option<unet::loss::Loss>,
+    loss: Option<unet::training::loss::Loss>,
     /// Leave out the recipe's lr_find.
     #[arg(long)]
     no_lr_find: bool,
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
             };
             let recipe = unet_train::build_recipe(a.recipe.as_ref(), &edits)?;
             let progress = a.common.progress(0, "train");
-            let cfg = unet::run::TrainConfig {
+            let cfg = unet::training::TrainConfig {
                 manifest: input,
                 out_dir,
                 arch: a.arch,
@@ -124,7 +124,7 @@ fn main() -> ExitCode {
                 halt_after_epochs: a.halt_after_epochs,
                 progress,
             };
-            let out = unet::run::train(&cfg)?;
+            let out = unet::training::train(&cfg)?;
             let b = &out.info.best.record;
             log::info!(
                 "{}{}: {} epochs; best ({} epoch {}): valid_loss {:.4}, mean IoU {:.4} (foreground {:.4}), pixel accuracy {:.4}",

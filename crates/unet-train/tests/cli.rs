@@ -102,7 +102,7 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         let img = image::open(a.join(png)).unwrap();
         assert_eq!((img.width(), img.height()), (720, 420));
     }
-    let info = unet::run::ModelInfo::read(&a).unwrap();
+    let info = unet::model_dir::ModelInfo::read(&a).unwrap();
     assert_eq!(info.classes.len(), 2);
     assert_eq!(info.classes[1].name, "box");
     assert_eq!((info.n_train, info.n_valid, info.epochs), (6, 2, 4));
@@ -254,7 +254,7 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
 /// with `edit` changing one tensor.
 fn pretrained(path: &Path, edit: impl Fn(&str, &mut safetensors::Dtype, &mut Vec<u8>)) {
     use safetensors::Dtype;
-    let bufs: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = unet::weights::torchvision_resnet34()
+    let bufs: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = unet::model::weights::torchvision_resnet34()
         .into_iter()
         .map(|(name, shape)| {
             let n: usize = shape.iter().product();
@@ -472,11 +472,11 @@ fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
         .assert()
         .success()
         .stderr(contains("from lr_find's valley"));
-    let info = unet::run::ModelInfo::read(&out).unwrap();
-    assert_eq!(info.recipe.loss, unet::loss::Loss::CrossEntropyDice);
+    let info = unet::model_dir::ModelInfo::read(&out).unwrap();
+    assert_eq!(info.recipe.loss, unet::training::loss::Loss::CrossEntropyDice);
     assert_eq!(info.lr_find[0].untrusted, None, "{:?}", info.lr_find[0]);
     let valley = info.lr_find[0].suggestions.as_ref().unwrap().valley;
-    assert_eq!(info.fit_lrs[0].lr.source, unet::recipe::LrSource::Valley);
+    assert_eq!(info.fit_lrs[0].lr.source, unet::training::recipe::LrSource::Valley);
     assert!((info.fit_lrs[0].lr.lr_max[2] - valley).abs() <= valley * 1e-12);
     // the summary names the loss and where the fit's rate came from
     Command::cargo_bin("unet-train")

@@ -20,13 +20,13 @@
 use std::time::Instant;
 
 use burn::tensor::{Int, Tensor, TensorData};
+use unet::data::loader::{Sample, make_batch};
 use unet::device::{BackendTask, DeviceSpec, dispatch};
 use unet::kernels::TrainBackend;
-use unet::loader::{Sample, make_batch};
-use unet::loss::masked_cross_entropy;
 use unet::model::{FastaiUnet, SmpUnet};
-use unet::optim::GroupAdam;
-use unet::train::{Infer, Segmenter};
+use unet::training::fit::{Infer, Segmenter};
+use unet::training::loss::masked_cross_entropy;
+use unet::training::optim::GroupAdam;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

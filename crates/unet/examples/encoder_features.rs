@@ -13,7 +13,7 @@ use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
-use unet::resnet::ResNet;
+use unet::model::resnet::ResNet;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -23,7 +23,7 @@ fn main() -> Result<()> {
     );
     let d = FlexDevice;
     let mut enc = ResNet::<Flex>::resnet34(&d);
-    let report = unet::weights::load_resnet(&mut enc, Path::new(&args[1]))?;
+    let report = unet::model::weights::load_resnet(&mut enc, Path::new(&args[1]))?;
     eprintln!("{report}");
     let bytes = std::fs::read(&args[2]).with_context(|| format!("reading {}", args[2]))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;

@@ -1,23 +1,22 @@
 //! The UNet-ResNet34 stack, the only facepipe crate that depends on burn (=0.21.0; CPU via
 //! burn's `flex` backend).
 //!
-//! * [`resnet`]: the encoder, with torchvision's parameter names.
-//! * [`weights`]: ImageNet weights from torchvision's `.pth` or `.safetensors`, with a report.
-//! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one; logits at the input's size.
+//! Grouped as burn's own examples are:
+//!
+//! * [`data`]: fastai's crop/resize/normalise with mask validation, and ([`data::loader`])
+//!   seeded batches from a split manifest, prepared in parallel ahead of use.
+//! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one (logits at the
+//!   input's size); its ResNet34 encoder with torchvision's parameter names
+//!   ([`model::resnet`]); ImageNet weights from torchvision's `.pth` or `.safetensors`, with a
+//!   report ([`model::weights`]).
+//! * [`training`]: the recipe (fine_tune, lr_find, fit_one_cycle as JSON), the steps, fastai's
+//!   grouped Adam, schedules and losses, and the runner that takes a recipe through a model
+//!   directory phase by phase, resumably.
+//! * [`model_dir`]: the model directory a run writes (`model.json`, `run.json`, weights,
+//!   checkpoint) and what reads and writes its files.
+//! * [`inference`]: a model directory opened for inference, as class probabilities.
 //! * [`kernels`]: convolution and BatchNorm(+ReLU) as a backend extension: facepipe's own
 //!   GEMM-based CPU kernels on `flex`, burn's operations elsewhere (CUDA).
-//! * [`loss`]: the training losses (fastai's cross-entropy, dice, focal), ignoring label 255.
-//! * [`data`]: fastai's crop/resize/normalise, with mask validation.
-//! * [`loader`]: seeded batches from a split manifest, prepared in parallel ahead of use.
-//! * [`schedule`]: one-cycle, slice, lr_find and early stopping, in fastai's numbers.
-//! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
-//! * [`train`]: training steps, `lr_find` (which leaves the model as it was), evaluation
-//!   with global-sum dice/IoU and pixel accuracy, and `fit_one_cycle` with per-epoch records.
-//! * [`recipe`]: a training recipe (fine_tune, lr_find, fit_one_cycle) as JSON, expanded into
-//!   resumable phases.
-//! * [`run`]: the recipe runner and the model directory it writes (weights, metrics, plots,
-//!   checkpoints, resume).
-//! * [`infer`]: a model directory opened for inference, as class probabilities.
 //! * [`device`]: CPU or CUDA backends picked at run time.
 
 /// The smallest input side: the encoder halves its input five times (to 1/32).
@@ -40,16 +39,8 @@ pub fn check_input_size(size: u32) -> Result<(), String> {
 
 pub mod data;
 pub mod device;
-pub mod infer;
+pub mod inference;
 pub mod kernels;
-pub mod loader;
-pub mod loss;
 pub mod model;
 pub mod model_dir;
-pub mod optim;
-pub mod recipe;
-pub mod resnet;
-pub mod run;
-pub mod schedule;
-pub mod train;
-pub mod weights;
+pub mod training;

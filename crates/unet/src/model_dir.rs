@@ -32,12 +32,12 @@ use facepipe_core::io::write_atomic;
 use facepipe_core::palette::Class;
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{SavedAdam, SavedMoments};
-use crate::recipe::{Recipe, ResolvedLr};
-use crate::schedule::EarlyStopping;
-use crate::train::{EpochRecord, LrFind};
+use crate::training::fit::{EpochRecord, LrFind};
+use crate::training::optim::{SavedAdam, SavedMoments};
+use crate::training::recipe::{Recipe, ResolvedLr};
+use crate::training::schedule::EarlyStopping;
 
-use crate::run::*;
+use crate::model::Arch;
 
 /// `model.json`'s format name and version.
 pub const MODEL_FORMAT: &str = "facepipe.model";

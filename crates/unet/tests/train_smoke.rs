@@ -5,10 +5,10 @@ use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Int, Tensor, TensorData};
 use facepipe_core::rng::SplitMix64;
-use unet::loss::Loss;
 use unet::model::SmpUnet;
-use unet::optim::GroupAdam;
-use unet::schedule::{OneCycle, position};
+use unet::training::loss::Loss;
+use unet::training::optim::GroupAdam;
+use unet::training::schedule::{OneCycle, position};
 
 type AB = Autodiff<Flex>;
 
@@ -94,7 +94,7 @@ fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
     let opt = GroupAdam::<AB>::new(&net);
     let mut rng = SplitMix64::new(7);
     let (images, masks) = batch(n, s, &mut rng);
-    let b = unet::loader::Batch {
+    let b = unet::data::loader::Batch {
         n,
         size: s,
         images,
@@ -108,14 +108,14 @@ fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
         )
     };
     let stats_before = stats(&net);
-    let found = unet::train::lr_find(
+    let found = unet::training::fit::lr_find(
         &net,
         SmpUnet::new(3, &d),
         &opt,
-        unet::train::ADAM_BETA1,
+        unet::training::fit::ADAM_BETA1,
         Loss::CrossEntropy,
         |_| Ok(b.clone()),
-        &unet::recipe::LrFindStep {
+        &unet::training::recipe::LrFindStep {
             start_lr: 1e-6,
             end_lr: 1.0,
             num_it,
@@ -138,7 +138,7 @@ fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
     // 20 iterations are too few for "auto" to take the valley: it says why
     let why = found.untrusted.as_deref().expect("a 20-iteration sweep is not trusted");
     assert!(why.contains("iterations"), "{why}");
-    assert!(matches!(found.valley(), unet::recipe::Valley::Untrusted(_)));
+    assert!(matches!(found.valley(), unet::training::recipe::Valley::Untrusted(_)));
 }
 
 #[test]
@@ -148,26 +148,27 @@ fn evaluation_uses_running_statistics_and_counts_labelled_pixels() {
     let net = SmpUnet::<AB>::new(3, &d);
     let mut rng = SplitMix64::new(3);
     let (images, masks) = batch(n, s, &mut rng);
-    let b = unet::loader::Batch {
+    let b = unet::data::loader::Batch {
         n,
         size: s,
         images,
         masks,
     };
     let labelled = b.masks.iter().filter(|&&m| m != 255).count() as u64;
-    let a = unet::train::evaluate(&net, std::iter::once(Ok(b.clone())), 3, Loss::CrossEntropy, &d).unwrap();
+    let a = unet::training::fit::evaluate(&net, std::iter::once(Ok(b.clone())), 3, Loss::CrossEntropy, &d).unwrap();
     assert_eq!(a.pixels(), labelled);
     assert_eq!((0..3).map(|c| a.confusion.pred_pixels(c)).sum::<u64>(), labelled);
     // BatchNorm uses its running statistics at inference: the images scored one at a time give
     // the same predictions as scored together (batch statistics would differ)
     let half = s * s;
-    let one = |k: usize| unet::loader::Batch {
+    let one = |k: usize| unet::data::loader::Batch {
         n: 1,
         size: s,
         images: b.images[k * 3 * half..(k + 1) * 3 * half].to_vec(),
         masks: b.masks[k * half..(k + 1) * half].to_vec(),
     };
-    let split = unet::train::evaluate(&net, [Ok(one(0)), Ok(one(1))].into_iter(), 3, Loss::CrossEntropy, &d).unwrap();
+    let split =
+        unet::training::fit::evaluate(&net, [Ok(one(0)), Ok(one(1))].into_iter(), 3, Loss::CrossEntropy, &d).unwrap();
     assert_eq!(a.confusion, split.confusion);
 }
 
@@ -201,8 +202,8 @@ fn dataset(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
 fn fit_one_cycle_records_epochs_and_stops_when_told() {
     let d = FlexDevice;
     let dir = tempfile::tempdir().unwrap();
-    let set = unet::loader::SplitSet::read(&dataset(dir.path(), 8)).unwrap();
-    let fit = unet::train::FitData {
+    let set = unet::data::loader::SplitSet::read(&dataset(dir.path(), 8)).unwrap();
+    let fit = unet::training::fit::FitData {
         data: &set,
         epochs: 2,
         phase: "fit",
@@ -217,9 +218,9 @@ fn fit_one_cycle_records_epochs_and_stops_when_told() {
     };
     let net = SmpUnet::<AB>::new(2, &d);
     let mut opt = GroupAdam::<AB>::new(&net);
-    let sched = OneCycle::new(unet::schedule::slice(1e-4, 1e-3, 3));
+    let sched = OneCycle::new(unet::training::schedule::slice(1e-4, 1e-3, 3));
     let mut recs = vec![];
-    let _net = unet::train::fit_one_cycle(net, &mut opt, &fit, &sched, &d, |r, _, _| {
+    let _net = unet::training::fit::fit_one_cycle(net, &mut opt, &fit, &sched, &d, |r, _, _| {
         recs.push(r.clone());
         Ok(false)
     })
@@ -240,11 +241,11 @@ fn fit_one_cycle_records_epochs_and_stops_when_told() {
     let net = SmpUnet::<AB>::new(2, &d);
     let mut opt = GroupAdam::<AB>::new(&net);
     let mut seen = 0;
-    let fit3 = unet::train::FitData {
+    let fit3 = unet::training::fit::FitData {
         epochs: 3,
         ..fit.clone()
     };
-    unet::train::fit_one_cycle(net, &mut opt, &fit3, &sched, &d, |_, _, _| {
+    unet::training::fit::fit_one_cycle(net, &mut opt, &fit3, &sched, &d, |_, _, _| {
         seen += 1;
         Ok(true)
     })
@@ -265,7 +266,7 @@ fn fastai_unet_takes_optimiser_steps() {
     let y = Tensor::<AB, 3, Int>::from_data(TensorData::new(ys, [n, s, s]), &d);
     let w0 = net.blocks[0].shuf.conv.weight.val().into_data();
     for _ in 0..2 {
-        let loss = unet::loss::masked_cross_entropy(net.forward(x.clone()), y.clone());
+        let loss = unet::training::loss::masked_cross_entropy(net.forward(x.clone()), y.clone());
         assert!(f64::from(loss.clone().into_scalar()).is_finite());
         let grads = loss.backward();
         net = opt.step(net, &grads, [1e-3; 3], 0.9);

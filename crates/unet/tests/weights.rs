@@ -8,12 +8,12 @@ use burn::backend::Flex;
 
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use unet::resnet::ResNet;
-use unet::weights::load_resnet;
+use unet::model::resnet::ResNet;
+use unet::model::weights::load_resnet;
 
 type B = Flex;
 
-use unet::weights::torchvision_resnet34;
+use unet::model::weights::torchvision_resnet34;
 
 /// Each tensor filled with its own value (index-derived), so we can tell where each landed.
 fn value_of(k: usize) -> f32 {
@@ -66,7 +66,7 @@ fn every_torchvision_key_lands() {
     ));
     let ds = enc.layer2[0].downsample.as_ref().unwrap();
     match (&ds[0], &ds[1]) {
-        (unet::resnet::DownsampleLayer::Conv(c), unet::resnet::DownsampleLayer::Norm(n)) => {
+        (unet::model::resnet::DownsampleLayer::Conv(c), unet::model::resnet::DownsampleLayer::Norm(n)) => {
             assert!(all_equal(
                 c.weight.val(),
                 value_of(index(&keys, "layer2.0.downsample.0.weight"))

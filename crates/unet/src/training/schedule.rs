@@ -188,8 +188,16 @@ pub fn suggest(lrs: &[f64], losses: &[f64], num_it: usize) -> Option<Suggestions
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EarlyStopping {
     pub patience: usize,
+    /// The lowest value seen; +∞ before the first (JSON has no ∞: written as `null`).
+    #[serde(deserialize_with = "infinite_if_null")]
     pub best: f64,
     pub wait: usize,
+}
+
+/// Reads `null` (serde_json's rendering of a non-finite number) as +∞, so a checkpoint
+/// written before a fit's first epoch reads back.
+fn infinite_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 impl EarlyStopping {
@@ -217,6 +225,20 @@ impl EarlyStopping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_early_stopper_reads_back_from_json() {
+        let fresh = EarlyStopping::new(3);
+        let text = serde_json::to_string(&fresh).unwrap();
+        let back: EarlyStopping = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, fresh);
+        let mut later = fresh;
+        later.update(0.5);
+        assert_eq!(
+            serde_json::from_str::<EarlyStopping>(&serde_json::to_string(&later).unwrap()).unwrap(),
+            later
+        );
+    }
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");

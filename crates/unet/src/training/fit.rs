@@ -8,12 +8,12 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use facepipe_core::metrics::{self, Confusion};
 
-use crate::loader::{Batch, SplitSet, batches};
-use crate::loss::Loss;
+use crate::data::loader::{Batch, SplitSet, batches};
 use crate::model::{FastaiUnet, SmpUnet};
-use crate::optim::GroupAdam;
-use crate::recipe::Valley;
-use crate::schedule::{LossSmoother, OneCycle, Suggestions, lr_find_lr, position, suggest};
+use crate::training::loss::Loss;
+use crate::training::optim::GroupAdam;
+use crate::training::recipe::Valley;
+use crate::training::schedule::{LossSmoother, OneCycle, Suggestions, lr_find_lr, position, suggest};
 
 /// A segmentation network on any backend: images in, logits at the input's size out.
 pub trait Infer<B: Backend> {
@@ -115,7 +115,7 @@ pub fn lr_find<B: TrainBackend, M: Segmenter<B>>(
     beta1: f64,
     loss: Loss,
     mut batches: impl FnMut(usize) -> Result<Batch>,
-    sweep: &crate::recipe::LrFindStep,
+    sweep: &crate::training::recipe::LrFindStep,
     device: &B::Device,
 ) -> Result<LrFind> {
     let (start, end, num_it) = (sweep.start_lr, sweep.end_lr, sweep.num_it);

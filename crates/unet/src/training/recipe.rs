@@ -26,13 +26,13 @@
 //! sweep; a 30-iteration sweep then suggests a rate 100× too low.)
 //!
 //! `"loss"` (`"ce"`, `"dice"`, `"focal"`, `"ce+dice"`; default `"ce"`) picks the training loss,
-//! see [`crate::loss`].
+//! see [`crate::training::loss`].
 
 use anyhow::{Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
-use crate::loss::Loss;
-use crate::schedule::{OneCycle, slice, slice_hi};
+use crate::training::loss::Loss;
+use crate::training::schedule::{OneCycle, slice, slice_hi};
 
 /// The fewest sweep iterations whose valley `"auto"` takes.
 pub const MIN_TRUSTED_SWEEP: usize = 50;
@@ -440,105 +440,11 @@ impl Recipe {
         let mut out = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             match step {
-                RecipeStep::FineTune(f) => {
-                    positive("fine_tune.base_lr", f.base_lr)?;
-                    positive("fine_tune.lr_mult", f.lr_mult)?;
-                    positive("fine_tune.div", f.div)?;
-                    pct("fine_tune.pct_start", f.pct_start)?;
-                    if f.freeze_epochs > 0 {
-                        let s = slice_hi(f.base_lr, 3);
-                        out.push(Phase::Cycle {
-                            name: "frozen".into(),
-                            epochs: f.freeze_epochs,
-                            freeze: Freeze::Freeze,
-                            lr: PhaseLr::Groups([s[0], s[1], s[2]]),
-                            pct_start: 0.99,
-                            div: fc_div(),
-                            div_final: fc_div_final(),
-                        });
-                    }
-                    let base = f.base_lr / 2.0;
-                    let s = slice(base / f.lr_mult, base, 3);
-                    // fine_tune unfreezes even when epochs is 0 (then nothing trains)
-                    out.push(Phase::Cycle {
-                        name: "unfrozen".into(),
-                        epochs: f.epochs,
-                        freeze: Freeze::Unfreeze,
-                        lr: PhaseLr::Groups([s[0], s[1], s[2]]),
-                        pct_start: f.pct_start,
-                        div: f.div,
-                        div_final: fc_div_final(),
-                    });
-                }
-                RecipeStep::LrFind(l) => {
-                    positive("lr_find.start_lr", l.start_lr)?;
-                    positive("lr_find.end_lr", l.end_lr)?;
-                    ensure!(l.end_lr > l.start_lr, "recipe: lr_find.end_lr must exceed start_lr");
-                    ensure!(l.num_it >= 2, "recipe: lr_find.num_it must be at least 2");
-                    out.push(Phase::LrFind {
-                        start_lr: l.start_lr,
-                        end_lr: l.end_lr,
-                        num_it: l.num_it,
-                    });
-                }
+                RecipeStep::FineTune(f) => out.extend(f.phases()?),
+                RecipeStep::LrFind(l) => out.push(l.phase()?),
                 RecipeStep::FitOneCycle(f) => {
-                    positive("fit_one_cycle.div", f.div)?;
-                    positive("fit_one_cycle.div_final", f.div_final)?;
-                    pct("fit_one_cycle.pct_start", f.pct_start)?;
-                    let fallback = match &f.lr_fallback {
-                        Some(LrMax::Auto(_)) => bail!("recipe: step {}: lr_fallback cannot be \"auto\"", i + 1),
-                        Some(lr) => groups(lr, "fit_one_cycle.lr_fallback")?,
-                        None => None,
-                    };
-                    let lr = match groups(&f.lr_max, "fit_one_cycle.lr_max")? {
-                        Some(g) => {
-                            ensure!(
-                                fallback.is_none(),
-                                "recipe: step {}: lr_fallback is for lr_max \"auto\" only",
-                                i + 1
-                            );
-                            PhaseLr::Groups(g)
-                        }
-                        None => {
-                            ensure!(
-                                self.steps[..i].iter().any(|s| matches!(s, RecipeStep::LrFind(_))),
-                                "recipe: step {} uses lr_max \"auto\" with no lr_find step before it",
-                                i + 1
-                            );
-                            // the recipe's own rate: lr_fallback, else the latest stated fit's
-                            let before = out.iter().rev().find_map(|p| match p {
-                                Phase::Cycle {
-                                    name,
-                                    lr: PhaseLr::Groups(g),
-                                    ..
-                                } => Some((name.clone(), *g)),
-                                _ => None,
-                            });
-                            let (fallback, fallback_from) = match (fallback, before) {
-                                (Some(g), _) => (g, format!("lr_fallback {}", show_groups(&g))),
-                                (None, Some((name, g))) => {
-                                    (g, format!("the rates of the {name} fit before it {}", show_groups(&g)))
-                                }
-                                (None, None) => (
-                                    [FASTAI_DEFAULT_LR; 3],
-                                    format!("fastai's default lr_max {FASTAI_DEFAULT_LR:e}"),
-                                ),
-                            };
-                            PhaseLr::AutoValley {
-                                fallback,
-                                fallback_from,
-                            }
-                        }
-                    };
-                    out.push(Phase::Cycle {
-                        name: "fit".into(),
-                        epochs: f.epochs,
-                        freeze: Freeze::Keep,
-                        lr,
-                        pct_start: f.pct_start,
-                        div: f.div,
-                        div_final: f.div_final,
-                    });
+                    let lr_find_before = self.steps[..i].iter().any(|s| matches!(s, RecipeStep::LrFind(_)));
+                    out.push(f.phase(i + 1, lr_find_before, &out)?);
                 }
             }
         }
@@ -548,6 +454,126 @@ impl Recipe {
             "recipe: no step trains an epoch (every fine_tune and fit_one_cycle has 0 epochs), so there would be no model to save"
         );
         Ok(out)
+    }
+}
+
+impl FineTune {
+    /// fastai's `fine_tune`: a frozen fit (if `freeze_epochs` > 0) at `slice(base_lr)`, then
+    /// an unfrozen one at `slice(base_lr/2/lr_mult, base_lr/2)`.
+    fn phases(&self) -> Result<Vec<Phase>> {
+        positive("fine_tune.base_lr", self.base_lr)?;
+        positive("fine_tune.lr_mult", self.lr_mult)?;
+        positive("fine_tune.div", self.div)?;
+        pct("fine_tune.pct_start", self.pct_start)?;
+        let mut out = Vec::new();
+        if self.freeze_epochs > 0 {
+            let s = slice_hi(self.base_lr, 3);
+            out.push(Phase::Cycle {
+                name: "frozen".into(),
+                epochs: self.freeze_epochs,
+                freeze: Freeze::Freeze,
+                lr: PhaseLr::Groups([s[0], s[1], s[2]]),
+                pct_start: 0.99,
+                div: fc_div(),
+                div_final: fc_div_final(),
+            });
+        }
+        let base = self.base_lr / 2.0;
+        let s = slice(base / self.lr_mult, base, 3);
+        // fine_tune unfreezes even when epochs is 0 (then nothing trains)
+        out.push(Phase::Cycle {
+            name: "unfrozen".into(),
+            epochs: self.epochs,
+            freeze: Freeze::Unfreeze,
+            lr: PhaseLr::Groups([s[0], s[1], s[2]]),
+            pct_start: self.pct_start,
+            div: self.div,
+            div_final: fc_div_final(),
+        });
+        Ok(out)
+    }
+}
+
+impl LrFindStep {
+    /// The sweep, checked.
+    fn phase(&self) -> Result<Phase> {
+        positive("lr_find.start_lr", self.start_lr)?;
+        positive("lr_find.end_lr", self.end_lr)?;
+        ensure!(
+            self.end_lr > self.start_lr,
+            "recipe: lr_find.end_lr must exceed start_lr"
+        );
+        ensure!(self.num_it >= 2, "recipe: lr_find.num_it must be at least 2");
+        Ok(Phase::LrFind {
+            start_lr: self.start_lr,
+            end_lr: self.end_lr,
+            num_it: self.num_it,
+        })
+    }
+}
+
+impl FitOneCycle {
+    /// The fit as recipe step number `n`; `lr_find_before` says whether a sweep comes before
+    /// it, `before` holds the phases of the steps before it (for the fallback rates).
+    fn phase(&self, n: usize, lr_find_before: bool, before: &[Phase]) -> Result<Phase> {
+        positive("fit_one_cycle.div", self.div)?;
+        positive("fit_one_cycle.div_final", self.div_final)?;
+        pct("fit_one_cycle.pct_start", self.pct_start)?;
+        let fallback = match &self.lr_fallback {
+            Some(LrMax::Auto(_)) => bail!("recipe: step {n}: lr_fallback cannot be \"auto\""),
+            Some(lr) => groups(lr, "fit_one_cycle.lr_fallback")?,
+            None => None,
+        };
+        let lr = match groups(&self.lr_max, "fit_one_cycle.lr_max")? {
+            Some(g) => {
+                ensure!(
+                    fallback.is_none(),
+                    "recipe: step {n}: lr_fallback is for lr_max \"auto\" only"
+                );
+                PhaseLr::Groups(g)
+            }
+            None => {
+                ensure!(
+                    lr_find_before,
+                    "recipe: step {n} uses lr_max \"auto\" with no lr_find step before it"
+                );
+                auto_valley(fallback, before)
+            }
+        };
+        Ok(Phase::Cycle {
+            name: "fit".into(),
+            epochs: self.epochs,
+            freeze: Freeze::Keep,
+            lr,
+            pct_start: self.pct_start,
+            div: self.div,
+            div_final: self.div_final,
+        })
+    }
+}
+
+/// `lr_max: "auto"`: lr_find's valley, or, when the sweep gives none to trust, the recipe's own
+/// rate: `lr_fallback`, else the latest stated fit's before it, else fastai's default.
+fn auto_valley(fallback: Option<[f64; 3]>, before: &[Phase]) -> PhaseLr {
+    let stated = before.iter().rev().find_map(|p| match p {
+        Phase::Cycle {
+            name,
+            lr: PhaseLr::Groups(g),
+            ..
+        } => Some((name.clone(), *g)),
+        _ => None,
+    });
+    let (fallback, fallback_from) = match (fallback, stated) {
+        (Some(g), _) => (g, format!("lr_fallback {}", show_groups(&g))),
+        (None, Some((name, g))) => (g, format!("the rates of the {name} fit before it {}", show_groups(&g))),
+        (None, None) => (
+            [FASTAI_DEFAULT_LR; 3],
+            format!("fastai's default lr_max {FASTAI_DEFAULT_LR:e}"),
+        ),
+    };
+    PhaseLr::AutoValley {
+        fallback,
+        fallback_from,
     }
 }
 
@@ -711,7 +737,7 @@ mod tests {
     /// A sweep like fastai's: flat, falling through a valley near 1e-3, then diverging.
     fn sweep(num_it: usize) -> (Vec<f64>, Vec<f64>) {
         let lrs: Vec<f64> = (0..num_it)
-            .map(|i| crate::schedule::lr_find_lr(1e-7, 10.0, i, num_it))
+            .map(|i| crate::training::schedule::lr_find_lr(1e-7, 10.0, i, num_it))
             .collect();
         let losses = lrs
             .iter()
@@ -726,11 +752,11 @@ mod tests {
     #[test]
     fn a_short_or_flat_sweep_is_not_trusted() {
         let (lrs, losses) = sweep(100);
-        let v = crate::schedule::suggest(&lrs, &losses, 100).unwrap().valley;
+        let v = crate::training::schedule::suggest(&lrs, &losses, 100).unwrap().valley;
         assert_eq!(Valley::judge(&losses, 100, Some(v)), Valley::Trusted(v));
         // the same curve in 30 iterations: too short
         let (lrs, losses) = sweep(30);
-        let v = crate::schedule::suggest(&lrs, &losses, 30).unwrap().valley;
+        let v = crate::training::schedule::suggest(&lrs, &losses, 30).unwrap().valley;
         let Valley::Untrusted(why) = Valley::judge(&losses, 30, Some(v)) else {
             panic!()
         };

@@ -9,6 +9,8 @@
 
 use std::path::Path;
 
+pub mod loader;
+
 use anyhow::Result;
 use facepipe_core::rng::SplitMix64;
 use image::imageops::{self, FilterType};

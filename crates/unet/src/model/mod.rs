@@ -16,7 +16,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
-use crate::resnet::ResNet;
+use serde::{Deserialize, Serialize};
+
+use resnet::ResNet;
+
+pub mod resnet;
+pub mod weights;
 
 /// Output channels of the smp decoder blocks.
 pub const SMP_CHANNELS: [usize; 5] = [256, 128, 64, 32, 16];
@@ -288,5 +293,59 @@ impl<B: Kernels> FastaiUnet<B> {
         let y = Tensor::cat(vec![y, x], 1);
         let r = conv2d(&self.res2, relu(conv2d(&self.res1, y.clone())));
         conv2d(&self.head, relu(r + y))
+    }
+}
+
+/// The decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// fastai's DynamicUnet (41.2 M parameters).
+    Fastai,
+    /// segmentation_models_pytorch's Unet decoder (24.4 M parameters).
+    Smp,
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fastai" => Ok(Arch::Fastai),
+            "smp" => Ok(Arch::Smp),
+            _ => Err(format!("unknown arch {s:?}: use fastai or smp")),
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::Fastai => "fastai",
+            Arch::Smp => "smp",
+        })
+    }
+}
+
+/// A UNet that can be built for a number of classes and has the ResNet34 encoder.
+pub trait Architecture<B: Backend>: Module<B> {
+    fn build(n_classes: usize, device: &B::Device) -> Self;
+    fn encoder_mut(&mut self) -> &mut ResNet<B>;
+}
+
+impl<B: Kernels> Architecture<B> for SmpUnet<B> {
+    fn build(n: usize, device: &B::Device) -> Self {
+        SmpUnet::new(n, device)
+    }
+    fn encoder_mut(&mut self) -> &mut ResNet<B> {
+        &mut self.encoder
+    }
+}
+
+impl<B: Kernels> Architecture<B> for FastaiUnet<B> {
+    fn build(n: usize, device: &B::Device) -> Self {
+        FastaiUnet::new(n, device)
+    }
+    fn encoder_mut(&mut self) -> &mut ResNet<B> {
+        &mut self.encoder
     }
 }

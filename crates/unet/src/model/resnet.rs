@@ -1,6 +1,6 @@
 //! ResNet34 encoder whose parameter paths are torchvision's (`conv1.weight`, `bn1.running_mean`,
 //! `layer2.0.downsample.0.weight`, ...), so torchvision's ImageNet weights load with no key
-//! remapping: see [`crate::weights`].
+//! remapping: see [`crate::model::weights`].
 //!
 //! burn's derive cannot name a field `0`, so `downsample` is a `Vec` of a two-variant enum
 //! module (index 0 the 1×1 convolution, index 1 its BatchNorm); the stores are told to skip

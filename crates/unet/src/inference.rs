@@ -12,9 +12,10 @@ use burn::tensor::{Tensor, TensorData};
 use facepipe_core::io::{InputFile, read_input};
 
 use crate::device::{BackendTask, DeviceSpec, dispatch};
+use crate::model::{Arch, Architecture};
 use crate::model::{FastaiUnet, SmpUnet};
-use crate::run::{Arch, Architecture, ModelInfo, load_weights};
-use crate::train::Infer;
+use crate::model_dir::{ModelInfo, load_weights};
+use crate::training::fit::Infer;
 
 /// Which of a run's saved models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -15,7 +15,7 @@ use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, Saf
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-use crate::resnet::ResNet;
+use crate::model::resnet::ResNet;
 
 /// What a load did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,9 +240,32 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
             missing.len()
         );
     }
+    let picked = pick(&wanted, &tensors, &shown.to_string())?;
+    let unused: Vec<String> = tensors.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+    if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
+        bail!("{shown}: key {k} matches nothing in the encoder (a different architecture or naming?)");
+    }
+    apply(encoder, &picked, &shown.to_string())?;
+    Ok(LoadReport {
+        applied: picked.len(),
+        missing: Vec::new(),
+        unused,
+    })
+}
+
+/// A checked weight: its PyTorch name, shape and F32 values as little-endian bytes.
+type Picked = (String, Vec<usize>, Vec<u8>);
+
+/// The file's tensors for every key in `wanted`, each checked (shape, floating point, finite)
+/// and converted to F32 (the conversion is logged); `shown` names the file in errors.
+fn pick(
+    wanted: &BTreeMap<String, Vec<usize>>,
+    tensors: &BTreeMap<String, FileTensor>,
+    shown: &str,
+) -> Result<Vec<Picked>> {
     let mut converted = BTreeSet::new();
-    let mut picked: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(wanted.len());
-    for (k, shape) in &wanted {
+    let mut picked = Vec::with_capacity(wanted.len());
+    for (k, shape) in wanted {
         let t = &tensors[k];
         ensure!(
             &t.shape == shape,
@@ -270,18 +293,18 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
             v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         ));
     }
-    let unused: Vec<String> = tensors.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
-    if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
-        bail!("{shown}: key {k} matches nothing in the encoder (a different architecture or naming?)");
-    }
     if !converted.is_empty() {
         log::info!(
             "{shown}: converted {} tensors to F32",
             converted.into_iter().collect::<Vec<_>>().join("/")
         );
     }
+    Ok(picked)
+}
 
-    // apply: the checked tensors as one F32 safetensors buffer, through burn-store's adapter
+/// Applies checked weights to the encoder: one F32 safetensors buffer, through burn-store's
+/// PyTorch adapter, every tensor required.
+fn apply<B: Backend>(encoder: &mut ResNet<B>, picked: &[Picked], shown: &str) -> Result<()> {
     let views: Vec<(String, TensorView)> = picked
         .iter()
         .map(|(k, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.clone(), v)))
@@ -301,9 +324,5 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
         "{shown}: {} tensors could not be applied",
         result.errors.len() + result.missing.len()
     );
-    Ok(LoadReport {
-        applied: picked.len(),
-        missing: Vec::new(),
-        unused,
-    })
+    Ok(())
 }

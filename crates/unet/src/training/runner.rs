@@ -1,0 +1,839 @@
+//! The recipe runner: one training run in a model directory, phase by phase.
+//!
+//! [`Runner::open`] checks everything and either resumes the run in the folder or starts a new
+//! one (writing nothing before every check has passed). [`Runner::run`] then takes the
+//! recipe's phases in order — [`Runner::lr_find`] for a sweep, [`Runner::cycle`] for a
+//! one-cycle fit — and [`Runner::finish`] writes the final weights and `model.json`. Each
+//! phase ends, and each epoch of a fit ends, with a checkpoint (`checkpoint/state.json`
+//! written last, after the files it names), so a run killed at any moment resumes from its
+//! last completed step and goes on exactly as it would have.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail, ensure};
+use facepipe_core::io::{self, sha256_hex};
+
+use super::{Outcome, TrainConfig};
+use crate::data::loader::{Batch, SplitSet, batches};
+use crate::data::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::kernels::TrainBackend;
+use crate::model::Architecture;
+use crate::model::weights::load_resnet;
+use crate::model_dir::{
+    FitLr, MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelInfo, Preprocessing, Pretrained, Progress, RUN_FORMAT, RunFile,
+    Settings, WeightFiles, inspect_dir, link_or_copy, load_adam, load_weights, save_adam, save_weights, settings_diff,
+    write_json,
+};
+use crate::training::fit::{EpochRecord, FitData, LrFind, Segmenter, fit_one_cycle, lr_find};
+use crate::training::optim::GroupAdam;
+use crate::training::recipe::{Freeze, LrFindStep, LrSource, Phase, ResolvedLr};
+use crate::training::schedule::{EarlyStopping, OneCycle};
+
+/// What every phase reads and none changes.
+struct Ctx<'a, B: TrainBackend> {
+    cfg: &'a TrainConfig,
+    device: &'a B::Device,
+    data: SplitSet,
+    phases: Vec<Phase>,
+    /// `checkpoint/` in the run folder.
+    ckpt: PathBuf,
+    /// `checkpoint/state.json`.
+    state_file: PathBuf,
+    /// The class foreground scores leave out (a first class named "background").
+    background: Option<usize>,
+}
+
+/// What the phases advance.
+struct State {
+    progress: Progress,
+    pretrained: Option<Pretrained>,
+    /// Epochs trained in all phases so far; numbers the checkpoint files.
+    epochs_total: usize,
+}
+
+/// A run, opened: ready to take its remaining phases.
+pub(crate) struct Runner<'a, B: TrainBackend, M> {
+    ctx: Ctx<'a, B>,
+    opt: GroupAdam<B>,
+    state: State,
+    _model: std::marker::PhantomData<M>,
+}
+
+/// What [`Runner::open`] found (made once per run: the size of its variants does not matter).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Opened<'a, B: TrainBackend, M> {
+    /// `--resume` on a run that had finished: its model, nothing to do.
+    Finished(Outcome),
+    /// A run to take on, with the model as it stands.
+    Ready(Runner<'a, B, M>, M),
+}
+
+/// The checked inputs of a run, before anything is written.
+struct Inputs {
+    data: SplitSet,
+    phases: Vec<Phase>,
+    settings: Settings,
+    pretrained_bytes: Option<Vec<u8>>,
+}
+
+/// Reads and checks the manifest, the recipe and `--pretrained`; nothing is written.
+fn check_inputs(cfg: &TrainConfig) -> Result<Inputs> {
+    let data = SplitSet::read(&cfg.manifest)?;
+    ensure!(
+        !data.valid.is_empty(),
+        "manifest {} has no validation items: early stopping and keeping the best model need a valid split",
+        cfg.manifest.display()
+    );
+    ensure!(cfg.bs >= 1, "--bs must be at least 1");
+    ensure!(
+        data.train.len() >= cfg.bs,
+        "manifest {}: {} training items make no full batch of {} (lower --bs)",
+        cfg.manifest.display(),
+        data.train.len(),
+        cfg.bs
+    );
+    let phases = cfg.recipe.phases()?;
+    data.validate()?;
+    let pretrained_bytes = match &cfg.pretrained {
+        Some(p) => Some(fs::read(p).with_context(|| format!("reading --pretrained {}", p.display()))?),
+        None => None,
+    };
+    let settings = Settings {
+        arch: cfg.arch,
+        input_size: cfg.size,
+        batch_size: cfg.bs,
+        seed: cfg.seed,
+        recipe: cfg.recipe.clone(),
+        manifest_sha256: data.input.sha256.clone(),
+        pretrained_sha256: pretrained_bytes.as_deref().map(sha256_hex),
+        classes: data.classes.clone(),
+    };
+    Ok(Inputs {
+        data,
+        phases,
+        settings,
+        pretrained_bytes,
+    })
+}
+
+/// Reads a JSON file of the run folder, saying what it is when it cannot.
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, missing: impl FnOnce() -> String) -> Result<T> {
+    let text = fs::read_to_string(path).with_context(missing)?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+impl<'a, B, M> Runner<'a, B, M>
+where
+    B: TrainBackend,
+    M: Segmenter<B> + Architecture<B>,
+{
+    /// Checks the inputs, seeds the backend, builds the model and resumes the run in
+    /// `cfg.out_dir` (`cfg.resume`) or starts a new one there.
+    pub(crate) fn open(cfg: &'a TrainConfig, device: &'a B::Device) -> Result<Opened<'a, B, M>> {
+        let inputs = check_inputs(cfg)?;
+        let ckpt = cfg.out_dir.join("checkpoint");
+        let background = inputs
+            .data
+            .classes
+            .first()
+            .filter(|c| c.name.eq_ignore_ascii_case("background"))
+            .map(|_| 0);
+        let ctx = Ctx {
+            cfg,
+            device,
+            state_file: ckpt.join("state.json"),
+            ckpt,
+            data: inputs.data,
+            phases: inputs.phases,
+            background,
+        };
+        B::seed(device, cfg.seed);
+        let net = M::build(ctx.data.n_classes, device);
+        if cfg.resume {
+            Self::resume(ctx, &inputs.settings, net)
+        } else {
+            Self::start(ctx, inputs.settings, inputs.pretrained_bytes.as_deref(), net)
+        }
+    }
+
+    /// `--resume`: the run's settings must be these; the model and optimiser come back from
+    /// the last checkpoint.
+    fn resume(ctx: Ctx<'a, B>, settings: &Settings, mut net: M) -> Result<Opened<'a, B, M>> {
+        let cfg = ctx.cfg;
+        let dir = &cfg.out_dir;
+        facepipe_core::out::sweep_temps_under(dir);
+        let run_path = dir.join("run.json");
+        let run: RunFile = read_json(&run_path, || {
+            format!("--resume: reading {} (is this a unet-train run?)", run_path.display())
+        })?;
+        let diff = settings_diff(&run.settings, settings);
+        ensure!(
+            diff.is_empty(),
+            "--resume: the run in {} was started with different settings ({}); use the same ones, or --force to start over",
+            dir.display(),
+            diff.join(", ")
+        );
+        let progress: Progress = read_json(&ctx.state_file, || {
+            format!("--resume: no checkpoint to resume in {}", ctx.ckpt.display())
+        })?;
+        if progress.finished {
+            return Ok(Opened::Finished(Outcome {
+                info: ModelInfo::read(dir)?,
+                already_done: true,
+            }));
+        }
+        if let Some(w) = &progress.weights {
+            load_weights(&mut net, &ctx.ckpt.join(w))?;
+        } else if let Some(p) = &cfg.pretrained {
+            // killed before the first checkpoint: start again from the same weights
+            load_resnet(net.encoder_mut(), p)?;
+        }
+        let mut opt = GroupAdam::<B>::new(&net);
+        if let Some(o) = &progress.optimiser {
+            opt.import(load_adam(&ctx.ckpt.join(o))?, ctx.device)?;
+        }
+        log::info!(
+            "resuming {} at phase {} of {}, epoch {}",
+            dir.display(),
+            progress.phase + 1,
+            ctx.phases.len(),
+            progress.epochs_done
+        );
+        let state = State {
+            epochs_total: progress.records.len(),
+            progress,
+            pretrained: run.pretrained,
+        };
+        Ok(Opened::Ready(Self::new(ctx, opt, state), net))
+    }
+
+    /// A new run: the folder must be free (or ours, or `--force`); the ImageNet weights go in;
+    /// only then is the folder claimed and `run.json` written.
+    fn start(
+        ctx: Ctx<'a, B>,
+        settings: Settings,
+        pretrained_bytes: Option<&[u8]>,
+        mut net: M,
+    ) -> Result<Opened<'a, B, M>> {
+        let cfg = ctx.cfg;
+        let dir = &cfg.out_dir;
+        let mut folder = inspect_dir(dir, cfg.force)?;
+        let mut pretrained = None;
+        if let (Some(p), Some(bytes)) = (&cfg.pretrained, pretrained_bytes) {
+            let report = load_resnet(net.encoder_mut(), p)?;
+            log::info!("--pretrained {}: {report}", p.display());
+            pretrained = Some(Pretrained {
+                file: p.display().to_string(),
+                sha256: sha256_hex(bytes),
+                applied: report.applied,
+                missing: report.missing.clone(),
+                unused: report.unused.clone(),
+            });
+        }
+        // every check passed and the weights are in: only now is anything written
+        folder.begin(std::iter::empty())?;
+        io::create_dir_all(&ctx.ckpt)?;
+        write_json(
+            &dir.join("run.json"),
+            &RunFile {
+                format: RUN_FORMAT.into(),
+                settings,
+                manifest: cfg.manifest.display().to_string(),
+                pretrained: pretrained.clone(),
+            },
+        )?;
+        let opt = GroupAdam::<B>::new(&net);
+        let state = State {
+            progress: Progress::default(),
+            pretrained,
+            epochs_total: 0,
+        };
+        Ok(Opened::Ready(Self::new(ctx, opt, state), net))
+    }
+
+    fn new(ctx: Ctx<'a, B>, opt: GroupAdam<B>, state: State) -> Self {
+        Runner {
+            ctx,
+            opt,
+            state,
+            _model: std::marker::PhantomData,
+        }
+    }
+
+    /// Takes the remaining phases in order, then [`Runner::finish`]es.
+    pub(crate) fn run(mut self, mut net: M) -> Result<Outcome> {
+        while let Some(phase) = self.ctx.phases.get(self.state.progress.phase).cloned() {
+            net = match phase {
+                Phase::LrFind {
+                    start_lr,
+                    end_lr,
+                    num_it,
+                } => {
+                    let step = LrFindStep {
+                        start_lr,
+                        end_lr,
+                        num_it,
+                    };
+                    self.lr_find(&net, &step)?;
+                    net
+                }
+                Phase::Cycle { .. } => self.cycle(net, &phase)?,
+            };
+        }
+        self.ctx.cfg.progress.finish_and_clear();
+        self.finish(&net)
+    }
+
+    /// An lr_find sweep from the model as it stands (which it leaves unchanged); the sweep is
+    /// recorded, `lr_find.csv`/`.png` rewritten, and the phase checkpointed.
+    pub(crate) fn lr_find(&mut self, net: &M, step: &LrFindStep) -> Result<()> {
+        let (cfg, data, device) = (self.ctx.cfg, &self.ctx.data, self.ctx.device);
+        let k = self.state.progress.phase;
+        let mut sweep = SweepBatches {
+            data: data.clone(),
+            bs: cfg.bs,
+            size: cfg.size,
+            seed: cfg.seed,
+            stream: (1 << 40) + ((k as u64) << 20),
+            epoch: 0,
+            current: None,
+        };
+        cfg.progress.reset();
+        cfg.progress.set_length(step.num_it as u64);
+        cfg.progress.set_prefix("lr_find");
+        let beta1 = self.state.progress.beta1.unwrap_or(crate::training::fit::ADAM_BETA1);
+        let fresh = M::build(data.n_classes, device);
+        let next = |_| {
+            cfg.progress.inc(1);
+            sweep.next()
+        };
+        let mut found = lr_find(net, fresh, &self.opt, beta1, cfg.recipe.loss, next, step, device)?;
+        // the sweep stops at a non-finite loss; keep the finite points
+        while found.losses.last().is_some_and(|l| !l.is_finite()) {
+            found.losses.pop();
+            found.lrs.pop();
+        }
+        cfg.progress.finish_and_clear();
+        match &found.suggestions {
+            Some(s) => log::info!(
+                "lr_find: valley {:.2e}, minimum/10 {:.2e}, steep {:.2e} ({} iterations)",
+                s.valley,
+                s.minimum,
+                s.steep,
+                found.lrs.len()
+            ),
+            None => log::warn!(
+                "lr_find: no suggestion ({} iterations before the loss diverged are too few)",
+                found.lrs.len()
+            ),
+        }
+        let progress = &mut self.state.progress;
+        progress.lr_finds.push(found);
+        super::outputs::write_lr_finds(&cfg.out_dir, &progress.lr_finds)?;
+        progress.phase += 1;
+        progress.epochs_done = 0;
+        write_json(&self.ctx.state_file, progress)
+    }
+
+    /// A one-cycle fit (`phase` is a [`Phase::Cycle`]), from where a resumed run left it:
+    /// every epoch is recorded and checkpointed; the phase ends after its epochs or at an early
+    /// stop. `--halt-after-epochs` stops here with an error.
+    pub(crate) fn cycle(&mut self, net: M, phase: &Phase) -> Result<M> {
+        let Phase::Cycle {
+            name, epochs, freeze, ..
+        } = phase
+        else {
+            bail!("internal: cycle() was given a sweep");
+        };
+        let k = self.state.progress.phase;
+        let valley = self.state.progress.lr_finds.last().map(LrFind::valley);
+        let (sched, resolved) = phase
+            .schedule(valley.as_ref())?
+            .context("internal: a cycle has a schedule")?;
+        if self.state.progress.epochs_done == 0 {
+            self.begin_cycle(name, resolved, freeze);
+        }
+        let (ctx, state) = (&self.ctx, &mut self.state);
+        let cfg = ctx.cfg;
+        let fit = FitData {
+            data: &ctx.data,
+            epochs: *epochs,
+            phase: name,
+            bs: cfg.bs,
+            size: cfg.size,
+            seed: cfg.seed,
+            epoch_offset: ctx.phases[..k].iter().map(Phase::epochs).sum::<usize>() as u64,
+            start_epoch: state.progress.epochs_done,
+            loss: cfg.recipe.loss,
+            background: ctx.background,
+            progress: cfg.progress.clone(),
+        };
+        let mut halted = false;
+        let net = fit_one_cycle(net, &mut self.opt, &fit, &sched, ctx.device, |rec, net, opt| {
+            let stop = state.end_epoch(ctx, &sched, &fit, rec, net, opt)?;
+            halted = cfg.halt_after_epochs == Some(state.epochs_total);
+            Ok(stop || halted)
+        })?;
+        if halted {
+            bail!(
+                "halted after {} epochs as asked (--halt-after-epochs); --resume continues",
+                self.state.epochs_total
+            );
+        }
+        if self.state.progress.phase == k {
+            self.state.end_empty_phase(&self.ctx, &self.opt)?;
+        }
+        Ok(net)
+    }
+
+    /// A fit's first epoch: its learning rates are logged and recorded, the encoder frozen or
+    /// unfrozen as the phase says, and early stopping starts afresh.
+    fn begin_cycle(&mut self, name: &str, resolved: ResolvedLr, freeze: &Freeze) {
+        let show = crate::training::recipe::show_groups(&resolved.lr_max);
+        match (&resolved.reason, resolved.source) {
+            (Some(why), _) => log::warn!("{name}: lr_max {show} ({why})"),
+            (None, LrSource::Valley) => log::info!("{name}: lr_max {show} from lr_find's valley"),
+            _ => {}
+        }
+        let progress = &mut self.state.progress;
+        progress.fit_lrs.push(FitLr {
+            phase: name.to_string(),
+            lr: resolved,
+        });
+        match freeze {
+            Freeze::Freeze => self.opt.freeze(),
+            Freeze::Unfreeze => self.opt.unfreeze(),
+            Freeze::Keep => {}
+        }
+        progress.stopper = self.ctx.cfg.recipe.patience.map(EarlyStopping::new);
+    }
+
+    /// The end of the run: `last` and `best` weights in both formats, then `model.json`
+    /// (whose presence marks a complete model), then the finished checkpoint.
+    pub(crate) fn finish(mut self, net: &M) -> Result<Outcome> {
+        let dir = &self.ctx.cfg.out_dir;
+        ensure!(
+            !self.state.progress.records.is_empty(),
+            "the recipe trained no epoch: nothing to save"
+        );
+        save_weights(net, dir, "last", true)?;
+        let mut best_net = M::build(self.ctx.data.n_classes, self.ctx.device);
+        load_weights(&mut best_net, &dir.join("best.bpk"))?;
+        save_weights(&best_net, dir, "best", true)?;
+        let info = self.model_info()?;
+        // model.json first: a run killed in between has it and reruns nothing but this ending
+        write_json(&dir.join("model.json"), &info)?;
+        self.state.progress.finished = true;
+        write_json(&self.ctx.state_file, &self.state.progress)?;
+        Ok(Outcome {
+            info,
+            already_done: false,
+        })
+    }
+
+    /// `model.json`'s content for the run as it ends.
+    fn model_info(&self) -> Result<ModelInfo> {
+        let (cfg, data, progress) = (self.ctx.cfg, &self.ctx.data, &self.state.progress);
+        let record = |i: Option<usize>| -> Option<EpochRecord> { progress.records.get(i?).cloned() };
+        let best = record(progress.best).context("internal: no best epoch recorded")?;
+        let last = record(progress.records.len().checked_sub(1)).context("internal: no epoch recorded")?;
+        Ok(ModelInfo {
+            format: MODEL_FORMAT.into(),
+            format_version: MODEL_FORMAT_VERSION,
+            arch: cfg.arch,
+            classes: data.classes.clone(),
+            preprocessing: Preprocessing {
+                input_size: cfg.size,
+                crop: "centre square of side min(width, height)".into(),
+                resize: "antialiased bilinear (triangle filter) to input_size x input_size".into(),
+                mean: IMAGENET_MEAN,
+                std: IMAGENET_STD,
+            },
+            best: WeightFiles {
+                burnpack: "best.bpk".into(),
+                safetensors: "best.safetensors".into(),
+                record: best,
+            },
+            last: WeightFiles {
+                burnpack: "last.bpk".into(),
+                safetensors: "last.safetensors".into(),
+                record: last,
+            },
+            recipe: cfg.recipe.clone(),
+            manifest: cfg.manifest.display().to_string(),
+            manifest_sha256: data.input.sha256.clone(),
+            n_train: data.train.len(),
+            n_valid: data.valid.len(),
+            batch_size: cfg.bs,
+            seed: cfg.seed,
+            device: cfg.device.to_string(),
+            pretrained: self.state.pretrained.clone(),
+            lr_find: progress.lr_finds.clone(),
+            fit_lrs: progress.fit_lrs.clone(),
+            epochs: progress.records.len(),
+            facepipe_version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+}
+
+impl State {
+    /// After each epoch of a fit: records it (refusing a diverged one), logs it, checkpoints
+    /// the model and optimiser (and `best.bpk` when it improved), then rewrites `metrics.csv`
+    /// and `loss.png`. Returns whether early stopping says stop.
+    fn end_epoch<B: TrainBackend, M: Segmenter<B>>(
+        &mut self,
+        ctx: &Ctx<'_, B>,
+        sched: &OneCycle,
+        fit: &FitData,
+        rec: &EpochRecord,
+        net: &M,
+        opt: &GroupAdam<B>,
+    ) -> Result<bool> {
+        let (name, epochs) = (fit.phase, fit.epochs);
+        let n_iter = (ctx.data.train.len() / fit.bs).max(1);
+        let at = crate::training::schedule::position(rec.epoch, n_iter - 1, epochs, n_iter);
+        self.progress.beta1 = Some(sched.at(at).1);
+        ensure!(
+            rec.train_loss.is_finite() && rec.valid_loss.is_finite(),
+            "training diverged in phase {name}, epoch {}: train loss {}, valid loss {} (lower the learning rate)",
+            rec.epoch,
+            rec.train_loss,
+            rec.valid_loss
+        );
+        let (improved, stop) = self.record(rec);
+        ctx.cfg.progress.finish_and_clear();
+        log::info!(
+            "{name} epoch {}/{epochs}: train_loss {:.4} valid_loss {:.4} mean_iou {:.4} fg {:.4} pixel_acc {:.4} ({:.1} s){}{}",
+            rec.epoch + 1,
+            rec.train_loss,
+            rec.valid_loss,
+            rec.mean_iou,
+            rec.mean_iou_fg,
+            rec.pixel_accuracy,
+            rec.seconds,
+            if improved { ", best so far" } else { "" },
+            if stop { ", early stop" } else { "" }
+        );
+        let phase_over = stop || rec.epoch + 1 == epochs;
+        let epochs_done = if phase_over { 0 } else { rec.epoch + 1 };
+        self.checkpoint(ctx, net, opt, improved, epochs_done, phase_over)?;
+        super::outputs::write_metrics(
+            &ctx.cfg.out_dir.join("metrics.csv"),
+            &self.progress.records,
+            &ctx.data.classes,
+        )?;
+        super::outputs::plot_losses(&ctx.cfg.out_dir.join("loss.png"), &self.progress.records)?;
+        Ok(stop)
+    }
+
+    /// Adds an epoch's record; returns whether it is the best so far (lowest valid loss) and
+    /// whether early stopping says stop.
+    fn record(&mut self, rec: &EpochRecord) -> (bool, bool) {
+        let p = &mut self.progress;
+        p.records.push(rec.clone());
+        let improved = p.best.is_none_or(|b| rec.valid_loss < p.records[b].valid_loss);
+        if improved {
+            p.best = Some(p.records.len() - 1);
+        }
+        let stop = p.stopper.as_mut().is_some_and(|s| s.update(rec.valid_loss).1);
+        (improved, stop)
+    }
+
+    /// An epoch's checkpoint: weights and optimiser, the best model (the same file), then the
+    /// progress that names them; the previous epoch's files go only after that.
+    fn checkpoint<B: TrainBackend, M: Segmenter<B>>(
+        &mut self,
+        ctx: &Ctx<'_, B>,
+        net: &M,
+        opt: &GroupAdam<B>,
+        improved: bool,
+        epochs_done: usize,
+        phase_over: bool,
+    ) -> Result<()> {
+        self.epochs_total += 1;
+        let stem = format!("epoch-{:04}", self.epochs_total);
+        save_weights(net, &ctx.ckpt, &stem, false)?;
+        let adam = format!("{stem}.adam.safetensors");
+        save_adam(&opt.export()?, &ctx.ckpt.join(&adam))?;
+        if improved {
+            link_or_copy(&ctx.ckpt.join(format!("{stem}.bpk")), &ctx.cfg.out_dir.join("best.bpk"))?;
+        }
+        let p = &mut self.progress;
+        let old = (p.weights.replace(format!("{stem}.bpk")), p.optimiser.replace(adam));
+        p.epochs_done = epochs_done;
+        if phase_over {
+            p.phase += 1;
+        }
+        write_json(&ctx.state_file, p)?;
+        for f in [old.0, old.1].into_iter().flatten() {
+            let _ = fs::remove_file(ctx.ckpt.join(&f));
+        }
+        Ok(())
+    }
+
+    /// A fit of no epochs: only its freeze/unfreeze happened; the optimiser state is
+    /// checkpointed for it.
+    fn end_empty_phase<B: TrainBackend>(&mut self, ctx: &Ctx<'_, B>, opt: &GroupAdam<B>) -> Result<()> {
+        let k = self.progress.phase;
+        let adam = format!("phase-{k:02}.adam.safetensors");
+        save_adam(&opt.export()?, &ctx.ckpt.join(&adam))?;
+        if let Some(old) = self.progress.optimiser.replace(adam) {
+            let _ = fs::remove_file(ctx.ckpt.join(old));
+        }
+        self.progress.phase = k + 1;
+        write_json(&ctx.state_file, &self.progress)
+    }
+}
+
+/// Training batches for lr_find: shuffled epochs one after another, from streams of their own.
+struct SweepBatches {
+    data: SplitSet,
+    bs: usize,
+    size: u32,
+    seed: u64,
+    stream: u64,
+    epoch: u64,
+    current: Option<Box<dyn Iterator<Item = Result<Batch>>>>,
+}
+
+impl SweepBatches {
+    fn next(&mut self) -> Result<Batch> {
+        loop {
+            if let Some(it) = self.current.as_mut()
+                && let Some(b) = it.next()
+            {
+                return b;
+            }
+            let it = batches(
+                self.data.train.clone(),
+                self.bs,
+                self.size,
+                self.data.n_classes,
+                true,
+                self.seed,
+                self.stream + self.epoch,
+            );
+            self.epoch += 1;
+            self.current = Some(Box::new(it));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use burn::backend::flex::FlexDevice;
+
+    use super::*;
+    use crate::device::{CpuBackend, DeviceSpec};
+    use crate::model::{Arch, SmpUnet};
+    use crate::training::recipe::Recipe;
+
+    type Net = SmpUnet<CpuBackend>;
+
+    /// A split manifest of `n` 32×32 photos (PNG) and masks (TIFF) in `dir`, the last two valid:
+    /// a bright box (class 1) on a dark ground (class 0).
+    fn dataset(dir: &Path, n: usize) -> PathBuf {
+        let mut rng = facepipe_core::rng::SplitMix64::new(11);
+        let mut items = vec![];
+        for i in 0..n {
+            let (sx, sy) = (rng.below(16) as u32, rng.below(16) as u32);
+            let inside = |x: u32, y: u32| (sx..sx + 10).contains(&x) && (sy..sy + 10).contains(&y);
+            let mask = image::GrayImage::from_fn(32, 32, |x, y| image::Luma([u8::from(inside(x, y))]));
+            let photo = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([if inside(x, y) { 220 } else { 60 }; 3]));
+            photo.save(dir.join(format!("{i}.png"))).unwrap();
+            mask.save(dir.join(format!("{i}.tif"))).unwrap();
+            let split = if i < n - 2 { "train" } else { "valid" };
+            items.push(serde_json::json!({"id": format!("s{i}"), "image": format!("{i}.png"), "mask": format!("{i}.tif"), "split": split}));
+        }
+        let classes =
+            serde_json::json!([{"id":0,"name":"background","rgb":[0,0,0]},{"id":1,"name":"box","rgb":[255,255,255]}]);
+        let m = serde_json::json!({"schema":"facepipe/dataset","schema_version":1,"classes":classes,"items":items,"provenance":[]});
+        let p = dir.join("split.json");
+        std::fs::write(&p, m.to_string()).unwrap();
+        p
+    }
+
+    /// A run of `recipe` (JSON) on 4 training and 2 validation images, at 32 px, batch 2.
+    fn config(dir: &Path, recipe: &str) -> TrainConfig {
+        TrainConfig {
+            manifest: dataset(dir, 6),
+            out_dir: dir.join("run"),
+            arch: Arch::Smp,
+            size: 32,
+            bs: 2,
+            seed: 7,
+            recipe: Recipe::from_json(recipe).unwrap(),
+            pretrained: None,
+            device: DeviceSpec::Cpu,
+            force: false,
+            resume: false,
+            halt_after_epochs: None,
+            progress: indicatif::ProgressBar::hidden(),
+        }
+    }
+
+    fn open(cfg: &TrainConfig) -> (Runner<'_, CpuBackend, Net>, Net) {
+        match Runner::<CpuBackend, Net>::open(cfg, &FlexDevice).unwrap() {
+            Opened::Ready(r, net) => (r, net),
+            Opened::Finished(_) => panic!("a new run opened as finished"),
+        }
+    }
+
+    /// `checkpoint/state.json` as written.
+    fn saved(cfg: &TrainConfig) -> Progress {
+        let path = cfg.out_dir.join("checkpoint/state.json");
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The model's weights as burnpack bytes (identical weights give identical bytes).
+    fn weights(net: &Net, dir: &Path, stem: &str) -> Vec<u8> {
+        save_weights(net, dir, stem, false).unwrap();
+        fs::read(dir.join(format!("{stem}.bpk"))).unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn open_writes_run_json_and_nothing_else_of_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(
+            tmp.path(),
+            r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3}}]}"#,
+        );
+        let (runner, _) = open(&cfg);
+        assert_eq!(names(&cfg.out_dir), [".unet-train", "checkpoint", "run.json"]);
+        assert!(names(&cfg.out_dir.join("checkpoint")).is_empty());
+        assert_eq!(runner.state.progress, Progress::default());
+        assert_eq!(runner.ctx.background, Some(0));
+    }
+
+    #[test]
+    fn lr_find_records_the_sweep_and_leaves_the_model_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let recipe = r#"{"steps": [{"lr_find": {"num_it": 5}}, {"fit_one_cycle": {"epochs": 1, "lr_max": "auto"}}]}"#;
+        let cfg = config(tmp.path(), recipe);
+        let (mut runner, net) = open(&cfg);
+        let before = weights(&net, tmp.path(), "before");
+        let step = LrFindStep {
+            start_lr: 1e-7,
+            end_lr: 10.0,
+            num_it: 5,
+        };
+        runner.lr_find(&net, &step).unwrap();
+        assert_eq!(weights(&net, tmp.path(), "after"), before);
+        let p = &runner.state.progress;
+        assert_eq!((p.phase, p.epochs_done, p.lr_finds.len()), (1, 0, 1));
+        assert!(!p.lr_finds[0].lrs.is_empty() && p.lr_finds[0].lrs.len() <= 5);
+        assert_eq!(saved(&cfg), *p);
+        let csv = fs::read_to_string(cfg.out_dir.join("lr_find.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + p.lr_finds[0].lrs.len());
+        assert!(cfg.out_dir.join("lr_find.png").is_file());
+        // no epoch trained: the run cannot end with a model
+        let err = runner.finish(&net).unwrap_err().to_string();
+        assert!(err.contains("trained no epoch"), "{err}");
+    }
+
+    #[test]
+    fn a_cycle_checkpoints_each_epoch_and_finish_writes_the_model() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(
+            tmp.path(),
+            r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": 1e-3}}]}"#,
+        );
+        let (mut runner, net) = open(&cfg);
+        let phase = runner.ctx.phases[0].clone();
+        let net = runner.cycle(net, &phase).unwrap();
+        let p = runner.state.progress.clone();
+        assert_eq!(
+            (p.phase, p.epochs_done, p.records.len(), runner.state.epochs_total),
+            (1, 0, 2, 2)
+        );
+        assert_eq!(p.fit_lrs.len(), 1);
+        assert_eq!(p.weights.as_deref(), Some("epoch-0002.bpk"));
+        assert_eq!(saved(&cfg), p);
+        // only the last epoch's checkpoint is kept
+        assert_eq!(
+            names(&cfg.out_dir.join("checkpoint")),
+            ["epoch-0002.adam.safetensors", "epoch-0002.bpk", "state.json"]
+        );
+        let best = p.best.unwrap();
+        assert!(p.records.iter().all(|r| r.valid_loss >= p.records[best].valid_loss));
+        let metrics = fs::read_to_string(cfg.out_dir.join("metrics.csv")).unwrap();
+        assert_eq!(metrics.lines().count(), 3);
+        assert!(cfg.out_dir.join("loss.png").is_file());
+
+        let out = runner.finish(&net).unwrap();
+        assert!(!out.already_done);
+        assert_eq!((out.info.epochs, out.info.n_train, out.info.n_valid), (2, 4, 2));
+        assert_eq!(out.info.best.record, p.records[best]);
+        assert_eq!(out.info.last.record, p.records[1]);
+        assert_eq!(ModelInfo::read(&cfg.out_dir).unwrap(), out.info);
+        for f in ["best.bpk", "best.safetensors", "last.bpk", "last.safetensors"] {
+            assert!(cfg.out_dir.join(f).is_file(), "{f}");
+        }
+        assert!(saved(&cfg).finished);
+        // a finished run resumes as finished, with the same model
+        let again = TrainConfig {
+            resume: true,
+            ..cfg.clone()
+        };
+        match Runner::<CpuBackend, Net>::open(&again, &FlexDevice).unwrap() {
+            Opened::Finished(o) => assert!(o.already_done && o.info == out.info),
+            Opened::Ready(..) => panic!("a finished run opened as ready"),
+        }
+    }
+
+    #[test]
+    fn a_halted_cycle_resumes_at_its_next_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = config(
+            tmp.path(),
+            r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": 1e-3}}]}"#,
+        );
+        cfg.halt_after_epochs = Some(1);
+        let (mut runner, net) = open(&cfg);
+        let phase = runner.ctx.phases[0].clone();
+        let err = runner.cycle(net, &phase).err().unwrap().to_string();
+        assert!(err.contains("halted after 1 epochs"), "{err}");
+        let halted = saved(&cfg);
+        assert_eq!((halted.phase, halted.epochs_done, halted.records.len()), (0, 1, 1));
+        let again = TrainConfig {
+            resume: true,
+            halt_after_epochs: None,
+            ..cfg.clone()
+        };
+        let (runner, _) = open(&again);
+        assert_eq!(runner.state.progress, halted);
+        assert_eq!(runner.state.epochs_total, 1);
+    }
+
+    #[test]
+    fn a_fit_of_no_epochs_checkpoints_its_unfreezing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(
+            tmp.path(),
+            r#"{"steps": [{"fine_tune": {"epochs": 0, "freeze_epochs": 1}}]}"#,
+        );
+        let (mut runner, net) = open(&cfg);
+        let (frozen, unfrozen) = (runner.ctx.phases[0].clone(), runner.ctx.phases[1].clone());
+        let net = runner.cycle(net, &frozen).unwrap();
+        let _ = runner.cycle(net, &unfrozen).unwrap();
+        let p = saved(&cfg);
+        assert_eq!((p.phase, p.records.len(), p.fit_lrs.len()), (2, 1, 2));
+        assert_eq!(p.optimiser.as_deref(), Some("phase-01.adam.safetensors"));
+        assert_eq!(
+            names(&cfg.out_dir.join("checkpoint")),
+            ["epoch-0001.bpk", "phase-01.adam.safetensors", "state.json"]
+        );
+    }
+}
