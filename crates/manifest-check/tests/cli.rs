@@ -3,15 +3,13 @@
 use std::fs;
 
 use assert_cmd::Command;
+use facepipe_testutil::stage;
 use predicates::prelude::*;
 use serde_json::json;
 
+/// Runs the built `manifest-check` with `args` in `dir`.
 fn check(dir: &std::path::Path, args: &[&str]) -> assert_cmd::assert::Assert {
-    Command::cargo_bin("manifest-check")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .assert()
+    Command::from_std(stage("manifest-check", dir)).args(args).assert()
 }
 
 #[test]

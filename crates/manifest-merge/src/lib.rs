@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::manifest::Loaded;
 use facepipe_core::shard::{Shard, ShardSpec};
-use facepipe_core::{Class, Manifest, Step};
+use facepipe_core::{Class, Item, Manifest, Step};
 use serde_json::{Map, Value};
 
 pub const STAGE: &str = "manifest-merge";
@@ -92,16 +92,151 @@ fn add_counts(a: &mut Map<String, Value>, b: &Map<String, Value>, shown: &str) -
     Ok(())
 }
 
+/// What every shard must share with the first: its manifest (named `name` in errors), the
+/// history before the stage's step, and that step without its shard and counts.
+struct Reference<'a> {
+    first: &'a Manifest,
+    name: &'a str,
+    history: &'a [Step],
+    settings: Step,
+}
+
+impl Reference<'_> {
+    /// Refuses a shard (`m`, named `name`, whose own step is `own`) that is not from the same
+    /// run of the same stage on the same input as the first.
+    fn check(&self, m: &Manifest, name: &str, own: &Step) -> Result<()> {
+        let (first, first_name) = (self.first, self.name);
+        ensure!(
+            m.schema_version == first.schema_version,
+            "{name} has schema version {}, {first_name} has {}",
+            m.schema_version,
+            first.schema_version
+        );
+        if palette_of(&m.classes) != palette_of(&first.classes) {
+            bail!("{name} has other classes than {first_name} (another palette or class order)");
+        }
+        ensure!(
+            m.root == first.root,
+            "{name} has root {:?}, {first_name} has {:?}",
+            m.root,
+            first.root
+        );
+        ensure!(
+            m.extra == first.extra,
+            "{name} has other top-level fields than {first_name}"
+        );
+        ensure!(
+            m.provenance[..m.provenance.len() - 1] == *self.history,
+            "{name} has another history than {first_name} (its provenance before {} differs): not from the same input",
+            own.stage
+        );
+        ensure!(
+            bare(own) == self.settings,
+            "{name}'s {} step differs from {first_name}'s in more than its shard (stage, version, parameters or inputs)",
+            own.stage
+        );
+        Ok(())
+    }
+}
+
+/// Up to five ids, quoted, and how many more there are.
+fn few(ids: &[&str]) -> String {
+    let mut s = ids
+        .iter()
+        .take(5)
+        .map(|id| format!("{id:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > 5 {
+        s.push_str(&format!(" and {} more", ids.len() - 5));
+    }
+    s
+}
+
+/// Puts the merged items in the order of `--expect`'s, refusing parts that do not hold exactly
+/// its items (`merged` holds the id of every merged item).
+fn order_as_expected(items: &mut [Item], merged: &HashMap<&str, usize>, input: &Loaded) -> Result<()> {
+    let want: Vec<&str> = input.manifest.items.iter().map(|it| it.id.as_str()).collect();
+    let not_merged: Vec<&str> = want.iter().copied().filter(|id| !merged.contains_key(id)).collect();
+    let position: HashMap<&str, usize> = want.iter().enumerate().map(|(p, &id)| (id, p)).collect();
+    let extra: Vec<&str> = items
+        .iter()
+        .map(|it| it.id.as_str())
+        .filter(|id| !position.contains_key(id))
+        .collect();
+    if !not_merged.is_empty() || !extra.is_empty() {
+        let mut why = vec![];
+        if !not_merged.is_empty() {
+            why.push(format!(
+                "{} of its items are in no shard: {}",
+                not_merged.len(),
+                few(&not_merged)
+            ));
+        }
+        if !extra.is_empty() {
+            why.push(format!("{} shard items are not in it: {}", extra.len(), few(&extra)));
+        }
+        bail!(
+            "the shards do not hold exactly the items of --expect {}: {}",
+            input.input.path,
+            why.join("; ")
+        );
+    }
+    items.sort_by_key(|it| position[it.id.as_str()]);
+    Ok(())
+}
+
+/// Sets the merged classes' pixel counts: the summed `pixels` where the stage counted its
+/// part's pixels, left as they are where every shard passed its input's counts through
+/// (equal to `--expect`'s, or without it, the same in every shard).
+fn merge_pixels(out: &mut Manifest, shards: &[Loaded], expect: Option<&Loaded>, pixels: Vec<Option<u64>>) {
+    let counts = |m: &Manifest| m.classes.iter().map(|c| c.pixels).collect::<Vec<_>>();
+    let passed_through = match expect {
+        Some(input) => shards.iter().all(|l| counts(&l.manifest) == counts(&input.manifest)),
+        None => shards
+            .iter()
+            .all(|l| counts(&l.manifest) == counts(&shards[0].manifest)),
+    };
+    if !passed_through {
+        for (c, p) in out.classes.iter_mut().zip(pixels) {
+            c.pixels = p;
+        }
+    }
+}
+
+/// This stage's own step: the shard files in part order (then `--expect`) and the item count.
+fn merge_step(
+    count: usize,
+    shards: &[Loaded],
+    by_index: &BTreeMap<usize, usize>,
+    expect: Option<&Loaded>,
+    items: usize,
+) -> Step {
+    let mut me = Step::new(STAGE, facepipe_core::VERSION)
+        .param("shards", count)
+        .param("order", if expect.is_some() { "expect" } else { "id" });
+    me.inputs = by_index.values().map(|&i| shards[i].input.clone()).collect();
+    if let Some(e) = expect {
+        me.inputs.push(e.input.clone());
+    }
+    me.count("items", items);
+    me
+}
+
 /// Merges shard manifests (each read with [`Manifest::read`], named by `files` in errors).
 pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> Result<Manifest> {
     ensure!(!shards.is_empty(), "no shard manifests given");
     let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let first = &shards[0].manifest;
     let (s0, step0) = shard_of(first, &shown[0])?;
-    let history = &first.provenance[..first.provenance.len() - 1];
+    let reference = Reference {
+        first,
+        name: &shown[0],
+        history: &first.provenance[..first.provenance.len() - 1],
+        settings: bare(&step0),
+    };
+    let mut step = reference.settings.clone();
     let mut by_index: BTreeMap<usize, usize> = BTreeMap::new();
-    let settings = bare(&step0);
-    let mut step = settings.clone();
     let mut owner: HashMap<&str, usize> = HashMap::new();
     let mut pixels: Vec<Option<u64>> = vec![Some(0); first.classes.len()];
     let parts = shards
@@ -112,45 +247,9 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
     facepipe_core::shard::check_complete(parts.iter().zip(&shown).map(|((s, _), n)| (*s, n.as_str())))?;
     for (i, l) in shards.iter().enumerate() {
         let (m, name) = (&l.manifest, &shown[i]);
-        let (s, own) = parts[i].clone();
+        let (s, own) = &parts[i];
         by_index.insert(s.index, i);
-        ensure!(
-            m.schema_version == first.schema_version,
-            "{name} has schema version {}, {} has {}",
-            m.schema_version,
-            shown[0],
-            first.schema_version
-        );
-        if palette_of(&m.classes) != palette_of(&first.classes) {
-            bail!(
-                "{name} has other classes than {} (another palette or class order)",
-                shown[0]
-            );
-        }
-        ensure!(
-            m.root == first.root,
-            "{name} has root {:?}, {} has {:?}",
-            m.root,
-            shown[0],
-            first.root
-        );
-        ensure!(
-            m.extra == first.extra,
-            "{name} has other top-level fields than {}",
-            shown[0]
-        );
-        ensure!(
-            m.provenance[..m.provenance.len() - 1] == *history,
-            "{name} has another history than {} (its provenance before {} differs): not from the same input",
-            shown[0],
-            own.stage
-        );
-        ensure!(
-            bare(&own) == settings,
-            "{name}'s {} step differs from {}'s in more than its shard (stage, version, parameters or inputs)",
-            own.stage,
-            shown[0]
-        );
+        reference.check(m, name, own)?;
         if i == 0 {
             step.summary = own.summary.clone();
         } else {
@@ -167,73 +266,17 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
     }
     let mut items: Vec<_> = shards.iter().flat_map(|l| l.manifest.items.iter().cloned()).collect();
     match expect {
-        Some(input) => {
-            let want: Vec<&str> = input.manifest.items.iter().map(|it| it.id.as_str()).collect();
-            let not_merged: Vec<&str> = want.iter().copied().filter(|id| !owner.contains_key(id)).collect();
-            let position: HashMap<&str, usize> = want.iter().enumerate().map(|(p, &id)| (id, p)).collect();
-            let extra: Vec<&str> = items
-                .iter()
-                .map(|it| it.id.as_str())
-                .filter(|id| !position.contains_key(id))
-                .collect();
-            if !not_merged.is_empty() || !extra.is_empty() {
-                let few = |v: &[&str]| {
-                    let mut s = v
-                        .iter()
-                        .take(5)
-                        .map(|id| format!("{id:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    if v.len() > 5 {
-                        s.push_str(&format!(" and {} more", v.len() - 5));
-                    }
-                    s
-                };
-                let mut why = vec![];
-                if !not_merged.is_empty() {
-                    why.push(format!(
-                        "{} of its items are in no shard: {}",
-                        not_merged.len(),
-                        few(&not_merged)
-                    ));
-                }
-                if !extra.is_empty() {
-                    why.push(format!("{} shard items are not in it: {}", extra.len(), few(&extra)));
-                }
-                bail!(
-                    "the shards do not hold exactly the items of --expect {}: {}",
-                    input.input.path,
-                    why.join("; ")
-                );
-            }
-            items.sort_by_key(|it| position[it.id.as_str()]);
-        }
+        Some(input) => order_as_expected(&mut items, &owner, input)?,
         None => items.sort_by(|a, b| a.id.cmp(&b.id)),
     }
 
     let mut out = first.clone();
     out.items = items;
-    let counts = |m: &Manifest| m.classes.iter().map(|c| c.pixels).collect::<Vec<_>>();
-    let passed_through = match expect {
-        Some(input) => shards.iter().all(|l| counts(&l.manifest) == counts(&input.manifest)),
-        None => shards.iter().all(|l| counts(&l.manifest) == counts(first)),
-    };
-    if !passed_through {
-        for (c, p) in out.classes.iter_mut().zip(pixels) {
-            c.pixels = p;
-        }
-    }
-    out.provenance = history.to_vec();
+    merge_pixels(&mut out, shards, expect, pixels);
+    out.provenance = reference.history.to_vec();
     out.provenance.push(step);
-    let mut me = Step::new(STAGE, facepipe_core::VERSION)
-        .param("shards", s0.count)
-        .param("order", if expect.is_some() { "expect" } else { "id" });
-    me.inputs = by_index.values().map(|&i| shards[i].input.clone()).collect();
-    if let Some(e) = expect {
-        me.inputs.push(e.input.clone());
-    }
-    me.count("items", out.items.len());
-    out.provenance.push(me);
+    out.provenance
+        .push(merge_step(s0.count, shards, &by_index, expect, out.items.len()));
     out.validate()?;
     Ok(out)
 }

@@ -50,14 +50,20 @@ fn numpy_baseline(pairs: &Path, out: &Path) -> Option<f64> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn main() {
+/// The bench's command line: the pairs manifest and the number of rounds.
+fn args() -> (PathBuf, usize) {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let Some(pairs) = args.first().map(PathBuf::from) else {
         eprintln!("usage: throughput PAIRS.json [ROUNDS]   (make bench prepares the data)");
         std::process::exit(2);
     };
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let m = facepipe_core::Manifest::read(&pairs)
+    (pairs, rounds)
+}
+
+/// The label images of the pairs manifest and their size in megapixels.
+fn labels_of(pairs: &Path) -> (Vec<PathBuf>, f64) {
+    let m = facepipe_core::Manifest::read(pairs)
         .expect("reading pairs manifest")
         .manifest;
     let labels: Vec<PathBuf> = m
@@ -72,19 +78,16 @@ fn main() {
             f64::from(w) * f64::from(h) / 1e6
         })
         .sum();
-    let threads = rayon::current_num_threads();
-    println!(
-        "{} label images, {mpx:.1} Mpx, {threads} threads, best of {rounds} interleaved rounds",
-        labels.len()
-    );
+    (labels, mpx)
+}
 
-    let classes = facepipe_core::palette::mut1ny();
-    let mapper = rgb2class::Mapper::new(&classes, OffPalette::Nearest);
-    let disk = tempfile::tempdir_in(pairs.parent().unwrap()).expect("temp dir");
-    let shm = Path::new("/dev/shm")
-        .is_dir()
-        .then(|| tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"));
-    let mut runs: Vec<(String, MaskCompression, PathBuf)> = [
+/// One full rgb2class variant: its name in the report, compression and the folder it writes
+/// under.
+type Variant = (String, MaskCompression, PathBuf);
+
+/// The full runs: each compression to disk, and packbits to tmpfs where there is one.
+fn variants(disk: &Path, shm: Option<&Path>) -> Vec<Variant> {
+    let mut runs: Vec<Variant> = [
         MaskCompression::Packbits,
         MaskCompression::Deflate,
         MaskCompression::None,
@@ -94,18 +97,22 @@ fn main() {
         (
             format!("rgb2class --compression {:<8} (disk)", format!("{c:?}").to_lowercase()),
             c,
-            disk.path().to_path_buf(),
+            disk.to_path_buf(),
         )
     })
     .collect();
-    if let Some(s) = &shm {
+    if let Some(s) = shm {
         runs.push((
             "rgb2class --compression packbits (tmpfs)".into(),
             MaskCompression::Packbits,
-            s.path().to_path_buf(),
+            s.to_path_buf(),
         ));
     }
-    // The mapping alone, on labels decoded to memory beforehand.
+    runs
+}
+
+/// Best time of the mapping alone, on labels decoded to memory beforehand.
+fn map_only(labels: &[PathBuf], mapper: &rgb2class::Mapper, n_counts: usize, rounds: usize) -> f64 {
     let decoded: Vec<(u32, Vec<u8>)> = labels
         .par_iter()
         .map(|l| {
@@ -113,72 +120,80 @@ fn main() {
             (w, rgb)
         })
         .collect();
-    let map_only = (0..rounds)
+    (0..rounds)
         .map(|_| {
             time(|| {
                 decoded
                     .par_iter()
                     .map(|(w, rgb)| {
                         let mut out = vec![0u8; rgb.len() / 3];
-                        let mut counts = vec![0u64; classes.len() + 1];
+                        let mut counts = vec![0u64; n_counts];
                         mapper.map(rgb, *w, 0, &mut out, &mut counts).unwrap()
                     })
                     .sum::<u64>()
             })
         })
-        .fold(f64::INFINITY, f64::min);
-    drop(decoded);
-    let mut best = vec![f64::INFINITY; 3 + runs.len()];
-    for r in 0..rounds {
-        let mut t = vec![
-            time(|| {
-                labels
-                    .par_iter()
-                    .map(|l| {
-                        image::ImageReader::open(l)
-                            .unwrap()
-                            .with_guessed_format()
-                            .unwrap()
-                            .decode()
-                            .unwrap()
-                            .width()
-                    })
-                    .sum::<u32>()
-            }),
-            time(|| {
-                labels
-                    .par_iter()
-                    .map(|l| {
-                        rgb2class::stream_rgb8_png(l, |_, _, row| {
-                            std::hint::black_box(row);
-                            Ok(())
-                        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// One round's times of the decode-only baselines and of decode + map by rows (nothing
+/// written).
+fn decode_round(labels: &[PathBuf], mapper: &rgb2class::Mapper, n_counts: usize) -> Vec<f64> {
+    vec![
+        time(|| {
+            labels
+                .par_iter()
+                .map(|l| {
+                    image::ImageReader::open(l)
                         .unwrap()
+                        .with_guessed_format()
+                        .unwrap()
+                        .decode()
+                        .unwrap()
+                        .width()
+                })
+                .sum::<u32>()
+        }),
+        time(|| {
+            labels
+                .par_iter()
+                .map(|l| {
+                    rgb2class::stream_rgb8_png(l, |_, _, row| {
+                        std::hint::black_box(row);
+                        Ok(())
                     })
-                    .count()
-            }),
-            time(|| {
-                labels
-                    .par_iter()
-                    .map(|l| {
-                        let (mut out, mut counts, mut off) = (Vec::new(), vec![0u64; classes.len() + 1], 0);
-                        rgb2class::stream_rgb8_png(l, |y, _, row| {
-                            let w = row.len() / 3;
-                            out.resize(w, 0);
-                            off += mapper
-                                .map(row, w as u32, y as usize * w, &mut out, &mut counts)
-                                .unwrap();
-                            Ok(())
-                        })
-                        .unwrap();
-                        off
+                    .unwrap()
+                })
+                .count()
+        }),
+        time(|| {
+            labels
+                .par_iter()
+                .map(|l| {
+                    let (mut out, mut counts, mut off) = (Vec::new(), vec![0u64; n_counts], 0);
+                    rgb2class::stream_rgb8_png(l, |y, _, row| {
+                        let w = row.len() / 3;
+                        out.resize(w, 0);
+                        off += mapper
+                            .map(row, w as u32, y as usize * w, &mut out, &mut counts)
+                            .unwrap();
+                        Ok(())
                     })
-                    .sum::<u64>()
-            }),
-        ];
-        for (k, (_, compression, dir)) in runs.iter().enumerate() {
+                    .unwrap();
+                    off
+                })
+                .sum::<u64>()
+        }),
+    ]
+}
+
+/// One round's time of each full run, each into a fresh folder (round `r`).
+fn full_round(pairs: &Path, runs: &[Variant], r: usize) -> Vec<f64> {
+    runs.iter()
+        .enumerate()
+        .map(|(k, (_, compression, dir))| {
             let cfg = Config {
-                input: pairs.clone(),
+                input: pairs.to_path_buf(),
                 out_dir: dir.join(format!("{k}-{r}")),
                 palette: None,
                 off_palette: OffPalette::Nearest,
@@ -186,12 +201,14 @@ fn main() {
                 force: false,
                 shard: None,
             };
-            t.push(time(|| {
-                rgb2class::run(&cfg, &indicatif::ProgressBar::hidden()).expect("rgb2class run")
-            }));
-        }
-        best.iter_mut().zip(t).for_each(|(b, t)| *b = b.min(t));
-    }
+            time(|| rgb2class::run(&cfg, &indicatif::ProgressBar::hidden()).expect("rgb2class run"))
+        })
+        .collect()
+}
+
+/// Prints the throughputs: `best` holds the decode-only baselines, decode + map, then the
+/// full runs in the order of `runs`.
+fn report(mpx: f64, best: &[f64], map_only: f64, runs: &[Variant]) {
     let decode = best[0].min(best[1]);
     println!("decode only (image crate)                  {:8.1} Mpx/s", mpx / best[0]);
     println!(
@@ -215,6 +232,33 @@ fn main() {
             pct(best[3 + k])
         );
     }
+}
+
+fn main() {
+    let (pairs, rounds) = args();
+    let (labels, mpx) = labels_of(&pairs);
+    let threads = rayon::current_num_threads();
+    println!(
+        "{} label images, {mpx:.1} Mpx, {threads} threads, best of {rounds} interleaved rounds",
+        labels.len()
+    );
+
+    let classes = facepipe_core::palette::mut1ny();
+    let n_counts = classes.len() + 1;
+    let mapper = rgb2class::Mapper::new(&classes, OffPalette::Nearest);
+    let disk = tempfile::tempdir_in(pairs.parent().unwrap()).expect("temp dir");
+    let shm = Path::new("/dev/shm")
+        .is_dir()
+        .then(|| tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"));
+    let runs = variants(disk.path(), shm.as_ref().map(tempfile::TempDir::path));
+    let map_only = map_only(&labels, &mapper, n_counts, rounds);
+    let mut best = vec![f64::INFINITY; 3 + runs.len()];
+    for r in 0..rounds {
+        let mut t = decode_round(&labels, &mapper, n_counts);
+        t.extend(full_round(&pairs, &runs, r));
+        best.iter_mut().zip(t).for_each(|(b, t)| *b = b.min(t));
+    }
+    report(mpx, &best, map_only, &runs);
     if let Some(np) = numpy_baseline(&pairs, &disk.path().join("numpy")) {
         println!("numpy + Pillow, 1 core (disk)              {np:8.1} Mpx/s");
         println!(

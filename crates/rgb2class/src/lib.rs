@@ -10,20 +10,22 @@
 //! complete): a killed run resumes where it stopped, and `--force` redoes everything.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
-use facepipe_core::palette::{self, IGNORE};
+use facepipe_core::io::InputFile;
+use facepipe_core::palette::{self, Class};
+use facepipe_core::shard::Shard;
 use facepipe_core::{Manifest, Step, io, paths};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+mod job;
 pub mod labels;
 pub mod mapper;
 
+use job::{Done, Job};
+pub use job::{MaskInfo, read_mask_from};
 pub use labels::*;
 pub use mapper::*;
 
@@ -49,6 +51,7 @@ pub enum OffPalette {
 /// [`facepipe_core::mask`]).
 pub use facepipe_core::mask::Compression as MaskCompression;
 
+/// What to convert, where to, and how.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub input: PathBuf,
@@ -62,206 +65,10 @@ pub struct Config {
     pub shard: Option<facepipe_core::shard::Shard>,
 }
 
-/// What the mask's TIFF ImageDescription records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MaskInfo {
-    facepipe: String,
-    palette: String,
-    mode: OffPalette,
-    off_palette: u64,
-}
-
-fn write_mask(path: &Path, w: u32, h: u32, data: &[u8], info: &MaskInfo, compression: MaskCompression) -> Result<()> {
-    let desc = serde_json::to_string(info)?;
-    facepipe_core::mask::write(path, w, h, data, Some(&desc), compression)
-}
-
-/// Reads a mask written by this stage: its description (None if it is not ours) and pixels.
-fn read_mask(path: &Path) -> Result<(Option<MaskInfo>, u32, u32, Vec<u8>)> {
-    let f = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    read_mask_from(BufReader::new(f), path)
-}
-
-/// Reads one of rgb2class's masks (an 8-bit single-channel TIFF and its description tag) from
-/// any reader; `path` names it in errors. What the fuzz targets drive with broken TIFFs.
-pub fn read_mask_from<R: std::io::Read + std::io::Seek>(
-    r: R,
-    path: &Path,
-) -> Result<(Option<MaskInfo>, u32, u32, Vec<u8>)> {
-    let (desc, w, h, data) = facepipe_core::mask::read_tiff_from(r, path)?;
-    let info = desc
-        .and_then(|s| serde_json::from_str::<MaskInfo>(&s).ok())
-        .filter(|i| i.facepipe == STAGE);
-    Ok((info, w, h, data))
-}
-
-fn mtime(p: &Path) -> Option<SystemTime> {
-    fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-/// Result of one item.
-#[derive(Debug, Clone)]
-struct Done {
-    width: u32,
-    height: u32,
-    off_palette: u64,
-    counts: Vec<u64>,
-    reused: bool,
-}
-
-struct Job<'a> {
-    label: PathBuf,
-    image: Option<PathBuf>,
-    mask: PathBuf,
-    mapper: &'a Mapper,
-    info: MaskInfo,
-    compression: MaskCompression,
-    force: bool,
-}
-
-impl Job<'_> {
-    fn image_size(&self) -> Result<Option<(u32, u32)>> {
-        let Some(img) = &self.image else { return Ok(None) };
-        let size = facepipe_core::images::reader(img, "image")?
-            .into_dimensions()
-            .with_context(|| format!("cannot read the size of image {}", img.display()))?;
-        Ok(Some(size))
-    }
-
-    fn check_size(&self, image: Option<(u32, u32)>, w: u32, h: u32) -> Result<()> {
-        if let (Some((iw, ih)), Some(img)) = (image, &self.image)
-            && (iw, ih) != (w, h)
-        {
-            bail!(
-                "label {} is {w}×{h} but its image {} is {iw}×{ih}",
-                self.label.display(),
-                img.display()
-            );
-        }
-        Ok(())
-    }
-
-    /// Reuses an up-to-date mask made with the same palette and mode.
-    fn reuse(&self, image: Option<(u32, u32)>, n_counts: usize) -> Result<Option<Done>> {
-        if self.force {
-            return Ok(None);
-        }
-        let (Some(m), Some(l)) = (mtime(&self.mask), mtime(&self.label)) else {
-            return Ok(None);
-        };
-        let (info, w, h, data) = match read_mask(&self.mask) {
-            Ok(x) => x,
-            Err(_) => return self.foreign(),
-        };
-        let Some(info) = info else { return self.foreign() };
-        if m < l || info.palette != self.info.palette || info.mode != self.info.mode {
-            return Ok(None);
-        }
-        if image.is_some_and(|s| s != (w, h)) {
-            return Ok(None);
-        }
-        let mut counts = vec![0u64; n_counts];
-        let n = n_counts - 1;
-        for &v in &data {
-            let i = usize::from(v);
-            counts[if v == IGNORE || i >= n { n } else { i }] += 1;
-        }
-        Ok(Some(Done {
-            width: w,
-            height: h,
-            off_palette: info.off_palette,
-            counts,
-            reused: true,
-        }))
-    }
-
-    fn foreign(&self) -> Result<Option<Done>> {
-        bail!(
-            "{} exists and was not written by rgb2class; refusing to overwrite it (use --force)",
-            self.mask.display()
-        )
-    }
-
-    fn run(&self, n_counts: usize) -> Result<Done> {
-        let image = self.image_size()?;
-        if let Some(done) = self.reuse(image, n_counts)? {
-            return Ok(done);
-        }
-        if self.mask.exists() && !self.force && read_mask(&self.mask).ok().and_then(|m| m.0).is_none() {
-            self.foreign()?;
-        }
-        // One output buffer per worker thread, reused: a fresh zeroed allocation per mask
-        // costs as much as the mapping.
-        thread_local!(static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
-        OUT.with_borrow_mut(|out| {
-            let mut counts = vec![0u64; n_counts];
-            let mut off = 0u64;
-            let streamed = stream_rgb8_png(&self.label, |y, h, row| {
-                let w = row.len() / 3;
-                if y == 0 {
-                    // Same size as the last mask: no reallocation and no zeroing.
-                    out.resize(w * h as usize, 0);
-                }
-                let first = y as usize * w;
-                off += self
-                    .mapper
-                    .map(row, w as u32, first, &mut out[first..first + w], &mut counts)
-                    .map_err(|p| self.off_error(p))?;
-                Ok(())
-            })?;
-            let (w, h) = match streamed {
-                Some(size) => size,
-                None => {
-                    let (w, h, rgb) = decode_label(&self.label, self.mapper.all_gray)?;
-                    out.resize(rgb.len() / 3, 0);
-                    off = self
-                        .mapper
-                        .map(&rgb, w, 0, out, &mut counts)
-                        .map_err(|p| self.off_error(p))?;
-                    (w, h)
-                }
-            };
-            self.check_size(image, w, h)?;
-            self.write(out, w, h, off, counts)
-        })
-    }
-
-    fn off_error(&self, p: OffPalettePixel) -> anyhow::Error {
-        anyhow::anyhow!(
-            "label {}: pixel ({}, {}) has colour {:?}, which is not in the palette (--off-palette error)",
-            self.label.display(),
-            p.x,
-            p.y,
-            p.rgb
-        )
-    }
-
-    fn write(&self, out: &[u8], w: u32, h: u32, off: u64, counts: Vec<u64>) -> Result<Done> {
-        if let Some(d) = self.mask.parent() {
-            io::create_dir_all(d)?;
-        }
-        let info = MaskInfo {
-            off_palette: off,
-            ..self.info.clone()
-        };
-        write_mask(&self.mask, w, h, out, &info, self.compression)?;
-        Ok(Done {
-            width: w,
-            height: h,
-            off_palette: off,
-            counts,
-            reused: false,
-        })
-    }
-}
-
-/// Converts every labelled item; returns the output manifest (masks are written, the manifest
-/// is not).
-pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> {
-    let loaded = Manifest::read(&cfg.input)?;
-    let mut m = loaded.manifest;
-    let mut inputs = vec![loaded.input];
-    let (classes, source) = match &cfg.palette {
+/// The palette the masks are made with, and where it came from (`file`, `manifest` or
+/// `mut1ny`, for the provenance); a palette file joins the step's `inputs`.
+fn choose_palette(cfg: &Config, m: &Manifest, inputs: &mut Vec<InputFile>) -> Result<(Vec<Class>, &'static str)> {
+    Ok(match &cfg.palette {
         Some(p) => {
             let classes = palette::load(p)?;
             inputs.push(io::read_input(p)?.1);
@@ -269,100 +76,139 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
         }
         None if !m.classes.is_empty() => (m.classes.clone(), "manifest"),
         None => (palette::mut1ny(), "mut1ny"),
-    };
-    let shown = cfg.input.display();
-    if m.items.is_empty() {
-        bail!("manifest {shown} has no items");
-    }
-    let labelled_in =
-        |m: &Manifest| -> Vec<usize> { (0..m.items.len()).filter(|&i| m.items[i].label_rgb.is_some()).collect() };
-    let labels_of = |m: &Manifest, labelled: &[usize]| -> Vec<PathBuf> {
-        labelled
-            .iter()
-            .map(|&i| PathBuf::from(m.items[i].label_rgb.as_ref().unwrap()))
-            .collect()
-    };
-    let mut labelled = labelled_in(&m);
-    if labelled.is_empty() {
-        bail!("no item in {shown} has a `label_rgb` to convert");
+    })
+}
+
+/// Where masks go: each label's path mirrored below the dataset root (or below the labels'
+/// common folder when the manifest names no root that holds them all) into the output folder.
+struct MaskPlace {
+    root: PathBuf,
+    out_dir: PathBuf,
+}
+
+impl MaskPlace {
+    /// Found from every label of the whole manifest, so that each shard puts a mask where the
+    /// unsharded run would. Refuses a manifest with no label to convert (`shown` names it).
+    fn new(m: &Manifest, out_dir: &Path, shown: &str) -> Result<Self> {
+        let labels: Vec<PathBuf> = labels_in(m).into_iter().map(|(_, l)| l).collect();
+        if labels.is_empty() {
+            bail!("no item in {shown} has a `label_rgb` to convert");
+        }
+        let root = m
+            .root
+            .as_ref()
+            .map(PathBuf::from)
+            .filter(|r| labels.iter().all(|l| l.starts_with(r)))
+            .or_else(|| paths::common_dir(labels.iter().map(PathBuf::as_path)))
+            .context("labels have no common folder")?;
+        let out_dir = paths::absolute(out_dir)?;
+        Ok(MaskPlace { root, out_dir })
     }
 
-    // Where masks go: mirror each label's path below the dataset root (or below the labels'
-    // common folder when the manifest names no root that holds them all). Found from every
-    // label, so that each shard puts a mask where the unsharded run would.
-    let mut labels = labels_of(&m, &labelled);
-    let root = m
-        .root
-        .as_ref()
-        .map(PathBuf::from)
-        .filter(|r| labels.iter().all(|l| l.starts_with(r)))
-        .or_else(|| paths::common_dir(labels.iter().map(PathBuf::as_path)))
-        .context("labels have no common folder")?;
-    let out_dir = paths::absolute(&cfg.out_dir)?;
-    let masks_of = |labels: &[PathBuf]| -> Vec<PathBuf> {
-        labels
-            .iter()
-            .map(|l| out_dir.join(l.strip_prefix(&root).unwrap_or(l)).with_extension("tif"))
-            .collect()
-    };
-    let mut masks = masks_of(&labels);
-    let mut owner: HashMap<&Path, usize> = HashMap::new();
-    for (k, mask) in masks.iter().enumerate() {
-        if let Some(prev) = owner.insert(mask, k) {
-            bail!(
-                "labels {} and {} would both be written to {}",
-                labels[prev].display(),
-                labels[k].display(),
-                mask.display()
-            );
-        }
-        let it = &m.items[labelled[k]];
-        if [&it.label_rgb, &it.image]
-            .iter()
-            .any(|p| p.as_deref().map(Path::new) == Some(mask.as_path()))
-        {
-            bail!(
-                "mask {} would overwrite an input; choose another --out-dir",
-                mask.display()
-            );
+    /// The mask of a label.
+    fn mask_of(&self, label: &Path) -> PathBuf {
+        self.out_dir
+            .join(label.strip_prefix(&self.root).unwrap_or(label))
+            .with_extension("tif")
+    }
+}
+
+/// The items with a `label_rgb`: their index in the manifest and their label.
+fn labels_in(m: &Manifest) -> Vec<(usize, PathBuf)> {
+    m.items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| Some((i, PathBuf::from(it.label_rgb.as_ref()?))))
+        .collect()
+}
+
+/// The items that get a mask, in manifest order: index, label and mask of each.
+struct Targets {
+    labelled: Vec<usize>,
+    labels: Vec<PathBuf>,
+    masks: Vec<PathBuf>,
+}
+
+impl Targets {
+    fn of(m: &Manifest, place: &MaskPlace) -> Self {
+        let (labelled, labels): (Vec<usize>, Vec<PathBuf>) = labels_in(m).into_iter().unzip();
+        let masks = labels.iter().map(|l| place.mask_of(l)).collect();
+        Targets {
+            labelled,
+            labels,
+            masks,
         }
     }
-    // the checks above are over every item; a shard converts its part
-    if let Some(shard) = cfg.shard {
-        let mut items = std::mem::take(&mut m.items);
-        let keep = shard.select(&items.iter().map(|it| it.id.as_str()).collect::<Vec<_>>());
-        m.items = keep.iter().map(|&i| std::mem::take(&mut items[i])).collect();
-        labelled = labelled_in(&m);
-        labels = labels_of(&m, &labelled);
-        masks = masks_of(&labels);
-        log::info!("shard {shard}: {} of {} items", m.items.len(), items.len());
+
+    /// Refuses two labels that would share a mask, and a mask that would overwrite an input.
+    fn check(&self, m: &Manifest) -> Result<()> {
+        let mut owner: HashMap<&Path, usize> = HashMap::new();
+        for (k, mask) in self.masks.iter().enumerate() {
+            if let Some(prev) = owner.insert(mask, k) {
+                bail!(
+                    "labels {} and {} would both be written to {}",
+                    self.labels[prev].display(),
+                    self.labels[k].display(),
+                    mask.display()
+                );
+            }
+            let it = &m.items[self.labelled[k]];
+            if [&it.label_rgb, &it.image]
+                .iter()
+                .any(|p| p.as_deref().map(Path::new) == Some(mask.as_path()))
+            {
+                bail!(
+                    "mask {} would overwrite an input; choose another --out-dir",
+                    mask.display()
+                );
+            }
+        }
+        Ok(())
     }
-    io::create_dir_all(&out_dir)?;
+}
+
+/// Keeps only the shard's part of the items.
+fn keep_shard(m: &mut Manifest, shard: Shard) {
+    let mut items = std::mem::take(&mut m.items);
+    let keep = shard.select(&items.iter().map(|it| it.id.as_str()).collect::<Vec<_>>());
+    m.items = keep.iter().map(|&i| std::mem::take(&mut items[i])).collect();
+    log::info!("shard {shard}: {} of {} items", m.items.len(), items.len());
+}
+
+/// Creates the output folder and sweeps what a killed run left half-written there.
+fn prepare_out_dir(cfg: &Config, place: &MaskPlace, targets: &Targets) -> Result<()> {
+    io::create_dir_all(&place.out_dir)?;
     match cfg.shard {
         // main holds the folder's lock: what a killed run left half-written can go
-        None => facepipe_core::out::sweep_temps_under(&out_dir),
+        None => facepipe_core::out::sweep_temps_under(&place.out_dir),
         // other shards write into the folder now: only this shard's masks' leftovers go
-        Some(_) => masks.iter().for_each(|p| facepipe_core::out::sweep_temps(p)),
+        Some(_) => targets.masks.iter().for_each(|p| facepipe_core::out::sweep_temps(p)),
     }
+    Ok(())
+}
 
-    let mapper = Mapper::new(&classes, cfg.off_palette);
-    let info = MaskInfo {
-        facepipe: STAGE.into(),
-        palette: palette::fingerprint(&classes),
-        mode: cfg.off_palette,
-        off_palette: 0,
-    };
+/// Converts every target in parallel (or reuses its mask), in the targets' order.
+fn convert_all(
+    cfg: &Config,
+    m: &Manifest,
+    targets: &Targets,
+    classes: &[Class],
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Done>> {
+    let mapper = Mapper::new(classes, cfg.off_palette);
+    let info = MaskInfo::new(palette::fingerprint(classes), cfg.off_palette);
     let n_counts = classes.len() + 1;
-    progress.set_length(labelled.len() as u64);
-    let results: Vec<Done> = labelled
+    progress.set_length(targets.labelled.len() as u64);
+    let results = targets
+        .labelled
         .par_iter()
         .enumerate()
         .map(|(k, &i)| {
             let it = &m.items[i];
             let job = Job {
-                label: labels[k].clone(),
+                label: targets.labels[k].clone(),
                 image: it.image.as_ref().map(PathBuf::from),
-                mask: masks[k].clone(),
+                mask: targets.masks[k].clone(),
                 mapper: &mapper,
                 info: info.clone(),
                 compression: cfg.compression,
@@ -374,29 +220,51 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
         })
         .collect::<Result<_>>()?;
     progress.finish_and_clear();
+    Ok(results)
+}
 
-    let mut totals = vec![0u64; n_counts];
-    let (mut off_total, mut reused, mut pixels) = (0u64, 0usize, 0u64);
-    for ((k, &i), d) in labelled.iter().enumerate().zip(&results) {
+/// What all the masks add up to.
+struct Totals {
+    /// Pixels per class, then the ignored ones.
+    counts: Vec<u64>,
+    off_palette: u64,
+    reused: usize,
+    pixels: u64,
+}
+
+/// Writes each mask's path, size and off-palette count into its item and the per-class pixel
+/// counts into the classes; returns the totals.
+fn record(m: &mut Manifest, targets: &Targets, results: &[Done], classes: Vec<Class>) -> Result<Totals> {
+    let mut t = Totals {
+        counts: vec![0u64; classes.len() + 1],
+        off_palette: 0,
+        reused: 0,
+        pixels: 0,
+    };
+    for ((k, &i), d) in targets.labelled.iter().enumerate().zip(results) {
         let it = &mut m.items[i];
-        it.mask = Some(paths::to_manifest_string(&masks[k])?);
+        it.mask = Some(paths::to_manifest_string(&targets.masks[k])?);
         it.width = Some(d.width);
         it.height = Some(d.height);
         it.off_palette = Some(d.off_palette);
-        off_total += d.off_palette;
-        reused += usize::from(d.reused);
-        pixels += u64::from(d.width) * u64::from(d.height);
-        totals.iter_mut().zip(&d.counts).for_each(|(t, c)| *t += c);
+        t.off_palette += d.off_palette;
+        t.reused += usize::from(d.reused);
+        t.pixels += u64::from(d.width) * u64::from(d.height);
+        t.counts.iter_mut().zip(&d.counts).for_each(|(t, c)| *t += c);
     }
     m.classes = classes
         .into_iter()
         .enumerate()
         .map(|(c, mut cl)| {
-            cl.pixels = Some(totals[c]);
+            cl.pixels = Some(t.counts[c]);
             cl
         })
         .collect();
+    Ok(t)
+}
 
+/// This stage's provenance step.
+fn step(cfg: &Config, source: &str, inputs: Vec<InputFile>, m: &Manifest, masks: usize, t: &Totals) -> Step {
     let mut step = Step::new(STAGE, facepipe_core::VERSION)
         .param("palette", source)
         .param("off_palette", cfg.off_palette)
@@ -405,20 +273,26 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
         step = step.param("shard", shard.to_string());
     }
     step.inputs = inputs;
-    step.count("masks", results.len());
-    step.count("unlabelled_items", m.items.len() - labelled.len());
-    step.count("pixels", pixels);
-    step.count("off_palette_pixels", off_total);
-    step.count("ignored_pixels", totals[n_counts - 1]);
-    m.provenance.push(step);
+    step.count("masks", masks);
+    step.count("unlabelled_items", m.items.len() - masks);
+    step.count("pixels", t.pixels);
+    step.count("off_palette_pixels", t.off_palette);
+    step.count("ignored_pixels", t.counts[t.counts.len() - 1]);
+    step
+}
+
+/// Logs what was reused and the off-palette pixels, warning about labels with so many that
+/// they look lossy (a JPEG, or resized).
+fn log_outcome(cfg: &Config, m: &Manifest, targets: &Targets, results: &[Done], t: &Totals) {
     // what was reused goes to the log, not the manifest: a resumed run's manifest is the
     // same as an uninterrupted one's
-    if reused > 0 {
-        log::info!("{reused} of {} masks were up to date and reused", results.len());
+    if t.reused > 0 {
+        log::info!("{} of {} masks were up to date and reused", t.reused, results.len());
     }
-    let lossy: Vec<(usize, f64)> = labelled
+    let lossy: Vec<(usize, f64)> = targets
+        .labelled
         .iter()
-        .zip(&results)
+        .zip(results)
         .map(|(&i, d)| {
             (
                 i,
@@ -442,19 +316,47 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> 
             LOSSY_SHARE * 100.0
         );
     }
-    if off_total > 0 {
+    if t.off_palette > 0 {
         log::info!(
-            "{off_total} of {pixels} label pixels were off the palette ({:?})",
+            "{} of {} label pixels were off the palette ({:?})",
+            t.off_palette,
+            t.pixels,
             cfg.off_palette
         );
     }
+}
+
+/// Converts every labelled item; returns the output manifest (masks are written, the manifest
+/// is not).
+pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Manifest> {
+    let loaded = Manifest::read(&cfg.input)?;
+    let mut m = loaded.manifest;
+    let mut inputs = vec![loaded.input];
+    let (classes, source) = choose_palette(cfg, &m, &mut inputs)?;
+    let shown = cfg.input.display().to_string();
+    if m.items.is_empty() {
+        bail!("manifest {shown} has no items");
+    }
+    let place = MaskPlace::new(&m, &cfg.out_dir, &shown)?;
+    let mut targets = Targets::of(&m, &place);
+    targets.check(&m)?;
+    // the checks above are over every item; a shard converts its part
+    if let Some(shard) = cfg.shard {
+        keep_shard(&mut m, shard);
+        targets = Targets::of(&m, &place);
+    }
+    prepare_out_dir(cfg, &place, &targets)?;
+    let results = convert_all(cfg, &m, &targets, &classes, progress)?;
+    let totals = record(&mut m, &targets, &results, classes)?;
+    let step = step(cfg, source, inputs, &m, results.len(), &totals);
+    m.provenance.push(step);
+    log_outcome(cfg, &m, &targets, &results, &totals);
     Ok(m)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use facepipe_core::palette::Class;
 
     #[test]
     fn maps_exact_nearest_ignore_and_error() {
@@ -506,27 +408,5 @@ mod tests {
         let m = Mapper::new(&classes, OffPalette::Nearest);
         assert_eq!(m.nearest([5, 0, 0]), 0);
         assert_eq!(m.nearest([6, 0, 0]), 1);
-    }
-
-    #[test]
-    fn mask_round_trip_keeps_description() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("m.tif");
-        let info = MaskInfo {
-            facepipe: STAGE.into(),
-            palette: "abc".into(),
-            mode: OffPalette::Nearest,
-            off_palette: 7,
-        };
-        for c in [
-            MaskCompression::None,
-            MaskCompression::Packbits,
-            MaskCompression::Lzw,
-            MaskCompression::Deflate,
-        ] {
-            write_mask(&p, 3, 2, &[0, 1, 2, 3, 4, 255], &info, c).unwrap();
-            let (i, w, h, data) = read_mask(&p).unwrap();
-            assert_eq!((i.unwrap(), w, h, data), (info.clone(), 3, 2, vec![0, 1, 2, 3, 4, 255]));
-        }
     }
 }

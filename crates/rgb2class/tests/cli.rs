@@ -4,6 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use facepipe_testutil::{fails, json, stage};
 use image::{ImageBuffer, Luma, Rgb, Rgba};
 use predicates::prelude::*;
 use serde_json::{Value, json};
@@ -59,15 +60,13 @@ impl Fixture {
         fs::write(self.p("pairs.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     }
     fn run(&self, extra: &[&str]) -> assert_cmd::assert::Assert {
-        Command::cargo_bin("rgb2class")
-            .unwrap()
-            .current_dir(self.dir.path())
+        Command::from_std(stage("rgb2class", self.dir.path()))
             .args(["-i", "pairs.json", "-o", "masks.json", "--out-dir", "masks"])
             .args(extra)
             .assert()
     }
     fn manifest(&self) -> Value {
-        serde_json::from_slice(&fs::read(self.p("masks.json")).unwrap()).unwrap()
+        json(&self.p("masks.json"))
     }
     fn mask(&self, i: usize) -> Vec<u8> {
         image::open(self.p(&format!("masks/labels/g/{i}.tif")))
@@ -75,11 +74,11 @@ impl Fixture {
             .to_luma8()
             .into_raw()
     }
+    /// Requires the run to fail with every one of `needles` in stderr, writing no manifest.
     fn fails(&self, extra: &[&str], needles: &[&str]) {
-        let a = self.run(extra).code(1);
-        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        let out = self.run(extra).get_output().clone();
         for n in needles {
-            assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+            fails(out.clone(), n);
         }
         assert!(!self.p("masks.json").exists(), "manifest written despite the error");
     }
@@ -236,7 +235,7 @@ fn bad_manifests() {
     let f = Fixture::new(0);
     f.fails(&[], &["pairs.json", "no items"]);
     let f = Fixture::new(1);
-    let mut m: Value = serde_json::from_slice(&fs::read(f.p("pairs.json")).unwrap()).unwrap();
+    let mut m = json(&f.p("pairs.json"));
     m["schema_version"] = json!(7);
     fs::write(f.p("pairs.json"), m.to_string()).unwrap();
     f.fails(&[], &["pairs.json", "schema_version 7 is newer"]);
@@ -302,9 +301,7 @@ fn foreign_files_and_unwritable_dirs() {
 
     let f = Fixture::new(1);
     fs::write(f.p("blocker"), "a file where a folder should be").unwrap();
-    Command::cargo_bin("rgb2class")
-        .unwrap()
-        .current_dir(f.dir.path())
+    Command::from_std(stage("rgb2class", f.dir.path()))
         .args(["-i", "pairs.json", "-o", "masks.json", "--out-dir", "blocker/masks"])
         .assert()
         .code(1)
@@ -316,9 +313,7 @@ fn foreign_files_and_unwritable_dirs() {
 fn pipes_resolve_paths_against_the_working_directory() {
     let f = Fixture::new(1);
     let input = fs::read(f.p("pairs.json")).unwrap();
-    let out = Command::cargo_bin("rgb2class")
-        .unwrap()
-        .current_dir(f.dir.path())
+    let out = Command::from_std(stage("rgb2class", f.dir.path()))
         .args(["-i", "-", "-o", "-", "--out-dir", "masks"])
         .write_stdin(input)
         .assert()
@@ -335,7 +330,7 @@ fn pipes_resolve_paths_against_the_working_directory() {
 #[test]
 fn unlabelled_items_pass_through_and_threads_are_bounded() {
     let f = Fixture::new(2);
-    let mut m: Value = serde_json::from_slice(&fs::read(f.p("pairs.json")).unwrap()).unwrap();
+    let mut m = json(&f.p("pairs.json"));
     m["items"]
         .as_array_mut()
         .unwrap()

@@ -3,6 +3,7 @@
 use std::fs;
 
 use assert_cmd::Command;
+use facepipe_testutil::bin;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
@@ -14,8 +15,7 @@ fn manifest(n: usize) -> Value {
 }
 
 fn split(args: &[&str], stdin: &Value) -> assert_cmd::assert::Assert {
-    Command::cargo_bin("split")
-        .unwrap()
+    Command::new(bin("split"))
         .args(args)
         .write_stdin(stdin.to_string())
         .assert()
@@ -101,8 +101,7 @@ fn bad_inputs() {
     split(&[], &m).code(1).stderr(predicate::str::contains("newer"));
     let d = tempfile::tempdir().unwrap();
     fs::write(d.path().join("m.json"), manifest(3).to_string()).unwrap();
-    Command::cargo_bin("split")
-        .unwrap()
+    Command::new(bin("split"))
         .current_dir(d.path())
         .args(["-i", "m.json", "-o", "missing-dir/s.json"])
         .assert()
@@ -120,7 +119,7 @@ fn special_outputs_temp_files_and_locks() {
     let input = d.path().join("in.json");
     std::fs::write(&input, manifest(6).to_string()).unwrap();
     let run = |out: &str| {
-        let mut c = Command::cargo_bin("split").unwrap();
+        let mut c = Command::new(bin("split"));
         c.current_dir(d.path()).args(["-i", "in.json", "-o", out]);
         c.timeout(std::time::Duration::from_secs(60));
         c

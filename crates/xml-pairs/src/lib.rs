@@ -46,19 +46,91 @@ enum Kind {
     Label,
 }
 
+/// A line and column (1-based).
+type Pos = (usize, usize);
+
+/// Pairs up `<srcimg>`s and `<labelimg>`s as they come, refusing what does not pair up.
+struct Pairing<'a> {
+    /// Names the file in errors.
+    file: &'a str,
+    /// The `<srcimg>` waiting for its `<labelimg>`.
+    pending: Option<(String, Pos)>,
+    pairs: Vec<Pair>,
+    seen_img: HashMap<String, Pos>,
+    seen_lab: HashMap<String, Pos>,
+}
+
+impl<'a> Pairing<'a> {
+    fn new(file: &'a str) -> Self {
+        Pairing {
+            file,
+            pending: None,
+            pairs: Vec::new(),
+            seen_img: HashMap::new(),
+            seen_lab: HashMap::new(),
+        }
+    }
+
+    /// A `<srcimg>` naming `rel` at `pos`: the previous one must have had its label.
+    fn src(&mut self, rel: String, pos: Pos) -> Result<()> {
+        let (file, (l, c)) = (self.file, pos);
+        if let Some((img, (pl, pc))) = self.pending.take() {
+            bail!(
+                "{file}:{pl}:{pc}: <srcimg name=\"{img}\"> has no <labelimg>: the next <srcimg> follows at line {l}, column {c}"
+            );
+        }
+        if let Some((dl, dc)) = self.seen_img.get(&rel) {
+            bail!("{file}:{l}:{c}: duplicate pair: image {rel} is already listed at line {dl}, column {dc}");
+        }
+        self.seen_img.insert(rel.clone(), pos);
+        self.pending = Some((rel, pos));
+        Ok(())
+    }
+
+    /// A `<labelimg>` naming `rel` (written `raw` in the file) at `pos`: it pairs with the
+    /// pending `<srcimg>`.
+    fn label(&mut self, raw: &str, rel: String, pos: Pos) -> Result<()> {
+        let (file, (l, c)) = (self.file, pos);
+        let Some((img, src_at)) = self.pending.take() else {
+            bail!("{file}:{l}:{c}: <labelimg name=\"{raw}\"> has no <srcimg> before it");
+        };
+        if let Some((dl, dc)) = self.seen_lab.get(&rel) {
+            bail!("{file}:{l}:{c}: label {rel} is already paired at line {dl}, column {dc}");
+        }
+        self.seen_lab.insert(rel.clone(), pos);
+        self.pairs.push(Pair {
+            image: img,
+            label: rel,
+            at: src_at,
+        });
+        Ok(())
+    }
+
+    /// The pairs at the end of the file; `open` is the innermost element still open there.
+    fn finish(self, open: Option<&(String, Pos)>) -> Result<Vec<Pair>> {
+        let file = self.file;
+        if let Some((img, (l, c))) = self.pending {
+            bail!("{file}:{l}:{c}: <srcimg name=\"{img}\"> has no <labelimg> before the end of the file");
+        }
+        if let Some((name, (l, c))) = open {
+            bail!("{file}: the file ends inside <{name}> (opened at line {l}, column {c}): truncated XML?");
+        }
+        if self.pairs.is_empty() {
+            bail!("{file}: no <srcimg>/<labelimg> pairs found");
+        }
+        Ok(self.pairs)
+    }
+}
+
 /// Parses the pairs out of `training.xml` text. `file` names the file in errors.
 pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<Pair>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let at = |off: u64| line_col(text, off as usize);
-
-    let mut open: Vec<(String, (usize, usize))> = Vec::new();
-    let mut pending: Option<(String, (usize, usize))> = None;
-    let mut pairs = Vec::new();
-    let mut seen_img: HashMap<String, (usize, usize)> = HashMap::new();
-    let mut seen_lab: HashMap<String, (usize, usize)> = HashMap::new();
-
+    // the elements open (name, where), to name the one a truncated file ends in
+    let mut open: Vec<(String, Pos)> = Vec::new();
+    let mut pairing = Pairing::new(file);
     loop {
         let pos = at(reader.buffer_position());
         let ev = match reader.read_event() {
@@ -82,55 +154,31 @@ pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<Pair>> {
         if is_start {
             open.push((name.clone(), pos));
         }
-        let kind = if name.eq_ignore_ascii_case("srcimg") {
-            Kind::Src
-        } else if name.eq_ignore_ascii_case("labelimg") {
-            Kind::Label
-        } else {
+        let Some((kind, raw, rel)) = image_element(e, &name, pos, file)? else {
             continue;
         };
-        let (l, c) = pos;
-        let raw = name_attr(e).with_context(|| format!("{file}:{l}:{c}: <{name}>"))?;
-        let rel = paths::dataset_relative(&raw).with_context(|| format!("{file}:{l}:{c}: <{name} name=\"{raw}\">"))?;
         match kind {
-            Kind::Src => {
-                if let Some((img, (pl, pc))) = pending.take() {
-                    bail!(
-                        "{file}:{pl}:{pc}: <srcimg name=\"{img}\"> has no <labelimg>: the next <srcimg> follows at line {l}, column {c}"
-                    );
-                }
-                if let Some((dl, dc)) = seen_img.get(&rel) {
-                    bail!("{file}:{l}:{c}: duplicate pair: image {rel} is already listed at line {dl}, column {dc}");
-                }
-                seen_img.insert(rel.clone(), pos);
-                pending = Some((rel, pos));
-            }
-            Kind::Label => {
-                let Some((img, src_at)) = pending.take() else {
-                    bail!("{file}:{l}:{c}: <labelimg name=\"{raw}\"> has no <srcimg> before it");
-                };
-                if let Some((dl, dc)) = seen_lab.get(&rel) {
-                    bail!("{file}:{l}:{c}: label {rel} is already paired at line {dl}, column {dc}");
-                }
-                seen_lab.insert(rel.clone(), pos);
-                pairs.push(Pair {
-                    image: img,
-                    label: rel,
-                    at: src_at,
-                });
-            }
+            Kind::Src => pairing.src(rel, pos)?,
+            Kind::Label => pairing.label(&raw, rel, pos)?,
         }
     }
-    if let Some((img, (l, c))) = pending {
-        bail!("{file}:{l}:{c}: <srcimg name=\"{img}\"> has no <labelimg> before the end of the file");
-    }
-    if let Some((name, (l, c))) = open.last() {
-        bail!("{file}: the file ends inside <{name}> (opened at line {l}, column {c}): truncated XML?");
-    }
-    if pairs.is_empty() {
-        bail!("{file}: no <srcimg>/<labelimg> pairs found");
-    }
-    Ok(pairs)
+    pairing.finish(open.last())
+}
+
+/// For a `<srcimg>` or `<labelimg>` (named `name`, at `pos`): its kind, its `name` attribute
+/// as written, and that as a dataset-relative path. None for any other element.
+fn image_element(e: &BytesStart, name: &str, pos: Pos, file: &str) -> Result<Option<(Kind, String, String)>> {
+    let kind = if name.eq_ignore_ascii_case("srcimg") {
+        Kind::Src
+    } else if name.eq_ignore_ascii_case("labelimg") {
+        Kind::Label
+    } else {
+        return Ok(None);
+    };
+    let (l, c) = pos;
+    let raw = name_attr(e).with_context(|| format!("{file}:{l}:{c}: <{name}>"))?;
+    let rel = paths::dataset_relative(&raw).with_context(|| format!("{file}:{l}:{c}: <{name} name=\"{raw}\">"))?;
+    Ok(Some((kind, raw, rel)))
 }
 
 fn name_attr(e: &BytesStart) -> Result<String> {
@@ -204,32 +252,35 @@ fn group_of(image: &str) -> Option<String> {
     (parts.len() >= 3).then(|| parts[1..parts.len() - 1].join("/"))
 }
 
-/// Reads the XML, checks the files, and builds the pairs manifest.
-pub fn build(cfg: &Config) -> Result<Manifest> {
-    let (bytes, input): (Vec<u8>, InputFile) = facepipe_core::io::read_input(&cfg.xml)?;
-    let shown = cfg.xml.display().to_string();
-    let text = String::from_utf8(bytes).with_context(|| format!("{shown} is not UTF-8 text"))?;
-    let pairs = parse_pairs(&text, &shown)?;
-    let root = paths::absolute(&cfg.xml)?
-        .parent()
-        .map(Path::to_path_buf)
-        .context("XML file has no folder")?;
+/// Finds the pairs' files under the dataset root, by their exact names or else ignoring case.
+struct Resolver<'a> {
+    root: &'a Path,
+    /// Folder listings read for the case-insensitive search.
+    cache: HashMap<PathBuf, Vec<String>>,
+    /// Names found only when ignoring case.
+    case_fixed: usize,
+}
 
-    let mut cache = HashMap::new();
+impl Resolver<'_> {
+    /// The real dataset-relative name of `rel`, if it is there.
+    fn resolve(&mut self, rel: &str) -> Option<String> {
+        if self.root.join(rel).is_file() {
+            return Some(rel.to_string());
+        }
+        let fixed = find_ignoring_case(self.root, rel, &mut self.cache);
+        self.case_fixed += usize::from(fixed.is_some());
+        fixed
+    }
+}
+
+/// The items of the pairs whose files are both there, and the missing files (each with where
+/// the XML names it). `shown` names the XML in errors.
+fn items_of(pairs: &[Pair], resolver: &mut Resolver, shown: &str) -> Result<(Vec<Item>, Vec<String>)> {
     let mut missing = Vec::new();
-    let mut case_fixed = 0usize;
     let mut items = Vec::with_capacity(pairs.len());
     let mut ids: HashMap<String, String> = HashMap::new();
-    for p in &pairs {
-        let mut resolved = [p.image.as_str(), p.label.as_str()].map(|rel| {
-            if root.join(rel).is_file() {
-                Some(rel.to_string())
-            } else {
-                let fixed = find_ignoring_case(&root, rel, &mut cache);
-                case_fixed += usize::from(fixed.is_some());
-                fixed
-            }
-        });
+    for p in pairs {
+        let mut resolved = [p.image.as_str(), p.label.as_str()].map(|rel| resolver.resolve(rel));
         let (l, c) = p.at;
         for (i, rel) in [&p.image, &p.label].into_iter().enumerate() {
             if resolved[i].is_none() {
@@ -248,29 +299,57 @@ pub fn build(cfg: &Config) -> Result<Manifest> {
         }
         let mut it = Item::new(id);
         it.group = group_of(&p.image);
-        it.image = Some(paths::to_manifest_string(&root.join(&img))?);
-        it.label_rgb = Some(paths::to_manifest_string(&root.join(&lab))?);
+        it.image = Some(paths::to_manifest_string(&resolver.root.join(&img))?);
+        it.label_rgb = Some(paths::to_manifest_string(&resolver.root.join(&lab))?);
         items.push(it);
     }
+    Ok((items, missing))
+}
+
+/// Refuses missing files, or with `--skip-missing` warns about the pairs dropped for them.
+fn check_missing(cfg: &Config, missing: &[String], shown: &str, root: &Path) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let n = missing.len();
+    if !cfg.skip_missing {
+        bail!(
+            "{n} file(s) named in {shown} do not exist under {} (use --skip-missing to drop their pairs):\n  {}",
+            root.display(),
+            missing.join("\n  ")
+        );
+    }
+    log::warn!(
+        "skipping pairs with {n} missing file(s): {}",
+        missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+/// Reads the XML, checks the files, and builds the pairs manifest.
+pub fn build(cfg: &Config) -> Result<Manifest> {
+    let (bytes, input): (Vec<u8>, InputFile) = facepipe_core::io::read_input(&cfg.xml)?;
+    let shown = cfg.xml.display().to_string();
+    let text = String::from_utf8(bytes).with_context(|| format!("{shown} is not UTF-8 text"))?;
+    let pairs = parse_pairs(&text, &shown)?;
+    let root = paths::absolute(&cfg.xml)?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("XML file has no folder")?;
+
+    let mut resolver = Resolver {
+        root: &root,
+        cache: HashMap::new(),
+        case_fixed: 0,
+    };
+    let (items, missing) = items_of(&pairs, &mut resolver, &shown)?;
+    let case_fixed = resolver.case_fixed;
     if case_fixed > 0 {
         log::warn!(
             "{case_fixed} file names in {shown} matched files on disk only when ignoring case; using the files' real names"
         );
     }
-    if !missing.is_empty() {
-        let n = missing.len();
-        if !cfg.skip_missing {
-            bail!(
-                "{n} file(s) named in {shown} do not exist under {} (use --skip-missing to drop their pairs):\n  {}",
-                root.display(),
-                missing.join("\n  ")
-            );
-        }
-        log::warn!(
-            "skipping pairs with {n} missing file(s): {}",
-            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
+    check_missing(cfg, &missing, &shown, &root)?;
     if items.is_empty() {
         bail!("{shown}: none of the {} pairs has both files present", pairs.len());
     }

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use assert_cmd::Command;
+use facepipe_testutil::{bin, fails, json};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -27,8 +28,9 @@ const FILES: &[&str] = &[
     "labels/g2/b.png",
 ];
 
-fn bin() -> Command {
-    Command::cargo_bin("xml-pairs").unwrap()
+/// A command running the built `xml-pairs`.
+fn xml_pairs() -> Command {
+    Command::new(bin("xml-pairs"))
 }
 
 #[test]
@@ -39,7 +41,7 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
     dataset(&data, XML, FILES);
     let out = d.path().join("out/pairs.json");
     fs::create_dir_all(out.parent().unwrap()).unwrap();
-    bin()
+    xml_pairs()
         .args(["--xml"])
         .arg(data.join("training.xml"))
         .arg("-o")
@@ -47,7 +49,7 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
         .assert()
         .success()
         .stdout("");
-    let m: Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+    let m = json(&out);
     assert_eq!(m["schema"], "facepipe/dataset");
     assert_eq!(m["items"].as_array().unwrap().len(), 2);
     assert_eq!(m["items"][0]["id"], "samples/g1/a");
@@ -63,7 +65,7 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
     // A rerun gives the same bytes (no timestamps), and stdout output is the same document
     // with paths relative to the working directory.
     let first = fs::read(&out).unwrap();
-    bin()
+    xml_pairs()
         .arg("--xml")
         .arg(data.join("training.xml"))
         .arg("-o")
@@ -71,7 +73,7 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
         .assert()
         .success();
     assert_eq!(first, fs::read(&out).unwrap());
-    let stdout = bin()
+    let stdout = xml_pairs()
         .current_dir(&data)
         .args(["--xml", "training.xml"])
         .assert()
@@ -87,14 +89,13 @@ fn fails_with(xml: &str, files: &[&str], needles: &[&str]) {
     let d = tempfile::tempdir().unwrap();
     dataset(d.path(), xml, files);
     let out = d.path().join("pairs.json");
-    let a = bin()
+    let a = xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "pairs.json"])
-        .assert()
-        .code(1);
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        .output()
+        .unwrap();
     for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+        fails(a.clone(), n);
     }
     assert!(!out.exists(), "no output may be written on error");
     let leftovers: Vec<_> = fs::read_dir(d.path())
@@ -176,13 +177,13 @@ fn missing_files_are_all_listed_or_skipped_on_request() {
 
     let d = tempfile::tempdir().unwrap();
     dataset(d.path(), XML, files);
-    bin()
+    xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "pairs.json", "--skip-missing"])
         .assert()
         .success()
         .stderr(predicate::str::contains("warning").and(predicate::str::contains("missing")));
-    let m: Value = serde_json::from_slice(&fs::read(d.path().join("pairs.json")).unwrap()).unwrap();
+    let m = json(&d.path().join("pairs.json"));
     assert_eq!(m["items"].as_array().unwrap().len(), 1);
     assert_eq!(m["provenance"][0]["summary"]["pairs_skipped"], 1);
     assert_eq!(m["provenance"][0]["summary"]["missing_files"], 2);
@@ -201,13 +202,13 @@ fn names_differing_only_in_case_resolve_to_the_real_files() {
             "labels/g2/b.png",
         ],
     );
-    bin()
+    xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "pairs.json"])
         .assert()
         .success()
         .stderr(predicate::str::contains("ignoring case"));
-    let m: Value = serde_json::from_slice(&fs::read(d.path().join("pairs.json")).unwrap()).unwrap();
+    let m = json(&d.path().join("pairs.json"));
     assert_eq!(m["items"][0]["image"], "Samples/G1/A.png");
     assert_eq!(m["items"][0]["label_rgb"], "labels/g1/a.PNG");
 }
@@ -218,7 +219,7 @@ fn outputs_are_never_clobbered_or_half_written() {
     dataset(d.path(), XML, FILES);
     // A user's file is not a manifest: not overwritten without --force.
     fs::write(d.path().join("notes.json"), "{\"mine\": 1}").unwrap();
-    bin()
+    xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "notes.json"])
         .assert()
@@ -229,34 +230,34 @@ fn outputs_are_never_clobbered_or_half_written() {
         "{\"mine\": 1}"
     );
     // Not even the input itself.
-    bin()
+    xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "training.xml"])
         .assert()
         .code(1);
     assert_eq!(fs::read_to_string(d.path().join("training.xml")).unwrap(), XML);
     // An output folder that does not exist / cannot be written.
-    bin()
+    xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "no/such/dir/pairs.json"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("no/such/dir"));
     // A missing input.
-    bin()
+    xml_pairs()
         .args(["--xml", "/nonexistent/training.xml"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("/nonexistent/training.xml"));
     // Usage errors exit 2.
-    bin().arg("--bogus").assert().code(2);
+    xml_pairs().arg("--bogus").assert().code(2);
 }
 
 #[test]
 fn broken_pipe_is_not_a_crash() {
     let d = tempfile::tempdir().unwrap();
     dataset(d.path(), XML, FILES);
-    let exe = assert_cmd::cargo::cargo_bin("xml-pairs");
+    let exe = bin("xml-pairs");
     let status = std::process::Command::new("bash")
         .current_dir(d.path())
         .arg("-c")
