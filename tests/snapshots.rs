@@ -30,8 +30,48 @@ fn every_stage_help() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{name} --help");
-        insta::assert_snapshot!(format!("help-{name}"), String::from_utf8(out.stdout).unwrap());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let bare = flags_without_help(&text);
+        assert!(bare.is_empty(), "{name}: no help line for {bare:?}");
+        insta::assert_snapshot!(format!("help-{name}"), text);
     }
+}
+
+/// The options in a `--help` text (clap's long form: each option on a line of its own, indented
+/// 2 or 6, its help below it, indented further; or, in the short form, on the same line after two
+/// spaces) that have no help.
+fn flags_without_help(text: &str) -> Vec<String> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    // the Options section: up to the next heading (a line that is not indented)
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Options:")
+        .skip(1)
+        .take_while(|l| l.is_empty() || indent(l) > 0)
+        .collect();
+    let is_option = |l: &str| l.trim_start().starts_with('-') && indent(l) <= 6;
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| is_option(l) && !l.trim().contains("  "))
+        .filter(|(i, _)| {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            next.trim().is_empty() || indent(next) <= 6
+        })
+        .map(|(_, l)| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn a_flag_without_help_is_found() {
+    let text = "Options:\n  -i, --input <FILE>\n          Input manifest\n\n      --quiet\n\n  -v\n  -h, --help\n          Print help\n";
+    assert_eq!(flags_without_help(text), ["--quiet", "-v"]);
+    let text = "Options:\n  -i, --input <FILE>\n          Input manifest\n\n      --force\n          Replace\n";
+    assert!(flags_without_help(text).is_empty());
+    let short = "Options:\n  -o, --output <FILE>  Output manifest\n      --force\n  -h, --help           Print help\n";
+    assert_eq!(flags_without_help(short), ["--force"]);
+    let example = "Options:\n  -h, --help  Print help\n\nExamples:\n  stage -i x\n  --epochs 4\n";
+    assert!(flags_without_help(example).is_empty());
 }
 
 #[test]

@@ -7,6 +7,7 @@ use anyhow::Result;
 use facepipe_core::colour;
 use facepipe_core::io::InputFile;
 
+use crate::table::csv_bytes;
 use crate::*;
 
 /// Reference values, ΔE and the reference row of each face (by index into `rows`).

@@ -4,6 +4,8 @@ use facepipe_core::colour::{self, WhitePoint};
 use image::RgbImage;
 use std::borrow::Cow;
 
+use crate::geometry::Point;
+
 use serde::{Deserialize, Serialize};
 
 /// How a patch's pixels are averaged.
@@ -49,9 +51,9 @@ impl CheekResult {
 
 /// The axis-aligned square of side `side` centred at `c`, clipped to the image (the demo's
 /// truth uses the same rounding).
-pub fn patch_box(c: (f64, f64), side: u32, w: u32, h: u32) -> [u32; 4] {
+pub fn patch_box(c: Point, side: u32, w: u32, h: u32) -> [u32; 4] {
     let half = f64::from(side) / 2.0;
-    let (sx, sy) = ((c.0 - half).round(), (c.1 - half).round());
+    let (sx, sy) = ((c.x - half).round(), (c.y - half).round());
     let clip = |v: f64, max: u32| v.clamp(0.0, f64::from(max)) as u32;
     [
         clip(sx, w),
@@ -61,22 +63,30 @@ pub fn patch_box(c: (f64, f64), side: u32, w: u32, h: u32) -> [u32; 4] {
     ]
 }
 
-/// Measures the patch of side `side` at `c`: only pixels of class `skin` inside face `label`
-/// count, and at least `min_skin` of the patch's area must be such pixels.
-#[allow(clippy::too_many_arguments)]
-pub fn measure(
-    photo: &RgbImage,
-    mask: &[u8],
-    labels: &[u32],
-    label: u32,
-    skin: u8,
-    c: (f64, f64),
-    side: u32,
-    min_skin: f64,
-    white: WhitePoint,
-    averaging: Averaging,
-) -> CheekResult {
-    let (w, h) = photo.dimensions();
+/// Which pixels of a photo count: those of class `skin` in the class mask that belong to face
+/// `label` of the label image.
+#[derive(Clone, Copy, Debug)]
+pub struct SkinOf<'a> {
+    pub photo: &'a RgbImage,
+    pub mask: &'a [u8],
+    pub labels: &'a [u32],
+    pub label: u32,
+    pub skin: u8,
+}
+
+/// How a patch is measured: `--min-skin`, `--white`, `--averaging`.
+#[derive(Clone, Copy, Debug)]
+pub struct Method {
+    /// Smallest share of the patch's area that must be skin.
+    pub min_skin: f64,
+    pub white: WhitePoint,
+    pub averaging: Averaging,
+}
+
+/// Measures the patch of side `side` at `c`: only the skin pixels of `of` count, and at least
+/// `how.min_skin` of the patch's area must be such pixels.
+pub fn measure(of: &SkinOf, c: Point, side: u32, how: &Method) -> CheekResult {
+    let (w, h) = of.photo.dimensions();
     if side == 0 {
         return CheekResult::missing("no face size to scale the patch by");
     }
@@ -86,56 +96,63 @@ pub fn measure(
     for y in b[1]..b[3] {
         for x in b[0]..b[2] {
             let i = (y * w + x) as usize;
-            if mask[i] == skin && labels[i] == label {
-                let p = photo.get_pixel(x, y).0;
+            if of.mask[i] == of.skin && of.labels[i] == of.label {
+                let p = of.photo.get_pixel(x, y).0;
                 for k in 0..3 {
                     rgb_sum[k] += f64::from(p[k]);
                 }
-                labs.push(colour::srgb8_to_lab(p, white));
+                labs.push(colour::srgb8_to_lab(p, how.white));
             }
         }
     }
     let n = labs.len();
     let area = f64::from(side) * f64::from(side);
-    if (n as f64) < min_skin * area {
+    if (n as f64) < how.min_skin * area {
         let mut r = CheekResult::missing(&format!(
             "too little skin in the patch ({:.0} % < {:.0} %: hair, glasses, beard or the face's edge)",
             100.0 * n as f64 / area,
-            100.0 * min_skin
+            100.0 * how.min_skin
         ));
         r.pixels = n as u32;
         r.patch = Some(b);
         return r;
     }
-    let nf = n as f64;
+    let (lab, sd) = average(&labs, rgb_sum, how);
+    CheekResult {
+        status: "ok".into(),
+        reason: String::new(),
+        lab: Some(lab),
+        sd: Some(sd),
+        pixels: n as u32,
+        patch: Some(b),
+        ita: colour::ita(lab),
+    }
+}
+
+/// The patch's L*a*b* by `how.averaging` from its skin pixels' L*a*b* and summed sRGB, and the
+/// pixels' standard deviation (population) of each of L*, a*, b*.
+fn average(labs: &[[f64; 3]], rgb_sum: [f64; 3], how: &Method) -> ([f64; 3], [f64; 3]) {
+    let nf = labs.len() as f64;
     let mean_lab = {
         let mut s = [0f64; 3];
-        for l in &labs {
+        for l in labs {
             for k in 0..3 {
                 s[k] += l[k];
             }
         }
         s.map(|v| v / nf)
     };
-    let lab = match averaging {
-        Averaging::MeanRgb => colour::srgb_to_lab(rgb_sum.map(|v| v / nf / 255.0), white),
+    let lab = match how.averaging {
+        Averaging::MeanRgb => colour::srgb_to_lab(rgb_sum.map(|v| v / nf / 255.0), how.white),
         Averaging::MeanLab => mean_lab,
     };
     let mut var = [0f64; 3];
-    for l in &labs {
+    for l in labs {
         for k in 0..3 {
             var[k] += (l[k] - mean_lab[k]).powi(2);
         }
     }
-    CheekResult {
-        status: "ok".into(),
-        reason: String::new(),
-        lab: Some(lab),
-        sd: Some(var.map(|v| (v / nf).sqrt())),
-        pixels: n as u32,
-        patch: Some(b),
-        ita: colour::ita(lab),
-    }
+    (lab, var.map(|v| (v / nf).sqrt()))
 }
 
 #[cfg(test)]
@@ -154,87 +171,46 @@ mod tests {
         });
         let mask: Vec<u8> = (0..100).map(|i| if i % 10 < 5 { 8 } else { 4 }).collect();
         let labels = vec![1u32; 100];
-        let r = measure(
-            &photo,
-            &mask,
-            &labels,
-            1,
-            8,
-            (5.0, 5.0),
-            10,
-            0.5,
-            WhitePoint::D65,
-            Averaging::MeanRgb,
-        );
+        let face = SkinOf {
+            photo: &photo,
+            mask: &mask,
+            labels: &labels,
+            label: 1,
+            skin: 8,
+        };
+        let how = |min_skin: f64, white: WhitePoint, averaging: Averaging| Method {
+            min_skin,
+            white,
+            averaging,
+        };
+        let centre = Point::new(5.0, 5.0);
+        let r = measure(&face, centre, 10, &how(0.5, WhitePoint::D65, Averaging::MeanRgb));
         assert_eq!((r.status.as_ref(), r.pixels, r.patch), ("ok", 50, Some([0, 0, 10, 10])));
         let want = colour::srgb_to_lab([200.0 / 255.0, 150.0 / 255.0, 130.0 / 255.0], WhitePoint::D65);
         let lab = r.lab.unwrap();
         assert!((0..3).all(|k| (lab[k] - want[k]).abs() < 1e-9), "{lab:?} vs {want:?}");
         assert!(r.sd.unwrap()[2] > 1.0, "b* varies between the rows");
         // mean of Lab differs slightly from Lab of the mean (non-linear conversion)
-        let m = measure(
-            &photo,
-            &mask,
-            &labels,
-            1,
-            8,
-            (5.0, 5.0),
-            10,
-            0.5,
-            WhitePoint::D65,
-            Averaging::MeanLab,
-        );
+        let m = measure(&face, centre, 10, &how(0.5, WhitePoint::D65, Averaging::MeanLab));
         let d = colour::delta_e76(m.lab.unwrap(), lab);
         assert!(d > 0.0 && d < 0.5, "{d}");
         // D50 (Photoshop) gives another Lab for the same pixels
-        let d50 = measure(
-            &photo,
-            &mask,
-            &labels,
-            1,
-            8,
-            (5.0, 5.0),
-            10,
-            0.5,
-            WhitePoint::D50,
-            Averaging::MeanRgb,
-        );
+        let d50 = measure(&face, centre, 10, &how(0.5, WhitePoint::D50, Averaging::MeanRgb));
         assert!(colour::delta_e76(d50.lab.unwrap(), lab) > 0.5);
         // more than half skin needed: 60 % fails
-        let r = measure(
-            &photo,
-            &mask,
-            &labels,
-            1,
-            8,
-            (5.0, 5.0),
-            10,
-            0.6,
-            WhitePoint::D65,
-            Averaging::MeanRgb,
-        );
+        let r = measure(&face, centre, 10, &how(0.6, WhitePoint::D65, Averaging::MeanRgb));
         assert_eq!((r.status.as_ref(), r.pixels), ("not_measurable", 50));
         assert!(r.reason.contains("50 % < 60 %"), "{}", r.reason);
         // skin of another face does not count
         let other = vec![2u32; 100];
-        let r = measure(
-            &photo,
-            &mask,
-            &other,
-            1,
-            8,
-            (5.0, 5.0),
-            10,
-            0.5,
-            WhitePoint::D65,
-            Averaging::MeanRgb,
-        );
+        let elsewhere = SkinOf { labels: &other, ..face };
+        let r = measure(&elsewhere, centre, 10, &how(0.5, WhitePoint::D65, Averaging::MeanRgb));
         assert_eq!(r.pixels, 0);
     }
 
     #[test]
     fn patches_are_clipped_to_the_image() {
-        assert_eq!(patch_box((50.0, 50.0), 10, 100, 100), [45, 45, 55, 55]);
-        assert_eq!(patch_box((2.0, 98.0), 10, 100, 100), [0, 93, 7, 100]);
+        assert_eq!(patch_box(Point::new(50.0, 50.0), 10, 100, 100), [45, 45, 55, 55]);
+        assert_eq!(patch_box(Point::new(2.0, 98.0), 10, 100, 100), [0, 93, 7, 100]);
     }
 }

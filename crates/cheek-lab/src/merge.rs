@@ -13,26 +13,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::Manifest;
-use facepipe_core::io::read_input;
+use facepipe_core::io::{InputFile, read_input};
 use facepipe_core::shard::{Shard, ShardSpec};
 
-use crate::{REPORT_FORMAT, RefInput, Report, ShardItem, ShardRef, assemble, guard_outputs, reference, write_outputs};
+use crate::outputs::Files;
+use crate::{Config, REPORT_FORMAT, RefInput, Report, ShardItem, ShardRef, assemble, reference};
 
-/// What `--merge` needs.
-#[derive(Clone, Debug)]
-pub struct MergeConfig {
-    /// The shards' `--report` files, in any order.
-    pub shards: Vec<PathBuf>,
-    /// The merged CSV (`-` for stdout).
-    pub output: PathBuf,
-    /// The merged report (its scatter plot goes beside it).
-    pub report: Option<PathBuf>,
-    /// The manifest the shards read: rows keep its order (else they are sorted by item id),
-    /// and it must be the file the shards measured (same sha256).
-    pub expect: Option<PathBuf>,
-    pub force: bool,
-}
-
+/// One shard's report, read and checked.
 struct Part {
     path: PathBuf,
     shard: Shard,
@@ -40,6 +27,7 @@ struct Part {
     sha256: String,
 }
 
+/// Reads a shard's report: a cheek-lab report written with `--shard K/N`, not a merge.
 fn read_part(path: &Path) -> Result<Part> {
     let (bytes, input) = read_input(path)?;
     let v: serde_json::Value =
@@ -98,29 +86,62 @@ fn j<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-/// Merges the shard reports; returns the merged report (written with the CSV).
-pub fn merge(cfg: &MergeConfig) -> Result<Report> {
-    ensure!(!cfg.shards.is_empty(), "--merge needs the shards' reports");
-    for s in &cfg.shards {
+/// Merges the shard reports (`cfg.merge`) into `-o` and `--report`; returns the merged report.
+pub fn merge(cfg: &Config) -> Result<Report> {
+    ensure!(!cfg.merge.is_empty(), "--merge needs the shards' reports");
+    let output = cfg.output()?;
+    refuse_shards_as_outputs(cfg, output)?;
+    let outputs = Files::guard(output, cfg.report.as_deref(), cfg.force)?;
+    let mut parts = cfg.merge.iter().map(|p| read_part(p)).collect::<Result<Vec<_>>>()?;
+    check_one_run(&parts)?;
+    parts.sort_by_key(|p| p.shard.index);
+    let first = &parts[0].report;
+    let part = first.shard.as_ref().expect("a shard");
+    let mut items = items_of(&parts)?;
+    match &cfg.expect {
+        Some(path) => order_as_input(&mut items, path, first)?,
+        None => items.sort_by(|a, b| a.id.cmp(&b.id)),
+    }
+    let rows: Vec<_> = items.iter().flat_map(|it| it.rows.iter().cloned()).collect();
+    let warnings: Vec<String> = items.iter().flat_map(|it| it.warnings.iter().cloned()).collect();
+    let reference = reread_reference(first)?;
+    let shown = part.reference.clone().unwrap_or_default();
+    let ref_input = reference.as_ref().map(|(data, input)| RefInput {
+        data,
+        input,
+        shown: &shown,
+        columns: &part.ref_columns,
+        join: part.join,
+    });
+    let (report, csv, joined) = assemble(merged_head(&parts)?, &rows, warnings, ref_input.as_ref())?;
+    outputs.write(&report, &csv, &rows, joined.as_ref())?;
+    Ok(report)
+}
+
+/// A shard report named as an output would be overwritten before it is read: refused.
+fn refuse_shards_as_outputs(cfg: &Config, output: &Path) -> Result<()> {
+    for s in &cfg.merge {
         let same = |p: &Path| {
             std::fs::canonicalize(p)
                 .ok()
                 .is_some_and(|c| Some(c) == std::fs::canonicalize(s).ok())
         };
-        if same(&cfg.output) || cfg.report.as_deref().is_some_and(same) {
+        if same(output) || cfg.report.as_deref().is_some_and(same) {
             bail!(
                 "{} is both a shard report and an output; write the merged files elsewhere",
                 s.display()
             );
         }
     }
-    let (_locks, scatter) = guard_outputs(&cfg.output, cfg.report.as_deref(), None, cfg.force)?;
-    let mut parts = cfg.shards.iter().map(|p| read_part(p)).collect::<Result<Vec<_>>>()?;
+    Ok(())
+}
+
+/// The parts must be every shard of one N (each once) and share every setting.
+fn check_one_run(parts: &[Part]) -> Result<()> {
     let first_settings = settings(&parts[0].report);
     let shown: Vec<String> = parts.iter().map(|p| p.path.display().to_string()).collect();
     facepipe_core::shard::check_complete(parts.iter().zip(&shown).map(|(p, n)| (p.shard, n.as_str())))?;
-    for p in &parts {
-        let name = p.path.display();
+    for p in parts {
         let differs: Vec<&str> = settings(&p.report)
             .into_iter()
             .zip(&first_settings)
@@ -129,17 +150,20 @@ pub fn merge(cfg: &MergeConfig) -> Result<Report> {
             .collect();
         ensure!(
             differs.is_empty(),
-            "{name} is not a shard of the same run as {}: its {} differ",
+            "{} is not a shard of the same run as {}: its {} differ",
+            p.path.display(),
             parts[0].path.display(),
             differs.join(", ")
         );
     }
-    parts.sort_by_key(|p| p.shard.index);
-    let first = &parts[0].report;
+    Ok(())
+}
 
+/// Every shard's items, in shard order; an item in two shards is an error.
+fn items_of(parts: &[Part]) -> Result<Vec<&ShardItem>> {
     let mut items: Vec<&ShardItem> = Vec::new();
     let mut owner: HashMap<&str, &Path> = HashMap::new();
-    for p in &parts {
+    for p in parts {
         for it in &p.report.shard.as_ref().expect("a shard").items {
             if let Some(other) = owner.insert(it.id.as_str(), &p.path) {
                 bail!(
@@ -152,58 +176,56 @@ pub fn merge(cfg: &MergeConfig) -> Result<Report> {
             items.push(it);
         }
     }
-    match &cfg.expect {
-        Some(path) => {
-            let loaded = Manifest::read(path)?;
-            ensure!(
-                loaded.input.sha256 == first.input.sha256,
-                "--expect {} is not the manifest the shards measured ({})",
-                path.display(),
-                first.input.path
-            );
-            let pos: HashMap<&str, usize> = loaded
-                .manifest
-                .items
-                .iter()
-                .enumerate()
-                .map(|(i, it)| (it.id.as_str(), i))
-                .collect();
-            ensure!(
-                items.len() == pos.len() && items.iter().all(|it| pos.contains_key(it.id.as_str())),
-                "the shards hold {} items, --expect {} has {}: not the same items",
-                items.len(),
-                path.display(),
-                pos.len()
-            );
-            items.sort_by_key(|it| pos[it.id.as_str()]);
-        }
-        None => items.sort_by(|a, b| a.id.cmp(&b.id)),
-    }
-    let rows: Vec<_> = items.iter().flat_map(|it| it.rows.iter().cloned()).collect();
-    let warnings: Vec<String> = items.iter().flat_map(|it| it.warnings.iter().cloned()).collect();
+    Ok(items)
+}
 
+/// Puts the items in the order of `--expect`, which must be the manifest the shards measured
+/// (same sha256) and hold the same items.
+fn order_as_input(items: &mut [&ShardItem], path: &Path, first: &Report) -> Result<()> {
+    let loaded = Manifest::read(path)?;
+    ensure!(
+        loaded.input.sha256 == first.input.sha256,
+        "--expect {} is not the manifest the shards measured ({})",
+        path.display(),
+        first.input.path
+    );
+    let pos: HashMap<&str, usize> = loaded
+        .manifest
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.id.as_str(), i))
+        .collect();
+    ensure!(
+        items.len() == pos.len() && items.iter().all(|it| pos.contains_key(it.id.as_str())),
+        "the shards hold {} items, --expect {} has {}: not the same items",
+        items.len(),
+        path.display(),
+        pos.len()
+    );
+    items.sort_by_key(|it| pos[it.id.as_str()]);
+    Ok(())
+}
+
+/// The shards' reference, read again; it must be unchanged since they measured (same sha256).
+fn reread_reference(first: &Report) -> Result<Option<(reference::Reference, InputFile)>> {
     let part = first.shard.as_ref().expect("a shard");
-    let reference = match (&part.reference, &first.agreement) {
-        (Some(path), Some(a)) => {
-            let data = reference::read(Path::new(path), &part.ref_columns)?;
-            let (_, input) = read_input(Path::new(path))?;
-            ensure!(
-                input.sha256 == a.reference.sha256,
-                "reference {path} has changed since the shards were measured (sha256 differs): rerun them, or restore it"
-            );
-            Some((data, input))
-        }
-        _ => None,
+    let (Some(path), Some(a)) = (&part.reference, &first.agreement) else {
+        return Ok(None);
     };
-    let shown = part.reference.clone().unwrap_or_default();
-    let ref_input = reference.as_ref().map(|(data, input)| RefInput {
-        data,
-        input,
-        shown: &shown,
-        columns: &part.ref_columns,
-        join: part.join,
-    });
-    let mut head = first.clone();
+    let data = reference::read(Path::new(path), &part.ref_columns)?;
+    let (_, input) = read_input(Path::new(path))?;
+    ensure!(
+        input.sha256 == a.reference.sha256,
+        "reference {path} has changed since the shards were measured (sha256 differs): rerun them, or restore it"
+    );
+    Ok(Some((data, input)))
+}
+
+/// The merged report's settings: the first shard's, with the items of all, the shards it
+/// joined and this version; [`assemble`] fills in the counts.
+fn merged_head(parts: &[Part]) -> Result<Report> {
+    let mut head = parts[0].report.clone();
     head.items = parts.iter().map(|p| p.report.items).sum();
     head.shard = None;
     head.shards = parts
@@ -217,15 +239,5 @@ pub fn merge(cfg: &MergeConfig) -> Result<Report> {
         })
         .collect::<Result<_>>()?;
     head.facepipe_version = facepipe_core::VERSION.into();
-    let (report, csv, joined) = assemble(head, &rows, warnings, ref_input.as_ref())?;
-    write_outputs(
-        &cfg.output,
-        cfg.report.as_deref(),
-        scatter.as_deref(),
-        &report,
-        &csv,
-        &rows,
-        joined.as_ref(),
-    )?;
-    Ok(report)
+    Ok(head)
 }

@@ -5,24 +5,19 @@
 use std::path::Path;
 
 use anyhow::Result;
-use facepipe_core::Class;
 use facepipe_plot::{COLOURS, Canvas, LineChart, Series};
 use image::imageops::{self, FilterType};
 use image::{Rgb, RgbImage};
 
-use crate::faces::{self, Roles};
+use crate::components::components;
 use crate::reference::Row;
+use crate::roles::Roles;
 use crate::{FaceRow, ItemResult};
 
-const MARKER: &str = ".cheek-lab";
+/// The ledger in the QC folder.
+pub(crate) const MARKER: &str = ".cheek-lab";
 /// Faces on the contact sheet.
 const SHEET_MAX: usize = 48;
-
-/// Looks at the QC folder before anything is measured: absent, empty, or holding only a
-/// previous run's pictures (anything else is refused, or kept with `--force`).
-pub fn inspect(dir: &Path, force: bool) -> Result<facepipe_core::out::OutDir> {
-    facepipe_core::out::OutDir::inspect(dir, MARKER, "--qc-dir", crate::STAGE, force, &|_| false)
-}
 
 /// A face's picture name: the item id with anything but letters, digits, `-`, `_` and `.`
 /// replaced by `_`, and then (when something was replaced) a short hash of the id, so that
@@ -109,7 +104,7 @@ fn face_picture(photo: &RgbImage, labels: &[u32], row: &FaceRow) -> RgbImage {
     }
     for e in &row.eyes {
         for d in -3i64..=3 {
-            for (x, y) in [(e.0 as i64 + d, e.1 as i64), (e.0 as i64, e.1 as i64 + d)] {
+            for (x, y) in [(e.x as i64 + d, e.y as i64), (e.x as i64, e.y as i64 + d)] {
                 if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
                     img.put_pixel(x as u32, y as u32, Rgb(COLOURS[5]));
                 }
@@ -131,7 +126,6 @@ pub fn write(
     results: &[ItemResult],
     rows: &[FaceRow],
     de: &[[Option<f64>; 2]],
-    _classes: &[Class],
     roles: &Roles,
 ) -> Result<()> {
     folder.begin(rows.iter().map(file_name).chain(["contact_sheet.png".to_string()]))?;
@@ -149,12 +143,8 @@ pub fn write(
         }
         let photo = facepipe_core::images::decode(img, "image")?.to_rgb8();
         let mask = facepipe_core::images::decode(mp, "mask")?.to_luma8();
-        let keep: Vec<bool> = mask
-            .as_raw()
-            .iter()
-            .map(|&v| roles.face_region[usize::from(v)])
-            .collect();
-        let (labels, _) = faces::components(&keep, mask.width() as usize, mask.height() as usize);
+        let keep = roles.face_pixels(mask.as_raw());
+        let (labels, _) = components(&keep, mask.width() as usize, mask.height() as usize);
         for (j, row) in rows[k..k + n].iter().enumerate() {
             let pic = face_picture(&photo, &labels, row);
             facepipe_plot::save_png(&dir.join(file_name(row)), &pic)?;

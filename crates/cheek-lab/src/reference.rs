@@ -7,25 +7,52 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-/// Which columns of the reference CSV hold what.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Which columns of the reference CSV hold what: `--ref-id`, `--ref-left`, `--ref-right`.
+#[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Columns {
+    /// Reference id column.
+    #[arg(
+        id = "ref_id",
+        long = "ref-id",
+        default_value = "participant_id",
+        value_name = "COLUMN"
+    )]
     pub id: String,
-    /// L*, a*, b* columns of the subject's left and right cheek.
+    /// Reference columns of the subject's left cheek: L*,a*,b*.
+    #[arg(
+        id = "ref_left",
+        long = "ref-left",
+        default_value = "left_cheek_L,left_cheek_a,left_cheek_b",
+        value_name = "L,A,B",
+        value_parser = three_columns
+    )]
     pub left: [String; 3],
+    /// Reference columns of the subject's right cheek: L*,a*,b*.
+    #[arg(
+        id = "ref_right",
+        long = "ref-right",
+        default_value = "right_cheek_L,right_cheek_a,right_cheek_b",
+        value_name = "L,A,B",
+        value_parser = three_columns
+    )]
     pub right: [String; 3],
 }
 
 impl Default for Columns {
-    /// The demo's `participants.csv`.
+    /// The flags' defaults: the demo's `participants.csv`.
     fn default() -> Self {
-        let side = |s: &str| ["L", "a", "b"].map(|c| format!("{s}_cheek_{c}"));
-        Columns {
-            id: "participant_id".into(),
-            left: side("left"),
-            right: side("right"),
-        }
+        crate::config::flag_defaults()
     }
+}
+
+/// clap value parser of `--ref-left`/`--ref-right`: three column names (a bad value is a usage
+/// error, exit 2).
+fn three_columns(s: &str) -> Result<[String; 3], String> {
+    let v: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
+    if v.iter().any(String::is_empty) {
+        return Err(format!("an empty column name in {s:?}"));
+    }
+    <[String; 3]>::try_from(v).map_err(|_| format!("three column names are needed, L,a,b: got {s:?}"))
 }
 
 /// One reference row.

@@ -2,10 +2,10 @@
 //! agreement, not-measurable cheeks, and the errors a user can run into.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use assert_cmd::Command;
 use facepipe_core::colour::{WhitePoint, srgb8_to_lab};
-use predicates::str::contains;
+use facepipe_testutil::{fails, json, mut1ny_classes, ok, stage, usage_error, write_manifest};
 use serde_json::{Value, json};
 
 const SKIN: u8 = 8;
@@ -56,30 +56,6 @@ fn draw(
     }
 }
 
-fn classes() -> Value {
-    let names = [
-        "background",
-        "lips",
-        "eyes",
-        "nose",
-        "hair",
-        "ears",
-        "eyebrows",
-        "teeth",
-        "general face",
-        "facial hair",
-        "specs/sunglasses",
-        "unnamed",
-    ];
-    Value::Array(
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| json!({"id": i, "name": n, "rgb": [i * 20, i * 10, 255 - i * 20]}))
-            .collect(),
-    )
-}
-
 /// Five items: frontal, rotated, hair over the subject's left cheek, left eye hidden, and one
 /// without a predicted mask. Returns the manifest path.
 fn dataset(dir: &Path) -> PathBuf {
@@ -112,9 +88,8 @@ fn dataset(dir: &Path) -> PathBuf {
     }
     image::RgbImage::new(10, 10).save(dir.join("nomask.png")).unwrap();
     items.push(json!({"id": "nomask", "image": "nomask.png"}));
-    let m = json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": classes(), "items": items});
     let p = dir.join("pred.json");
-    std::fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    write_manifest(&p, mut1ny_classes(), items);
     p
 }
 
@@ -141,10 +116,21 @@ fn lab_row(id: &str, age: u32) -> String {
     )
 }
 
+/// `cheek-lab -i INPUT -o OUT`, run in `INPUT`'s folder.
 fn cheek_lab(input: &Path, out: &Path) -> Command {
-    let mut c = Command::cargo_bin("cheek-lab").unwrap();
+    let mut c = stage("cheek-lab", input.parent().expect("a folder"));
     c.arg("-i").arg(input).arg("-o").arg(out);
     c
+}
+
+/// Runs `c` and returns how it ended.
+fn output(c: &mut Command) -> Output {
+    c.output().expect("cheek-lab starts")
+}
+
+/// Runs `c`, requires success and returns its stderr.
+fn succeeds(c: &mut Command) -> String {
+    String::from_utf8_lossy(&ok(output(c)).stderr).into_owned()
 }
 
 fn read_csv(p: &Path) -> Vec<std::collections::HashMap<String, String>> {
@@ -175,15 +161,15 @@ fn measures_drawn_faces_and_compares_with_the_reference() {
     .concat();
     let r = reference(t, &rows);
     let (out, rep, qc) = (t.join("cheeks.csv"), t.join("cheeks.json"), t.join("qc"));
-    cheek_lab(&m, &out)
-        .arg("--reference")
-        .arg(&r)
-        .arg("--report")
-        .arg(&rep)
-        .arg("--qc-dir")
-        .arg(&qc)
-        .assert()
-        .success();
+    succeeds(
+        cheek_lab(&m, &out)
+            .arg("--reference")
+            .arg(&r)
+            .arg("--report")
+            .arg(&rep)
+            .arg("--qc-dir")
+            .arg(&qc),
+    );
     let rows = read_csv(&out);
     assert_eq!(rows.len(), 5, "one row per face, and one for the item without a mask");
     let by = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
@@ -230,7 +216,7 @@ fn measures_drawn_faces_and_compares_with_the_reference() {
     let none = by("nomask");
     assert_eq!(none["left_reason"], "item has no pred_mask");
 
-    let rep: Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    let rep = json(&rep);
     assert_eq!(rep["faces"], 4);
     assert_eq!(rep["cheeks_measured"], 6);
     let a = &rep["agreement"];
@@ -246,16 +232,11 @@ fn measures_drawn_faces_and_compares_with_the_reference() {
 
     // D50 and mean-of-Lab change the numbers; the summary reads the report
     let out50 = t.join("c50.csv");
-    cheek_lab(&m, &out50).args(["--white", "d50"]).assert().success();
+    succeeds(cheek_lab(&m, &out50).args(["--white", "d50"]));
     let l50: f64 = read_csv(&out50)[0]["left_a"].parse().unwrap();
     assert!((l50 - want[1]).abs() > 0.5);
-    Command::cargo_bin("cheek-lab")
-        .unwrap()
-        .arg("--summary")
-        .arg(t.join("cheeks.json"))
-        .assert()
-        .success()
-        .stderr(contains("CIEDE2000 median"));
+    let summary = succeeds(stage("cheek-lab", t).arg("--summary").arg(t.join("cheeks.json")));
+    assert!(summary.contains("CIEDE2000 median"), "{summary}");
 }
 
 #[test]
@@ -267,12 +248,11 @@ fn two_faces_are_measured_one_or_both_by_flag() {
     draw(&mut photo, &mut mask, 290.0, 110.0, 75.0, 0.1, false);
     photo.save(t.join("two.png")).unwrap();
     mask.save(t.join("two.tif")).unwrap();
-    let m = json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": classes(),
-        "items": [{"id": "two", "image": "two.png", "pred_mask": "two.tif"}]});
     let input = t.join("m.json");
-    std::fs::write(&input, m.to_string()).unwrap();
+    let item = json!({"id": "two", "image": "two.png", "pred_mask": "two.tif"});
+    write_manifest(&input, mut1ny_classes(), vec![item]);
     let out = t.join("c.csv");
-    cheek_lab(&input, &out).assert().success();
+    succeeds(&mut cheek_lab(&input, &out));
     let rows = read_csv(&out);
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -281,7 +261,7 @@ fn two_faces_are_measured_one_or_both_by_flag() {
     );
     // the largest face is the one on the right
     assert!(rows[0]["left_x0"].parse::<u32>().unwrap() > 250);
-    cheek_lab(&input, &out).args(["--faces", "all"]).assert().success();
+    succeeds(cheek_lab(&input, &out).args(["--faces", "all"]));
     let rows = read_csv(&out);
     assert_eq!(
         rows.iter().map(|r| r["face_id"].as_str()).collect::<Vec<_>>(),
@@ -315,13 +295,12 @@ fn a_photo_with_a_non_srgb_profile_is_measured_with_a_warning() {
     .unwrap();
     std::fs::write(t.join("frontal.png"), bytes).unwrap();
     let (out, rep) = (t.join("c.csv"), t.join("c.json"));
-    cheek_lab(&m, &out)
-        .arg("--report")
-        .arg(&rep)
-        .assert()
-        .success()
-        .stderr(contains("frontal.png embeds an ICC profile that is not sRGB"));
-    let rep: Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    let err = succeeds(cheek_lab(&m, &out).arg("--report").arg(&rep));
+    assert!(
+        err.contains("frontal.png embeds an ICC profile that is not sRGB"),
+        "{err}"
+    );
+    let rep = json(&rep);
     assert_eq!(rep["warnings"].as_array().unwrap().len(), 1);
 }
 
@@ -331,36 +310,33 @@ fn bad_inputs_are_named_and_nothing_is_written() {
     let t = d.path();
     let m = dataset(t);
     let out = t.join("cheeks.csv");
-    let fails = |extra: &[&str], r: Option<&Path>, msg: &str| {
+    let refused = |extra: &[&str], r: Option<&Path>, msg: &str| {
         let mut c = cheek_lab(&m, &out);
         c.args(extra);
         if let Some(r) = r {
             c.arg("--reference").arg(r);
         }
-        c.assert().failure().code(1).stderr(contains(msg));
+        fails(output(&mut c), msg);
         assert!(!out.exists());
     };
     let r = reference(t, &[lab_row("a#0", 1), lab_row("a#0", 2)].concat());
-    fails(&[], Some(&r), "ref.csv:3: id \"a#0\" appears again");
+    refused(&[], Some(&r), "ref.csv:3: id \"a#0\" appears again");
     std::fs::write(t.join("noid.csv"), "id,left_cheek_L\nx,1\n").unwrap();
-    fails(&[], Some(&t.join("noid.csv")), "no column \"participant_id\"");
+    refused(&[], Some(&t.join("noid.csv")), "no column \"participant_id\"");
     let r = reference(t, "x#0,1,60,1o,1,1,1,1\n");
-    fails(&[], Some(&r), "ref.csv:2: column \"left_cheek_a\"");
-    fails(&["--mask-field", "mask"], None, "no item of");
-    fails(
+    refused(&[], Some(&r), "ref.csv:2: column \"left_cheek_a\"");
+    refused(&["--mask-field", "mask"], None, "no item of");
+    refused(
         &["--skin-class", "cheek"],
         None,
         "class \"cheek\" is not among the classes",
     );
     // a mask of another size than its photo
     image::GrayImage::new(5, 5).save(t.join("frontal.tif")).unwrap();
-    fails(&[], None, "frontal.png is 260×300 but its pred_mask");
+    refused(&[], None, "frontal.png is 260×300 but its pred_mask");
     // a foreign file at -o is never replaced
     std::fs::write(&out, "my notes\n").unwrap();
-    cheek_lab(&m, &out)
-        .assert()
-        .failure()
-        .stderr(contains("refusing to overwrite"));
+    fails(output(&mut cheek_lab(&m, &out)), "refusing to overwrite");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "my notes\n");
 }
 
@@ -378,56 +354,46 @@ fn hostile_outputs_and_inputs() {
     let qc = t.join("qc");
 
     // --qc-dir rerun: the user's file makes it refuse; --force writes beside it
-    cheek_lab(&m, &out).arg("--qc-dir").arg(&qc).assert().success();
+    succeeds(cheek_lab(&m, &out).arg("--qc-dir").arg(&qc));
     assert!(qc.join("frontal_f0.png").is_file());
     std::fs::write(qc.join("notes.txt"), "mine").unwrap();
     let before = std::fs::read(&out).unwrap();
-    cheek_lab(&m, &out)
-        .arg("--qc-dir")
-        .arg(&qc)
-        .assert()
-        .code(1)
-        .stderr(contains("cheek-lab did not write (notes.txt)"));
+    fails(
+        output(cheek_lab(&m, &out).arg("--qc-dir").arg(&qc)),
+        "cheek-lab did not write (notes.txt)",
+    );
     assert_eq!(std::fs::read(&out).unwrap(), before, "a refusal changes nothing");
-    cheek_lab(&m, &out)
-        .arg("--qc-dir")
-        .arg(&qc)
-        .arg("--force")
-        .assert()
-        .success();
+    succeeds(cheek_lab(&m, &out).arg("--qc-dir").arg(&qc).arg("--force"));
     assert_eq!(std::fs::read_to_string(qc.join("notes.txt")).unwrap(), "mine");
     assert!(qc.join("frontal_f0.png").is_file());
 
     // `-` is stdout for the CSV and for the report; no file named `-` appears
-    let o = cheek_lab(&m, Path::new("-")).current_dir(t).assert().success();
-    assert!(String::from_utf8_lossy(&o.get_output().stdout).starts_with("id,face,face_id,image,mask,"));
-    let o = cheek_lab(&m, &t.join("c2.csv"))
-        .args(["--report", "-"])
-        .current_dir(t)
-        .assert()
-        .success();
-    let rep: Value = serde_json::from_slice(&o.get_output().stdout).unwrap();
+    let o = ok(output(&mut cheek_lab(&m, Path::new("-"))));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("id,face,face_id,image,mask,"));
+    let o = ok(output(cheek_lab(&m, &t.join("c2.csv")).args(["--report", "-"])));
+    let rep: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rep["format"], "facepipe.cheek-lab");
     assert!(!t.join("-").exists());
-    cheek_lab(&m, Path::new("-"))
-        .args(["--report", "-"])
-        .assert()
-        .code(1)
-        .stderr(contains("cannot both be `-`"));
+    fails(
+        output(cheek_lab(&m, Path::new("-")).args(["--report", "-"])),
+        "cannot both be `-`",
+    );
 
     // a reference whose ids match no face: a warning with the --join hint, in the report too
     let r = reference(t, &[lab_row("P-17", 30), lab_row("P-18", 31)].concat());
     let rep_path = t.join("r.json");
-    cheek_lab(&m, &t.join("c3.csv"))
-        .arg("--reference")
-        .arg(&r)
-        .arg("--report")
-        .arg(&rep_path)
-        .assert()
-        .success()
-        .stderr(contains("none of its 2 ids matches a face"))
-        .stderr(contains("--join"));
-    let rep: Value = serde_json::from_slice(&std::fs::read(&rep_path).unwrap()).unwrap();
+    let err = succeeds(
+        cheek_lab(&m, &t.join("c3.csv"))
+            .arg("--reference")
+            .arg(&r)
+            .arg("--report")
+            .arg(&rep_path),
+    );
+    assert!(
+        err.contains("none of its 2 ids matches a face") && err.contains("--join"),
+        "{err}"
+    );
+    let rep = json(&rep_path);
     assert!(rep["warnings"].to_string().contains("none of its 2 ids"));
 
     // a reference with a column name twice
@@ -436,12 +402,14 @@ fn hostile_outputs_and_inputs() {
         "participant_id,left_cheek_L,left_cheek_a,left_cheek_b,right_cheek_L,right_cheek_a,right_cheek_b,left_cheek_L\n",
     )
     .unwrap();
-    cheek_lab(&m, &t.join("c4.csv"))
-        .arg("--reference")
-        .arg(t.join("dup.csv"))
-        .assert()
-        .code(1)
-        .stderr(contains("column \"left_cheek_L\" appears twice (columns 2 and 8)"));
+    fails(
+        output(
+            cheek_lab(&m, &t.join("c4.csv"))
+                .arg("--reference")
+                .arg(t.join("dup.csv")),
+        ),
+        "column \"left_cheek_L\" appears twice (columns 2 and 8)",
+    );
     assert!(!t.join("c4.csv").exists());
 
     // non-finite or out-of-range numbers are usage errors (exit 2)
@@ -451,15 +419,11 @@ fn hostile_outputs_and_inputs() {
         ("--min-skin", "2"),
         ("--patch-px", "0"),
     ] {
-        cheek_lab(&m, &t.join("c5.csv"))
-            .args([flag, v])
-            .assert()
-            .code(2)
-            .stderr(contains(flag));
+        usage_error(output(cheek_lab(&m, &t.join("c5.csv")).args([flag, v])), flag);
     }
 
     // ids that differ only in characters a file name cannot hold get distinct QC pictures
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    let mut v = json(&m);
     let frontal = v["items"][0].clone();
     let mut a = frontal.clone();
     a["id"] = "g1/a b".into();
@@ -469,11 +433,7 @@ fn hostile_outputs_and_inputs() {
     let m2 = t.join("collide.json");
     std::fs::write(&m2, v.to_string()).unwrap();
     let qc2 = t.join("qc2");
-    cheek_lab(&m2, &t.join("c6.csv"))
-        .arg("--qc-dir")
-        .arg(&qc2)
-        .assert()
-        .success();
+    succeeds(cheek_lab(&m2, &t.join("c6.csv")).arg("--qc-dir").arg(&qc2));
     let pics: Vec<String> = std::fs::read_dir(&qc2)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -482,17 +442,19 @@ fn hostile_outputs_and_inputs() {
     assert_eq!(pics.len(), 2, "{pics:?}");
 
     // a second run on outputs another run holds is refused, naming the first
-    let held = facepipe_core::out::lock_outputs("test", [out.as_path()]).unwrap();
-    cheek_lab(&m, &out)
-        .assert()
-        .code(1)
-        .stderr(contains("being written by another run"))
-        .stderr(contains(format!("pid {}", std::process::id())));
+    let held = {
+        let mut o = facepipe_core::out::Outputs::new("test", false);
+        o.lock(out.as_path()).unwrap();
+        o
+    };
+    let o = output(&mut cheek_lab(&m, &out));
+    fails(o.clone(), "being written by another run");
+    fails(o, &format!("pid {}", std::process::id()));
     drop(held);
 
     // a decompression-bomb photo (30000² claimed in a few bytes) is refused from its header
     std::fs::write(t.join("frontal.png"), facepipe_core::images::bomb_png(30_000, 30_000)).unwrap();
     let o7 = t.join("c7.csv");
-    cheek_lab(&m, &o7).assert().code(1).stderr(contains("over the limit"));
+    fails(output(&mut cheek_lab(&m, &o7)), "over the limit");
     assert!(!o7.exists());
 }

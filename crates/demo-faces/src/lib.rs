@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use facepipe_core::colour::{self, WhitePoint};
 use facepipe_core::io::{create_dir_all, write_atomic, write_atomic_fast};
 use facepipe_core::rng::SplitMix64;
@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use render::Scene;
 
-/// Name of the parameter file that also marks a folder as written by demo-faces.
+/// Name of the parameter file demo-faces writes beside the dataset.
 pub const MARKER: &str = "demo-faces.json";
 /// Cheek patch side in pixels for a face of [`REFERENCE_FACE_WIDTH`] pixels.
 pub const PATCH_PX: f64 = 50.0;
@@ -95,19 +95,37 @@ fn names(i: u32, group_size: u32) -> (String, String, String) {
     )
 }
 
-/// Refuses to write into a folder that holds anything but a previous demo-faces output.
-fn check_out_dir(out: &Path, force: bool) -> Result<()> {
-    if !out.exists() || force {
-        return Ok(());
-    }
-    let mut entries = std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
-    if entries.next().is_none() || out.join(MARKER).is_file() {
-        return Ok(());
-    }
-    bail!(
-        "{} is not empty and was not written by demo-faces; refusing to write into it (use --force)",
-        out.display()
-    )
+/// The ledger demo-faces keeps in its output folder (the files it wrote there).
+pub const LEDGER: &str = ".demo-faces";
+
+/// Names only demo-faces writes in its folder, so a folder written before it kept a ledger is
+/// still recognised as its own.
+fn is_demo_name(rel: &str) -> bool {
+    let face = |dir: &str| {
+        let mut parts = rel.split('/');
+        parts.next() == Some(dir)
+            && parts
+                .next()
+                .is_some_and(|g| g.starts_with('g') && g[1..].bytes().all(|b| b.is_ascii_digit()))
+            && parts
+                .next()
+                .and_then(|f| f.strip_prefix("face_")?.strip_suffix(".png"))
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            && parts.next().is_none()
+    };
+    matches!(rel, MARKER | "training.xml" | "participants.csv") || face("samples") || face("labels")
+}
+
+/// Every file a run writes, relative to the output folder.
+fn planned(cfg: &Config) -> Vec<String> {
+    let mut files: Vec<String> = (0..cfg.count)
+        .flat_map(|i| {
+            let (img, lab, _) = names(i, cfg.group_size);
+            [img, lab]
+        })
+        .collect();
+    files.extend([MARKER, "training.xml", "participants.csv"].map(String::from));
+    files
 }
 
 /// Generates the dataset; returns the faces' truths.
@@ -115,14 +133,14 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Vec<FaceTr
     anyhow::ensure!(cfg.count > 0, "--count must be at least 1");
     anyhow::ensure!((0.0..=1.0).contains(&cfg.aa_labels), "--aa-labels must be in 0..=1");
     anyhow::ensure!((0.0..=1.0).contains(&cfg.two_faces), "--two-faces must be in 0..=1");
-    check_out_dir(&cfg.out, cfg.force)?;
-    create_dir_all(&cfg.out)?;
-    // The XML is written last: while it is missing the folder is incomplete.
-    let xml_path = cfg.out.join("training.xml");
-    if xml_path.exists() {
-        std::fs::remove_file(&xml_path).with_context(|| format!("removing stale {}", xml_path.display()))?;
-    }
+    // held to the end: a second run on the same folder refuses
+    let mut outputs = facepipe_core::out::Outputs::new("demo-faces", cfg.force);
+    let mut folder = outputs.folder(&cfg.out, LEDGER, "--out-dir", &is_demo_name)?;
+    // the previous run's files go (a larger earlier run leaves no extra faces); the XML is
+    // written last: while it is missing the folder is incomplete
+    folder.begin(planned(cfg))?;
     facepipe_core::io::write_json(&cfg.out.join(MARKER), cfg)?;
+    let xml_path = cfg.out.join("training.xml");
 
     let palette: Vec<[u8; 3]> = facepipe_core::palette::mut1ny().iter().map(|c| c.rgb).collect();
     progress.set_length(u64::from(cfg.count));
@@ -380,14 +398,36 @@ mod tests {
     }
 
     #[test]
+    fn recognises_only_its_own_names() {
+        for name in [
+            MARKER,
+            "training.xml",
+            "samples/g000/face_00000.png",
+            "labels/g012/face_01234.png",
+        ] {
+            assert!(is_demo_name(name), "{name}");
+        }
+        for name in [
+            "notes.txt",
+            "samples/face_00000.png",
+            "samples/g0/x.png",
+            "labels/g000/face_1.jpg",
+            "samples/g000/face_00000.png/x",
+        ] {
+            assert!(!is_demo_name(name), "{name}");
+        }
+    }
+
+    #[test]
     fn refuses_a_foreign_non_empty_dir() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("thesis.tex"), "mine").unwrap();
         let e = run(&cfg(d.path()), &indicatif::ProgressBar::hidden())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("refusing"), "{e}");
+        assert!(e.contains("thesis.tex") && e.contains("--force"), "{e}");
         assert_eq!(std::fs::read_to_string(d.path().join("thesis.tex")).unwrap(), "mine");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "nothing written");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use facepipe_core::cli::{Common, parse_size};
 #[derive(Parser, Debug)]
 #[command(version = facepipe_core::LONG_VERSION, after_help = "Example:\n  demo-faces --out-dir data/demo --count 200 --size 256 --seed 2020")]
 struct Args {
-    /// Output folder (created; must be empty or a previous demo-faces output). `--out` is the
-    /// same flag.
+    /// Output folder (created; a rerun replaces only the files demo-faces wrote there).
+    /// `--out` is the same flag.
     #[arg(long = "out-dir", short = 'O', visible_alias = "out", value_name = "DIR")]
     out: PathBuf,
     /// Number of images.
@@ -33,8 +33,7 @@ struct Args {
     /// Share of images with two faces.
     #[arg(long, default_value_t = 0.1, value_parser = facepipe_core::cli::fraction)]
     two_faces: f64,
-    /// Write into a non-empty folder that demo-faces did not create.
-    #[arg(long)]
+    #[arg(long, help = facepipe_core::cli::FORCE_HELP)]
     force: bool,
     #[command(flatten)]
     common: Common,
@@ -45,7 +44,6 @@ fn main() -> ExitCode {
         "demo-faces",
         |a: &Args| &a.common,
         |a| {
-            let _locks = facepipe_core::out::lock_outputs("demo-faces", [a.out.as_path()])?;
             let cfg = demo_faces::Config {
                 out: a.out,
                 count: a.count,

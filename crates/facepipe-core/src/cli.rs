@@ -33,31 +33,36 @@ pub struct InputArgs {
     pub input: PathBuf,
 }
 
+/// The help of `--force`, the same on every stage (each declares the flag with
+/// `#[arg(long, help = FORCE_HELP)]`).
+pub const FORCE_HELP: &str = "Replace outputs this stage did not write, and redo what it would reuse (per-item files, a previous run); files it did not write inside its output folders are kept";
+
 /// The output-manifest flags of every stage that writes a manifest.
 #[derive(Clone, Debug, clap::Args)]
 pub struct OutputArgs {
     /// Output manifest (`-` for stdout).
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
-    /// Replace outputs this stage did not write (and redo per-item outputs it would reuse).
-    #[arg(long)]
+    #[arg(long, help = FORCE_HELP)]
     pub force: bool,
 }
 
 impl OutputArgs {
-    /// Before any work: locks the output manifest (and `also`, e.g. the stage's output folder)
-    /// against a second run on the same outputs, and checks that the manifest may be replaced.
-    /// Keep the returned locks until the manifest is written.
+    /// Before any work: claims the output manifest (and `also`, e.g. the stage's output folder,
+    /// which the stage checks itself) against a second run on the same outputs, and checks
+    /// that the manifest may be replaced. Keep the returned [`Outputs`](crate::out::Outputs)
+    /// until the manifest is written.
     pub fn prepare<'a>(
         &'a self,
         stage: &str,
         also: impl IntoIterator<Item = &'a std::path::Path>,
-    ) -> Result<crate::out::Locks> {
-        let locks = crate::out::lock_outputs(stage, std::iter::once(self.output.as_path()).chain(also))?;
-        if self.output != std::path::Path::new("-") {
-            crate::manifest::guard_overwrite(&self.output, self.force)?;
+    ) -> Result<crate::out::Outputs> {
+        let mut outputs = crate::out::Outputs::new(stage, self.force);
+        outputs.manifest(&self.output)?;
+        for p in also {
+            outputs.lock(p)?;
         }
-        Ok(locks)
+        Ok(outputs)
     }
 
     /// [`OutputArgs::prepare`] for one shard of a stage: the output manifest and a per-shard
@@ -69,7 +74,7 @@ impl OutputArgs {
         stage: &str,
         shared: impl IntoIterator<Item = &'a std::path::Path> + Clone,
         shard: crate::shard::Shard,
-    ) -> Result<crate::out::Locks> {
+    ) -> Result<crate::out::Outputs> {
         let per_shard: Vec<PathBuf> = shared
             .clone()
             .into_iter()
@@ -81,9 +86,11 @@ impl OutputArgs {
                 d.with_file_name(format!("{name}.{}", shard.tag()))
             })
             .collect();
-        let mut locks = self.prepare(stage, per_shard.iter().map(PathBuf::as_path))?;
-        locks.add(crate::out::lock_shared(stage, shared)?);
-        Ok(locks)
+        let mut outputs = self.prepare(stage, per_shard.iter().map(PathBuf::as_path))?;
+        for d in shared {
+            outputs.shared(d)?;
+        }
+        Ok(outputs)
     }
 
     /// Writes the manifest where `-o` says, atomically, refusing to clobber foreign files.

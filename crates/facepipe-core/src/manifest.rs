@@ -334,8 +334,9 @@ impl Manifest {
 }
 
 /// Refuses to replace `path` unless it does not exist, is a facepipe manifest, or `force`;
-/// a FIFO or device is fine (written through, never read). See [`crate::out::check_file`].
-pub fn guard_overwrite(path: &Path, force: bool) -> Result<()> {
+/// a FIFO or device is fine (written through, never read): the rule of
+/// [`crate::out::Outputs::manifest`], checked again when the manifest is written.
+pub(crate) fn guard_overwrite(path: &Path, force: bool) -> Result<()> {
     crate::out::check_file(path, "output", "a facepipe manifest", force, is_manifest_bytes)
 }
 

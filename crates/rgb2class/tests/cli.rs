@@ -360,7 +360,11 @@ fn outputs_are_checked_and_locked_before_any_mask_is_written() {
     fs::remove_file(f.p("masks.json")).unwrap();
 
     // another run holds the outputs: refused, naming it; nothing written
-    let held = facepipe_core::out::lock_outputs("test", [f.p("masks.json").as_path()]).unwrap();
+    let held = {
+        let mut o = facepipe_core::out::Outputs::new("test", false);
+        o.lock(f.p("masks.json").as_path()).unwrap();
+        o
+    };
     let a = f.run(&["--off-palette", "ignore"]).code(1);
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(

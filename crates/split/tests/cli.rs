@@ -138,7 +138,11 @@ fn special_outputs_temp_files_and_locks() {
         .collect();
     assert!(!names.iter().any(|n| n.contains("facepipe-tmp")), "{names:?}");
 
-    let held = facepipe_core::out::lock_outputs("test", [d.path().join("out.json").as_path()]).unwrap();
+    let held = {
+        let mut o = facepipe_core::out::Outputs::new("test", false);
+        o.lock(d.path().join("out.json").as_path()).unwrap();
+        o
+    };
     run("out.json")
         .assert()
         .code(1)

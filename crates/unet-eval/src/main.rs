@@ -67,8 +67,7 @@ struct Args {
     /// Worst and best images on the contact sheet (each).
     #[arg(long, value_name = "N", default_value_t = 6)]
     contact: usize,
-    /// Replace an output manifest this stage did not write.
-    #[arg(long)]
+    #[arg(long, help = facepipe_core::cli::FORCE_HELP)]
     force: bool,
     #[command(flatten)]
     common: Common,

@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::io::{read_input, write_atomic};
 use facepipe_core::metrics::Confusion;
+use facepipe_core::out::Outputs;
 use facepipe_core::shard::{Shard, ShardSpec};
 use facepipe_core::{Manifest, paths};
 
+use crate::pictures::write_confusion_png;
 use crate::report::{self, EvalFile, Group, Scores, ShardRef, Throughput};
 use crate::{EVAL_FORMAT, MARKER, STAGE};
 
@@ -130,47 +132,77 @@ fn add_scores(list: &[&Scores], classes: &[facepipe_core::Class], with_loss: boo
 /// Merges the shard folders into `cfg.out_dir`; returns the merged `eval.json`.
 pub fn merge(cfg: &MergeConfig) -> Result<EvalFile> {
     ensure!(!cfg.shards.is_empty(), "--merge needs the shards' output folders");
-    let _lock = facepipe_core::out::lock_outputs(STAGE, [cfg.out_dir.as_path()])?;
+    // held to the end: a second run on the folder refuses
+    let mut outputs = Outputs::new(STAGE, cfg.force);
+    outputs.lock(&cfg.out_dir)?;
     let out_dir = paths::absolute(&cfg.out_dir)?;
     let mut parts = cfg.shards.iter().map(|d| read_part(d)).collect::<Result<Vec<_>>>()?;
-    for p in &parts {
-        let d = paths::absolute(&p.dir)?;
-        ensure!(
-            !d.starts_with(&out_dir) && !out_dir.starts_with(&d),
-            "--out-dir {} and the shard folder {} are inside one another: merge into a folder of its own",
-            cfg.out_dir.display(),
-            p.dir.display()
-        );
-    }
+    check_apart(&parts, &cfg.out_dir, &out_dir)?;
     check_parts(&parts)?;
     parts.sort_by_key(|p| p.shard.index);
     let first = &parts[0].eval;
     let classes = &first.classes;
-
-    // the order of per_image.csv's rows: the input's (as an unsharded run), else by id
-    let position: Option<HashMap<String, usize>> = match &cfg.expect {
-        Some(path) => {
-            let loaded = Manifest::read(path)?;
-            ensure!(
-                loaded.input.sha256 == first.manifest.sha256,
-                "--expect {} is not the manifest the shards scored ({}, sha256 {}…)",
-                path.display(),
-                first.manifest.path,
-                &first.manifest.sha256[..12.min(first.manifest.sha256.len())]
-            );
-            Some(
-                loaded
-                    .manifest
-                    .items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, it)| (it.id.clone(), i))
-                    .collect(),
-            )
-        }
+    let position = match &cfg.expect {
+        Some(path) => Some(input_order(path, first)?),
         None => None,
     };
+    let groups = merge_groups(&parts, classes)?;
+    let table = per_image_rows(&parts, position.as_ref())?;
 
+    let mut folder = outputs.folder(&out_dir, MARKER, "--out-dir", &|_| false)?;
+    let mut files = Vec::new();
+    if !groups.is_empty() {
+        files.extend(["per_image.csv", "confusion.csv", "confusion.png"].map(String::from));
+    }
+    files.extend(["report.md", "eval.json"].map(String::from));
+    folder.begin(files.iter().cloned())?;
+    if let Some(h) = groups.first() {
+        write_atomic(&out_dir.join("per_image.csv"), &table.to_csv()?)?;
+        report::confusion_csv(&out_dir.join("confusion.csv"), &h.full_resolution, classes)?;
+        write_confusion_png(&out_dir, h, classes)?;
+    }
+    let eval = merged_eval(&parts, groups, files)?;
+    write_atomic(&out_dir.join("report.md"), report::report_md(&eval, false).as_bytes())?;
+    facepipe_core::io::write_json(&out_dir.join("eval.json"), &eval)?;
+    Ok(eval)
+}
+
+/// Errors if the merged folder and a shard's are inside one another.
+fn check_apart(parts: &[Part], shown: &Path, out_dir: &Path) -> Result<()> {
+    for p in parts {
+        let d = paths::absolute(&p.dir)?;
+        ensure!(
+            !d.starts_with(out_dir) && !out_dir.starts_with(&d),
+            "--out-dir {} and the shard folder {} are inside one another: merge into a folder of its own",
+            shown.display(),
+            p.dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Each id's position in the manifest at `path` (`--expect`), which must be the one the
+/// shards scored: per_image.csv's rows are put in its order, as an unsharded run's.
+fn input_order(path: &Path, first: &EvalFile) -> Result<HashMap<String, usize>> {
+    let loaded = Manifest::read(path)?;
+    ensure!(
+        loaded.input.sha256 == first.manifest.sha256,
+        "--expect {} is not the manifest the shards scored ({}, sha256 {}…)",
+        path.display(),
+        first.manifest.path,
+        &first.manifest.sha256[..12.min(first.manifest.sha256.len())]
+    );
+    Ok(loaded
+        .manifest
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.id.clone(), i))
+        .collect())
+}
+
+/// Each group of any shard, its scores added over the shards, in the unsharded run's order.
+fn merge_groups(parts: &[Part], classes: &[facepipe_core::Class]) -> Result<Vec<Group>> {
     let mut groups = Vec::new();
     for name in ["valid", "train", "unsplit", "all"] {
         let members: Vec<&Group> = parts
@@ -190,15 +222,39 @@ pub fn merge(cfg: &MergeConfig) -> Result<EvalFile> {
             model_resolution: add_scores(&model, classes, true, &shown)?,
         });
     }
+    Ok(groups)
+}
 
-    // per_image.csv: the shards' rows, put in order
+/// The shards' `per_image.csv` rows, joined.
+struct Table {
+    header: Option<csv::StringRecord>,
+    rows: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    /// The table as CSV.
+    fn to_csv(&self) -> Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        if let Some(hd) = &self.header {
+            w.write_record(hd)?;
+        }
+        for r in &self.rows {
+            w.write_record(r)?;
+        }
+        Ok(w.into_inner()?)
+    }
+}
+
+/// Every shard's `per_image.csv` rows (all with the first's columns), in the input's order
+/// (`position`, from `--expect`) or else sorted by id.
+fn per_image_rows(parts: &[Part], position: Option<&HashMap<String, usize>>) -> Result<Table> {
     let mut header: Option<csv::StringRecord> = None;
     let mut rows: Vec<csv::StringRecord> = Vec::new();
-    for p in &parts {
+    for p in parts
+        .iter()
+        .filter(|p| p.eval.files.iter().any(|x| x == "per_image.csv"))
+    {
         let f = p.dir.join("per_image.csv");
-        if !p.eval.files.iter().any(|x| x == "per_image.csv") {
-            continue;
-        }
         let mut r = csv::Reader::from_path(&f).with_context(|| format!("reading {}", f.display()))?;
         let h = r.headers().with_context(|| format!("reading {}", f.display()))?.clone();
         match &header {
@@ -210,7 +266,7 @@ pub fn merge(cfg: &MergeConfig) -> Result<EvalFile> {
         }
     }
     let key = |r: &csv::StringRecord| r.get(0).unwrap_or("").to_string();
-    match &position {
+    match position {
         Some(pos) => {
             if let Some(r) = rows.iter().find(|r| !pos.contains_key(&key(r))) {
                 bail!("item {:?} of the shards is not in --expect", key(r));
@@ -219,80 +275,64 @@ pub fn merge(cfg: &MergeConfig) -> Result<EvalFile> {
         }
         None => rows.sort_by_key(key),
     }
+    Ok(Table { header, rows })
+}
 
-    let mut folder = facepipe_core::out::OutDir::inspect(&out_dir, MARKER, "--out-dir", STAGE, cfg.force, &|_| false)?;
-    let headline = groups.first().map(|g| g.name.clone());
-    let mut files = Vec::new();
-    if !groups.is_empty() {
-        files.extend(["per_image.csv", "confusion.csv", "confusion.png"].map(String::from));
-    }
-    files.extend(["report.md", "eval.json"].map(String::from));
-    folder.begin(files.iter().cloned())?;
-    if let Some(h) = groups.first() {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        if let Some(hd) = &header {
-            w.write_record(hd)?;
-        }
-        for r in &rows {
-            w.write_record(r)?;
-        }
-        write_atomic(&out_dir.join("per_image.csv"), &w.into_inner()?)?;
-        report::confusion_csv(&out_dir.join("confusion.csv"), &h.full_resolution, classes)?;
-        let title = format!("confusion matrix: {} ({} images), full resolution", h.name, h.images);
-        facepipe_plot::save_png(
-            &out_dir.join("confusion.png"),
-            &report::confusion_png(&h.full_resolution, classes, &title),
-        )?;
-    }
+/// The merged `eval.json`: the first shard's model, manifest and settings, the counts and
+/// throughput summed over the shards (worker time), the merged groups, and each shard's folder.
+fn merged_eval(parts: &[Part], groups: Vec<Group>, files: Vec<String>) -> Result<EvalFile> {
+    let first = &parts[0].eval;
+    Ok(EvalFile {
+        format: EVAL_FORMAT.into(),
+        format_version: first.format_version,
+        model: first.model.clone(),
+        manifest: first.manifest.clone(),
+        settings: first.settings.clone(),
+        classes: first.classes.clone(),
+        items: parts.iter().map(|p| p.eval.items).sum(),
+        labelled: parts.iter().map(|p| p.eval.labelled).sum(),
+        unlabelled: parts.iter().map(|p| p.eval.unlabelled).sum(),
+        headline: groups.first().map(|g| g.name.clone()),
+        groups,
+        throughput: summed_throughput(parts),
+        files,
+        shard: None,
+        shards: parts.iter().map(shard_ref).collect::<Result<_>>()?,
+        facepipe_version: facepipe_core::VERSION.into(),
+    })
+}
 
+/// The shards' throughput added up: their images, tiles and seconds, and the rates of those.
+fn summed_throughput(parts: &[Part]) -> Throughput {
     let sum = |f: fn(&Throughput) -> f64| parts.iter().map(|p| f(&p.eval.throughput)).sum::<f64>();
     let (images, tiles) = (
         parts.iter().map(|p| p.eval.throughput.images).sum::<usize>(),
         parts.iter().map(|p| p.eval.throughput.tiles).sum::<usize>(),
     );
     let (seconds, network_seconds) = (sum(|t| t.seconds), sum(|t| t.network_seconds));
-    let eval = EvalFile {
-        format: EVAL_FORMAT.into(),
-        format_version: first.format_version,
-        model: first.model.clone(),
-        manifest: first.manifest.clone(),
-        settings: first.settings.clone(),
-        classes: classes.clone(),
-        items: parts.iter().map(|p| p.eval.items).sum(),
-        labelled: parts.iter().map(|p| p.eval.labelled).sum(),
-        unlabelled: parts.iter().map(|p| p.eval.unlabelled).sum(),
-        headline,
-        groups,
-        throughput: Throughput {
-            images,
-            tiles,
-            seconds,
-            images_per_s: images as f64 / seconds.max(1e-9),
-            network_seconds,
-            network_tiles_per_s: tiles as f64 / network_seconds.max(1e-9),
-        },
-        files,
-        shard: None,
-        shards: parts
+    Throughput {
+        images,
+        tiles,
+        seconds,
+        images_per_s: images as f64 / seconds.max(1e-9),
+        network_seconds,
+        network_tiles_per_s: tiles as f64 / network_seconds.max(1e-9),
+    }
+}
+
+/// Where a shard's folder (and its contact sheet, if it has one) is, and its `eval.json`'s hash.
+fn shard_ref(p: &Part) -> Result<ShardRef> {
+    let dir = paths::absolute(&p.dir)?;
+    Ok(ShardRef {
+        shard: p.shard.to_string(),
+        dir: paths::to_manifest_string(&dir)?,
+        eval_json_sha256: p.sha256.clone(),
+        contact_sheet: p
+            .eval
+            .files
             .iter()
-            .map(|p| {
-                Ok(ShardRef {
-                    shard: p.shard.to_string(),
-                    dir: paths::to_manifest_string(&paths::absolute(&p.dir)?)?,
-                    eval_json_sha256: p.sha256.clone(),
-                    contact_sheet: p
-                        .eval
-                        .files
-                        .iter()
-                        .any(|f| f == "contact_sheet.png")
-                        .then(|| paths::to_manifest_string(&paths::absolute(&p.dir)?.join("contact_sheet.png")))
-                        .transpose()?,
-                })
-            })
-            .collect::<Result<_>>()?,
-        facepipe_version: facepipe_core::VERSION.into(),
-    };
-    write_atomic(&out_dir.join("report.md"), report::report_md(&eval, false).as_bytes())?;
-    facepipe_core::io::write_json(&out_dir.join("eval.json"), &eval)?;
-    Ok(eval)
+            .any(|f| f == "contact_sheet.png")
+            .then(|| paths::to_manifest_string(&dir.join("contact_sheet.png")))
+            .transpose()?,
+    })
 }

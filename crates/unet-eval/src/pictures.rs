@@ -1,16 +1,18 @@
 //! The pictures of an evaluation: predicted masks in colour and over the photo, the
-//! confusion heat map and the contact sheet of the worst and best images.
+//! confusion heat map and the contact sheet of the worst and best images (drawn by
+//! [`facepipe_plot`]; what is mask-specific, the palette's colours, is here).
 
 use std::path::Path;
 
 use anyhow::Result;
 use facepipe_core::palette::{Class, IGNORE};
-use facepipe_plot::{COLOURS, Canvas};
-use image::imageops::{self, FilterType};
+use facepipe_plot::{ContactSheet, SheetRow, SheetSection};
+use image::imageops::FilterType;
 use image::{GrayImage, Rgb, RgbImage};
 
 use crate::ItemResult;
 use crate::eval_file::*;
+use crate::report::Scope;
 use crate::tables::fmt_short;
 
 /// Stripes for pixels with no class (ignored or not predicted).
@@ -63,143 +65,108 @@ pub(crate) fn errors(photo: &RgbImage, pred: &GrayImage, truth: &GrayImage) -> R
 
 /// The confusion matrix as a heat map: each row as percentages of its true class.
 pub fn confusion_png(s: &Scores, classes: &[Class], title: &str) -> RgbImage {
-    let n = classes.len() as u32;
-    let cell = 34u32;
-    let label_w = classes
-        .iter()
-        .map(|c| Canvas::text_width(&c.name, 1))
-        .max()
-        .unwrap_or(0)
-        + 12;
-    let (left, top) = (label_w + 14, label_w + 44);
-    let (w, h) = (left + n * cell + 20, top + n * cell + 40);
-    let mut cv = Canvas::new(w.max(Canvas::text_width(title, 1) + 20), h);
-    let ink = Rgb([30, 30, 30]);
-    cv.text(10, 8, title, 1, ink);
-    cv.text(
-        10,
-        22,
+    let labels: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+    facepipe_plot::heatmap(
+        title,
         "rows: true class, columns: predicted; cells: % of the row",
-        1,
-        Rgb([90, 90, 90]),
-    );
-    let blue = COLOURS[0];
-    // grid: cells are drawn one pixel short of their pitch over a light grey square
-    cv.rect(
-        i64::from(left) - 1,
-        i64::from(top) - 1,
-        n * cell + 1,
-        n * cell + 1,
-        Rgb([215, 215, 215]),
-    );
-    for (i, c) in classes.iter().enumerate() {
-        let y = top + i as u32 * cell + cell / 2 - 4;
-        cv.text(
-            i64::from(left - 6 - Canvas::text_width(&c.name, 1)),
-            i64::from(y),
-            &c.name,
-            1,
-            ink,
-        );
-        let x = left + i as u32 * cell + cell / 2 - 4;
-        cv.text_up(i64::from(x), i64::from(top - 6), &c.name, ink);
-    }
-    for (t, row) in s.confusion.iter().enumerate() {
-        let total: u64 = row.iter().sum();
-        for (p, &v) in row.iter().enumerate() {
-            let f = if total > 0 { v as f64 / total as f64 } else { 0.0 };
-            let col = Rgb(std::array::from_fn(|k| {
-                (255.0 - (255.0 - f64::from(blue[k])) * f.sqrt()).round() as u8
-            }));
-            let (x, y) = (left + p as u32 * cell, top + t as u32 * cell);
-            cv.rect(i64::from(x), i64::from(y), cell - 1, cell - 1, col);
-            if total > 0 && v > 0 {
-                // never "0" for some pixels, never "100" for not all
-                let label = match f * 100.0 {
-                    p if p < 1.0 => "<1".to_string(),
-                    p if v < total => format!("{:.0}", p.min(99.0)),
-                    _ => "100".to_string(),
-                };
-                let tw = Canvas::text_width(&label, 1);
-                let fg = if f > 0.4 { Rgb([255, 255, 255]) } else { ink };
-                cv.text(
-                    i64::from(x + (cell - tw) / 2),
-                    i64::from(y + cell / 2 - 4),
-                    &label,
-                    1,
-                    fg,
-                );
-            }
-        }
-    }
-    cv.img
+        &labels,
+        &s.confusion,
+    )
 }
 
-/// One row of the contact sheet.
-pub(crate) struct SheetRow {
-    label: String,
-    panels: [RgbImage; 4],
+/// Writes `confusion.png`: the headline group's full-resolution confusion matrix (a run's
+/// and a merge's alike).
+pub(crate) fn write_confusion_png(out_dir: &Path, headline: &Group, classes: &[Class]) -> Result<()> {
+    let title = format!(
+        "confusion matrix: {} ({} images), full resolution",
+        headline.name, headline.images
+    );
+    facepipe_plot::save_png(
+        &out_dir.join("confusion.png"),
+        &confusion_png(&headline.full_resolution, classes, &title),
+    )
 }
 
-pub(crate) fn sheet_row(r: &ItemResult, out_dir: &Path, classes: &[Class], mask: &Path, side: u32) -> Result<SheetRow> {
+/// Side of a contact-sheet tile in pixels.
+const SHEET_SIDE: u32 = 150;
+
+/// One labelled item's row of the contact sheet: photo | truth | prediction | errors, under
+/// its id and scores.
+fn sheet_row(r: &ItemResult, out_dir: &Path, classes: &[Class]) -> Result<SheetRow> {
     let photo = unet::data::read_image(&r.image)?;
     let pred = facepipe_core::images::decode(&out_dir.join(&r.pred_mask), "predicted mask")?.to_luma8();
-    let truth = facepipe_core::mask::read(mask, classes.len())?;
+    let truth = facepipe_core::mask::read(r.mask.as_deref().expect("labelled"), classes.len())?;
     let c = r.full.as_ref().expect("labelled");
-    let label = format!(
+    let caption = format!(
         "{}  mean IoU {}  acc {}",
         r.id,
         fmt_short(rank_score(c, classes)),
         fmt_short(c.pixel_accuracy())
     );
+    let fit = |img: &RgbImage, filter| facepipe_plot::fit_square(img, SHEET_SIDE, filter);
     Ok(SheetRow {
-        label,
-        panels: [
-            facepipe_plot::fit_square(&photo, side, FilterType::Triangle),
-            facepipe_plot::fit_square(&colourise(&truth, classes), side, FilterType::Nearest),
-            facepipe_plot::fit_square(&colourise(&pred, classes), side, FilterType::Nearest),
-            facepipe_plot::fit_square(&errors(&photo, &pred, &truth), side, FilterType::Nearest),
+        caption,
+        tiles: vec![
+            fit(&photo, FilterType::Triangle),
+            fit(&colourise(&truth, classes), FilterType::Nearest),
+            fit(&colourise(&pred, classes), FilterType::Nearest),
+            fit(&errors(&photo, &pred, &truth), FilterType::Nearest),
         ],
     })
 }
 
-/// The contact sheet: worst images first, then the best, each as photo | truth | prediction |
-/// errors, with the palette as a legend.
-pub(crate) fn contact_sheet(sections: &[(String, Vec<SheetRow>)], classes: &[Class], side: u32) -> RgbImage {
-    let (gap, label_h, head_h) = (8u32, 14u32, 22u32);
-    let rows: u32 = sections.iter().map(|(_, r)| r.len() as u32).sum();
-    let legend_rows = (classes.len() as u32).div_ceil(4);
-    let width = 4 * side + 5 * gap;
-    let height = 30 + 14 + sections.len() as u32 * head_h + rows * (side + label_h + gap) + legend_rows * 14 + 20;
-    let mut cv = Canvas::new(width, height);
-    let ink = Rgb([30, 30, 30]);
-    cv.text(i64::from(gap), 8, "unet-eval contact sheet", 1, ink);
-    for (k, name) in ["photo", "truth", "prediction", "errors (red)"].iter().enumerate() {
-        cv.text(i64::from(gap + k as u32 * (side + gap)), 26, name, 1, Rgb([90, 90, 90]));
+/// The headline group's labelled items, worst first (by [`rank_score`], then id).
+fn ranked<'a>(results: &'a [ItemResult], classes: &[Class], headline: &str, any_split: bool) -> Vec<&'a ItemResult> {
+    let mut ranked: Vec<(f64, &ItemResult)> = results
+        .iter()
+        .filter(|r| group_name(r, any_split) == headline)
+        .filter_map(|r| r.full.as_ref().and_then(|c| rank_score(c, classes)).map(|s| (s, r)))
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    ranked.into_iter().map(|x| x.1).collect()
+}
+
+/// Writes `contact_sheet.png`: the headline group's `contact` worst images, then as many of
+/// the best (never one twice), each as photo | truth | prediction | errors, with the palette
+/// as a legend. Returns whether it was written (not when `contact` is 0 or nothing is ranked).
+pub(crate) fn write_contact_sheet(
+    out_dir: &Path,
+    results: &[ItemResult],
+    classes: &[Class],
+    headline: &Group,
+    scope: &Scope,
+) -> Result<bool> {
+    let ranked = ranked(results, classes, &headline.name, scope.any_split);
+    if scope.contact == 0 || ranked.is_empty() {
+        return Ok(false);
     }
-    let mut y = 44u32;
-    for (title, list) in sections {
-        cv.text(i64::from(gap), i64::from(y + 6), title, 1, Rgb(COLOURS[1]));
-        y += head_h;
-        for row in list {
-            let max_chars = (width - 2 * gap) / 8;
-            let label: String = row.label.chars().take(max_chars as usize).collect();
-            cv.text(i64::from(gap), i64::from(y), &label, 1, ink);
-            y += label_h;
-            for (k, p) in row.panels.iter().enumerate() {
-                imageops::overlay(&mut cv.img, p, i64::from(gap + k as u32 * (side + gap)), i64::from(y));
-            }
-            y += side + gap;
-        }
+    let worst = &ranked[..scope.contact.min(ranked.len())];
+    let n_best = scope.contact.min(ranked.len() - worst.len());
+    let best: Vec<&ItemResult> = ranked.iter().rev().take(n_best).copied().collect();
+    let rows = |list: &[&ItemResult]| -> Result<Vec<SheetRow>> {
+        list.iter().map(|r| sheet_row(r, out_dir, classes)).collect()
+    };
+    let mut sections = vec![SheetSection {
+        title: format!("worst {} of {} ({})", worst.len(), ranked.len(), headline.name),
+        rows: rows(worst)?,
+    }];
+    if !best.is_empty() {
+        sections.push(SheetSection {
+            title: format!("best {}", best.len()),
+            rows: rows(&best)?,
+        });
     }
-    for (i, c) in classes.iter().enumerate() {
-        let (col, row) = (i as u32 % 4, i as u32 / 4);
-        let (x, yy) = (gap + col * (width - gap) / 4, y + 4 + row * 14);
-        cv.rect(i64::from(x), i64::from(yy), 10, 10, Rgb(c.rgb));
-        let name: String = c.name.chars().take(((width / 4 - 18) / 8) as usize).collect();
-        cv.text(i64::from(x + 14), i64::from(yy + 1), &name, 1, ink);
-    }
-    cv.img
+    let sheet = ContactSheet {
+        title: "unet-eval contact sheet".into(),
+        columns: ["photo", "truth", "prediction", "errors (red)"]
+            .map(String::from)
+            .to_vec(),
+        side: SHEET_SIDE,
+        sections,
+        legend: classes.iter().map(|c| (c.name.clone(), c.rgb)).collect(),
+    };
+    facepipe_plot::save_png(&out_dir.join("contact_sheet.png"), &sheet.render())?;
+    Ok(true)
 }
 
 #[cfg(test)]

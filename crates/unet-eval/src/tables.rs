@@ -1,6 +1,7 @@
 //! The tables and texts of an evaluation: `per_image.csv`, `confusion.csv`, `report.md`,
 //! and the summaries printed to the log and by `--summary`.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
@@ -88,10 +89,32 @@ pub fn confusion_csv(path: &Path, s: &Scores, classes: &[Class]) -> Result<()> {
     write_atomic(path, &w.into_inner()?)
 }
 
-/// `report.md`.
+/// `report.md`: what was run, the scores, the pictures (`contact`: whether the contact sheet
+/// was written) and, for a merge, the shards.
 pub fn report_md(e: &EvalFile, contact: bool) -> String {
-    use std::fmt::Write as _;
     let mut s = String::new();
+    md_run(&mut s, e);
+    if e.groups.is_empty() {
+        let _ = writeln!(s, "No item is labelled: predictions only, no scores.");
+        return s;
+    }
+    md_scores(&mut s, e);
+    if let Some(g) = e.groups.iter().find(|g| Some(&g.name) == e.headline.as_ref()) {
+        md_per_class(&mut s, g);
+        md_pictures(&mut s, contact);
+    }
+    if !e.shards.is_empty() {
+        md_shards(&mut s, e);
+    }
+    let _ = writeln!(
+        s,
+        "\nPredicted masks: `masks/` (class indices), `colour/` (palette colours), `overlay/` (over the photo)."
+    );
+    s
+}
+
+/// The report's title and what was run: model, manifest, device and speed.
+fn md_run(s: &mut String, e: &EvalFile) {
     let t = &e.throughput;
     let rec = &e.model.training_record;
     let _ = writeln!(s, "# unet-eval report\n");
@@ -124,10 +147,10 @@ pub fn report_md(e: &EvalFile, contact: bool) -> String {
         "Ran on `{}` in {:.1} s: **{:.2} images/s** overall, {:.2} tiles/s in the network ({} tiles).\n",
         e.settings.device, t.seconds, t.images_per_s, t.network_tiles_per_s, t.tiles
     );
-    if e.groups.is_empty() {
-        let _ = writeln!(s, "No item is labelled: predictions only, no scores.");
-        return s;
-    }
+}
+
+/// The scores table: each group at both resolutions, and the training's own record.
+fn md_scores(s: &mut String, e: &EvalFile) {
     let _ = writeln!(
         s,
         "## Scores\n\nGlobal sums over each group; means over the classes present (fastai's DiceMulti); `fg` leaves out the background. \
@@ -156,6 +179,7 @@ pub fn report_md(e: &EvalFile, contact: bool) -> String {
             );
         }
     }
+    let rec = &e.model.training_record;
     let f = |k: &str| fmt_short(rec[k].as_f64());
     let _ = writeln!(
         s,
@@ -168,52 +192,55 @@ pub fn report_md(e: &EvalFile, contact: bool) -> String {
         f("mean_iou_fg"),
         f("valid_loss")
     );
-    if let Some(g) = e.groups.iter().find(|g| Some(&g.name) == e.headline.as_ref()) {
-        let _ = writeln!(s, "## Per class ({}, full resolution)\n", g.name);
-        let _ = writeln!(s, "| class | true pixels | predicted pixels | dice | IoU |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
-        for c in &g.full_resolution.per_class {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                c.name,
-                c.truth_pixels,
-                c.pred_pixels,
-                fmt_short(c.dice),
-                fmt_short(c.iou)
-            );
-        }
+}
+
+/// The headline group's per-class table (full resolution).
+fn md_per_class(s: &mut String, g: &Group) {
+    let _ = writeln!(s, "## Per class ({}, full resolution)\n", g.name);
+    let _ = writeln!(s, "| class | true pixels | predicted pixels | dice | IoU |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    for c in &g.full_resolution.per_class {
         let _ = writeln!(
             s,
-            "\n## Pictures\n\n![confusion matrix](confusion.png)\n\nConfusion counts: [confusion.csv](confusion.csv); per-image scores: [per_image.csv](per_image.csv)."
+            "| {} | {} | {} | {} | {} |",
+            c.name,
+            c.truth_pixels,
+            c.pred_pixels,
+            fmt_short(c.dice),
+            fmt_short(c.iou)
         );
-        if contact {
-            let _ = writeln!(
-                s,
-                "\n![worst and best images](contact_sheet.png)\n\nEach row: photo, truth, prediction, errors in red."
-            );
-        }
     }
-    if !e.shards.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Shards\n\nMerged from {} shards; the scores above are of all of them (confusion matrices summed). \
-             Predicted masks, pictures and each shard's worst and best images stay in the shard folders:\n",
-            e.shards.len()
-        );
-        for sh in &e.shards {
-            let sheet = sh
-                .contact_sheet
-                .as_ref()
-                .map_or_else(String::new, |c| format!(" ([contact sheet]({c}))"));
-            let _ = writeln!(s, "- {}: `{}`{sheet}", sh.shard, sh.dir);
-        }
-    }
+}
+
+/// Links to the confusion picture and tables, and the contact sheet where there is one.
+fn md_pictures(s: &mut String, contact: bool) {
     let _ = writeln!(
         s,
-        "\nPredicted masks: `masks/` (class indices), `colour/` (palette colours), `overlay/` (over the photo)."
+        "\n## Pictures\n\n![confusion matrix](confusion.png)\n\nConfusion counts: [confusion.csv](confusion.csv); per-image scores: [per_image.csv](per_image.csv)."
     );
-    s
+    if contact {
+        let _ = writeln!(
+            s,
+            "\n![worst and best images](contact_sheet.png)\n\nEach row: photo, truth, prediction, errors in red."
+        );
+    }
+}
+
+/// A merge's shard folders, each with its contact sheet.
+fn md_shards(s: &mut String, e: &EvalFile) {
+    let _ = writeln!(
+        s,
+        "\n## Shards\n\nMerged from {} shards; the scores above are of all of them (confusion matrices summed). \
+         Predicted masks, pictures and each shard's worst and best images stay in the shard folders:\n",
+        e.shards.len()
+    );
+    for sh in &e.shards {
+        let sheet = sh
+            .contact_sheet
+            .as_ref()
+            .map_or_else(String::new, |c| format!(" ([contact sheet]({c}))"));
+        let _ = writeln!(s, "- {}: `{}`{sheet}", sh.shard, sh.dir);
+    }
 }
 
 /// The run in a few log lines (info): throughput and each group's headline scores.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use assert_cmd::Command;
-use facepipe_testutil::bin;
+use facepipe_testutil::{bin, json};
 use predicates::str::contains;
 use serde_json::{Value, json};
 
@@ -103,10 +103,6 @@ fn eval(model: &Path, input: &Path, out: &Path, dir: &Path) -> Command {
     c
 }
 
-fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
 fn close(a: &Value, b: &Value, tol: f64) -> bool {
     (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= tol
 }
@@ -122,7 +118,7 @@ fn predicts_every_item_at_full_resolution_and_scores_the_labelled_ones() {
         .stderr(contains("images/s"))
         .stderr(contains("valid (3 images), full resolution"));
 
-    let m = read_json(&out);
+    let m = json(&out);
     let items = m["items"].as_array().unwrap();
     assert_eq!(items.len(), 6);
     for it in items {
@@ -146,7 +142,7 @@ fn predicts_every_item_at_full_resolution_and_scores_the_labelled_ones() {
         "manifest, model.json, weights"
     );
 
-    let e = read_json(&dir.join("eval.json"));
+    let e = json(&dir.join("eval.json"));
     assert_eq!((e["items"].as_u64(), e["labelled"].as_u64()), (Some(6), Some(5)));
     assert_eq!(e["headline"], "valid");
     let groups = e["groups"].as_array().unwrap();
@@ -207,10 +203,10 @@ fn model_resolution_scores_on_the_training_valid_set_reproduce_training() {
         .args(["--split", "valid"])
         .assert()
         .success();
-    let e = read_json(&dir.join("eval.json"));
+    let e = json(&dir.join("eval.json"));
     let g = &e["groups"][0];
     assert_eq!((g["name"].as_str(), g["images"].as_u64()), (Some("valid"), Some(2)));
-    let rec = &read_json(&model().join("model.json"))["best"]["record"];
+    let rec = &json(&model().join("model.json"))["best"]["record"];
     let s = &g["model_resolution"];
     assert!(
         close(&s["loss"], &rec["valid_loss"], 1e-5),
@@ -227,7 +223,7 @@ fn model_resolution_scores_on_the_training_valid_set_reproduce_training() {
         &s["pixel_accuracy"],
         0.05
     ));
-    let m = read_json(&out);
+    let m = json(&out);
     assert_eq!(m["items"].as_array().unwrap().len(), 2, "only the selected items");
 }
 
@@ -245,7 +241,7 @@ fn outside_none_leaves_the_sides_unpredicted_and_unscored() {
     for (x, _, p) in pred.enumerate_pixels() {
         assert_eq!(p.0[0] == 255, !(8..40).contains(&x), "column {x}");
     }
-    let e = read_json(&dir.join("eval.json"));
+    let e = json(&dir.join("eval.json"));
     let full = &e["groups"][0]["full_resolution"];
     // e1 loses 2·8·32 pixels, e2 (32×56) 2·12·32
     assert_eq!(full["unpredicted_pixels"], 2 * 8 * 32 + 2 * 12 * 32);
@@ -264,13 +260,13 @@ fn unlabelled_manifests_get_masks_and_no_scores() {
     std::fs::write(&input, m.to_string()).unwrap();
     let (out, dir) = (tmp.path().join("p.json"), tmp.path().join("e"));
     eval(model(), &input, &out, &dir).assert().success();
-    let e = read_json(&dir.join("eval.json"));
+    let e = json(&dir.join("eval.json"));
     assert_eq!(
         (e["labelled"].as_u64(), e["groups"].as_array().unwrap().len()),
         (Some(0), 0)
     );
     assert!(!dir.join("per_image.csv").exists() && dir.join("report.md").exists());
-    let m = read_json(&out);
+    let m = json(&out);
     assert_eq!(m["classes"], classes(), "the model's palette travels on");
     assert!(dir.join("masks/a.tif").is_file());
 }
@@ -303,7 +299,7 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
 
     // a model whose palette differs from the manifest's
     let bad = model_copy(&t.join("palette"));
-    let mut info = read_json(&bad.join("model.json"));
+    let mut info = json(&bad.join("model.json"));
     info["classes"][1]["name"] = "hat".into();
     std::fs::write(bad.join("model.json"), info.to_string()).unwrap();
     fails_cleanly(eval(&bad, &set, &out, &dir), "do not match the model's", &out, &dir);
@@ -315,7 +311,7 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
 
     // weights of another architecture than model.json says
     let bad = model_copy(&t.join("arch"));
-    let mut info = read_json(&bad.join("model.json"));
+    let mut info = json(&bad.join("model.json"));
     info["arch"] = "fastai".into();
     std::fs::write(bad.join("model.json"), info.to_string()).unwrap();
     fails_cleanly(eval(&bad, &set, &out, &dir), "do not fit a fastai UNet", &out, &dir);
@@ -344,7 +340,7 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
 
     // --split valid on a manifest without splits
     let plain = t.join("plain.json");
-    let mut m = read_json(&set);
+    let mut m = json(&set);
     for it in m["items"].as_array_mut().unwrap() {
         it.as_object_mut().unwrap().remove("split");
     }
@@ -386,8 +382,7 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
 }
 
 /// Hostile reruns and outputs (issue 11): a user's files in --out-dir survive a rerun, a FIFO
-/// or /dev/null as -o is written through, -o = -i that would drop items is refused, a model.json
-/// with an impossible input size is refused, a read-only -o folder fails before any work.
+/// or /dev/null as -o is written through.
 #[cfg(unix)]
 #[test]
 fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
@@ -449,7 +444,16 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
     assert_eq!(got["items"].as_array().unwrap().len(), 6);
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
 
+/// Refused before any work (issue 11): -o = -i that would drop items, a model.json with an
+/// impossible input size, broken weights, a missing or read-only folder for -o.
+#[cfg(unix)]
+#[test]
+fn impossible_models_and_outputs_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let set = eval_set(t);
     // -o = -i while --split valid would drop the train items: refused
     let copy = t.join("copy.json");
     std::fs::copy(&set, &copy).unwrap();
@@ -460,7 +464,7 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
 
     // a model.json claiming a 100000² input (it aborted on a 30 GB allocation)
     let huge = model_copy(&t.join("huge"));
-    let mut info = read_json(&huge.join("model.json"));
+    let mut info = json(&huge.join("model.json"));
     info["preprocessing"]["input_size"] = 100000.into();
     std::fs::write(huge.join("model.json"), info.to_string()).unwrap();
     let (o5, d5) = (t.join("o5.json"), t.join("ev5"));
@@ -476,7 +480,7 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
     let bytes = std::fs::read(trunc.join("best.bpk")).unwrap();
     std::fs::write(trunc.join("best.bpk"), &bytes[..bytes.len() / 2]).unwrap();
     let arch = model_copy(&t.join("arch2"));
-    let mut info = read_json(&arch.join("model.json"));
+    let mut info = json(&arch.join("model.json"));
     info["arch"] = "fastai".into();
     std::fs::write(arch.join("model.json"), info.to_string()).unwrap();
     for m in [&trunc, &arch] {

@@ -69,8 +69,7 @@ struct Args {
     /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
     #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(DeviceSpec))]
     device: DeviceSpec,
-    /// Replace a previous run in --out-dir.
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, help = facepipe_core::cli::FORCE_HELP, conflicts_with = "resume")]
     force: bool,
     /// Continue the run in --out-dir from its last completed epoch (same settings needed).
     #[arg(long)]

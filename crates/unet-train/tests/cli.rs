@@ -189,7 +189,11 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
     assert!(!c.join("model.json").exists(), "an unfinished run has no model.json");
     assert_eq!(metrics_without_time(&c).len(), 2);
     // while another run holds the folder, a resume refuses and names it
-    let held = facepipe_core::out::lock_outputs("test", [c.as_path()]).unwrap();
+    let held = {
+        let mut o = facepipe_core::out::Outputs::new("test", false);
+        o.lock(c.as_path()).unwrap();
+        o
+    };
     train(&m, &c, &["--resume"])
         .assert()
         .code(1)

@@ -234,11 +234,13 @@ pub(crate) fn run_file(rel: &str) -> bool {
 /// Looks at the output folder for a fresh run (writes nothing): absent or empty, or a previous
 /// run replaced with `--force`. Only the previous run's own files are ever removed: anything
 /// else in the folder makes it refuse, and with `--force` is kept.
-pub(crate) fn inspect_dir(dir: &Path, force: bool) -> Result<facepipe_core::out::OutDir> {
+pub(crate) fn inspect_dir(
+    outputs: &mut facepipe_core::out::Outputs,
+    dir: &Path,
+    force: bool,
+) -> Result<facepipe_core::out::OutDir> {
     let ours = is_ours(dir);
-    let folder = facepipe_core::out::OutDir::inspect(dir, MARKER, "--out-dir", "unet-train", force, &|rel| {
-        ours && run_file(rel)
-    })?;
+    let folder = outputs.folder(dir, MARKER, "--out-dir", &|rel| ours && run_file(rel))?;
     if ours && !force {
         bail!(
             "output directory {} holds a previous run: --resume to continue it, --force to replace it",

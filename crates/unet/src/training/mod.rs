@@ -88,8 +88,6 @@ where
     B: TrainBackend,
     M: Segmenter<B> + Architecture<B>,
 {
-    // held to the end: a second run on the same folder refuses, naming this one
-    let _lock = facepipe_core::out::lock_outputs("unet-train", [cfg.out_dir.as_path()])?;
     match Runner::<B, M>::open(cfg, device)? {
         Opened::Finished(outcome) => Ok(outcome),
         Opened::Ready(runner, net) => runner.run(net),

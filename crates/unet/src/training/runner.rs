@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
 use facepipe_core::io::{self, sha256_hex};
+use facepipe_core::out::Outputs;
 
 use super::{Outcome, TrainConfig};
 use crate::data::loader::{Batch, SplitSet, batches};
@@ -54,6 +55,8 @@ struct State {
 
 /// A run, opened: ready to take its remaining phases.
 pub(crate) struct Runner<'a, B: TrainBackend, M> {
+    /// The run folder, locked against a second run until the runner is dropped.
+    _outputs: Outputs,
     ctx: Ctx<'a, B>,
     opt: GroupAdam<B>,
     state: State,
@@ -131,6 +134,9 @@ where
     /// Checks the inputs, seeds the backend, builds the model and resumes the run in
     /// `cfg.out_dir` (`cfg.resume`) or starts a new one there.
     pub(crate) fn open(cfg: &'a TrainConfig, device: &'a B::Device) -> Result<Opened<'a, B, M>> {
+        // held to the end: a second run on the same folder refuses, naming this one
+        let mut outputs = Outputs::new("unet-train", cfg.force);
+        outputs.lock(&cfg.out_dir)?;
         let inputs = check_inputs(cfg)?;
         let ckpt = cfg.out_dir.join("checkpoint");
         let background = inputs
@@ -151,15 +157,15 @@ where
         B::seed(device, cfg.seed);
         let net = M::build(ctx.data.n_classes, device);
         if cfg.resume {
-            Self::resume(ctx, &inputs.settings, net)
+            Self::resume(outputs, ctx, &inputs.settings, net)
         } else {
-            Self::start(ctx, inputs.settings, inputs.pretrained_bytes.as_deref(), net)
+            Self::start(outputs, ctx, inputs.settings, inputs.pretrained_bytes.as_deref(), net)
         }
     }
 
     /// `--resume`: the run's settings must be these; the model and optimiser come back from
     /// the last checkpoint.
-    fn resume(ctx: Ctx<'a, B>, settings: &Settings, mut net: M) -> Result<Opened<'a, B, M>> {
+    fn resume(outputs: Outputs, ctx: Ctx<'a, B>, settings: &Settings, mut net: M) -> Result<Opened<'a, B, M>> {
         let cfg = ctx.cfg;
         let dir = &cfg.out_dir;
         facepipe_core::out::sweep_temps_under(dir);
@@ -205,12 +211,13 @@ where
             progress,
             pretrained: run.pretrained,
         };
-        Ok(Opened::Ready(Self::new(ctx, opt, state), net))
+        Ok(Opened::Ready(Self::new(outputs, ctx, opt, state), net))
     }
 
     /// A new run: the folder must be free (or ours, or `--force`); the ImageNet weights go in;
     /// only then is the folder claimed and `run.json` written.
     fn start(
+        mut outputs: Outputs,
         ctx: Ctx<'a, B>,
         settings: Settings,
         pretrained_bytes: Option<&[u8]>,
@@ -218,7 +225,7 @@ where
     ) -> Result<Opened<'a, B, M>> {
         let cfg = ctx.cfg;
         let dir = &cfg.out_dir;
-        let mut folder = inspect_dir(dir, cfg.force)?;
+        let mut folder = inspect_dir(&mut outputs, dir, cfg.force)?;
         let mut pretrained = None;
         if let (Some(p), Some(bytes)) = (&cfg.pretrained, pretrained_bytes) {
             let report = load_resnet(net.encoder_mut(), p)?;
@@ -249,11 +256,12 @@ where
             pretrained,
             epochs_total: 0,
         };
-        Ok(Opened::Ready(Self::new(ctx, opt, state), net))
+        Ok(Opened::Ready(Self::new(outputs, ctx, opt, state), net))
     }
 
-    fn new(ctx: Ctx<'a, B>, opt: GroupAdam<B>, state: State) -> Self {
+    fn new(outputs: Outputs, ctx: Ctx<'a, B>, opt: GroupAdam<B>, state: State) -> Self {
         Runner {
+            _outputs: outputs,
             ctx,
             opt,
             state,
@@ -807,6 +815,13 @@ mod tests {
         assert!(err.contains("halted after 1 epochs"), "{err}");
         let halted = saved(&cfg);
         assert_eq!((halted.phase, halted.epochs_done, halted.records.len()), (0, 1, 1));
+        // the folder stays locked while the runner lives: a second run refuses
+        let e = Runner::<CpuBackend, Net>::open(&cfg, &FlexDevice)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("another run"), "{e}");
+        drop(runner);
         let again = TrainConfig {
             resume: true,
             halt_after_epochs: None,
