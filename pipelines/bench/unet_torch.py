@@ -9,7 +9,7 @@ UNET_BENCH_DEVICE=cuda runs it on the GPU (timings synchronised) and adds the pe
 PyTorch allocated.
 
 ARCH `smp` is segmentation_models_pytorch's Unet('resnet34'); `fastai` is a transcription of
-fastai's DynamicUnet over torchvision's resnet34 (FASTAI.md: BN'd skips, PixelShuffle+ICNR
+fastai's DynamicUnet over torchvision's resnet34 (fastai 2.8's DynamicUnet: BN'd skips, PixelShuffle+ICNR
 upsampling, middle convs, last cross with the input and a ResBlock; 41.2 M parameters), so
 fastai itself need not be installed. Needs torch, torchvision and segmentation_models_pytorch
 (a ~3 GB install from PyPI: kept out of CI; `make bench-unet` skips it when absent).

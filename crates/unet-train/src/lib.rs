@@ -46,7 +46,7 @@ pub fn summary(dir: &std::path::Path) -> Result<String> {
     for f in info
         .fit_lrs
         .iter()
-        .filter(|f| f.lr.source != unet::training::recipe::LrSource::Stated)
+        .filter(|f| f.lr.source != unet::training::phase::LrSource::Stated)
     {
         out.push_str(&format!(
             "\n  {} phase: lr_max {} from the {}{}",

@@ -480,7 +480,7 @@ fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
     assert_eq!(info.recipe.loss, unet::training::loss::Loss::CrossEntropyDice);
     assert_eq!(info.lr_find[0].untrusted, None, "{:?}", info.lr_find[0]);
     let valley = info.lr_find[0].suggestions.as_ref().unwrap().valley;
-    assert_eq!(info.fit_lrs[0].lr.source, unet::training::recipe::LrSource::Valley);
+    assert_eq!(info.fit_lrs[0].lr.source, unet::training::phase::LrSource::Valley);
     assert!((info.fit_lrs[0].lr.lr_max[2] - valley).abs() <= valley * 1e-12);
     // the summary names the loss and where the fit's rate came from
     Command::cargo_bin("unet-train")

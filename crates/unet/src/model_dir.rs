@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::training::fit::{EpochRecord, LrFind};
 use crate::training::optim::{SavedAdam, SavedMoments};
-use crate::training::recipe::{Recipe, ResolvedLr};
+use crate::training::phase::ResolvedLr;
+use crate::training::recipe::Recipe;
 use crate::training::schedule::EarlyStopping;
 
 use crate::model::Arch;

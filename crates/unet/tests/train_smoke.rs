@@ -138,7 +138,7 @@ fn lr_find_sweeps_and_leaves_the_model_as_it_was() {
     // 20 iterations are too few for "auto" to take the valley: it says why
     let why = found.untrusted.as_deref().expect("a 20-iteration sweep is not trusted");
     assert!(why.contains("iterations"), "{why}");
-    assert!(matches!(found.valley(), unet::training::recipe::Valley::Untrusted(_)));
+    assert!(matches!(found.valley(), unet::training::phase::Valley::Untrusted(_)));
 }
 
 #[test]

@@ -142,7 +142,7 @@ fn fastai_unet_matches_the_reference_size_and_shapes() {
     let device = burn::backend::flex::FlexDevice;
     let net = unet::model::FastaiUnet::<B>::new(12, &device);
     // fastai's DynamicUnet(resnet34, n_out=12): 41,222,168 parameters, worked out layer by
-    // layer from fastai's code (FASTAI.md: "about 41.2 M"). burn also counts BatchNorm running
+    // layer from fastai's code (docs/stages.md: 41.2 M). burn also counts BatchNorm running
     // means and variances: 9,536 BatchNorm channels (8,512 in the encoder, 512 after it, 512 on
     // the skips) add 2 × 9,536.
     assert_eq!(burn::module::Module::num_params(&net), 41_222_168 + 2 * 9_536);

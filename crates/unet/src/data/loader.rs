@@ -199,6 +199,40 @@ pub fn batches(
     rx.into_iter()
 }
 
+/// Training batches for lr_find: shuffled epochs one after another, from streams of their own.
+pub(crate) struct SweepBatches {
+    pub(crate) data: SplitSet,
+    pub(crate) bs: usize,
+    pub(crate) size: u32,
+    pub(crate) seed: u64,
+    pub(crate) stream: u64,
+    pub(crate) epoch: u64,
+    pub(crate) current: Option<Box<dyn Iterator<Item = Result<Batch>>>>,
+}
+
+impl SweepBatches {
+    pub(crate) fn next(&mut self) -> Result<Batch> {
+        loop {
+            if let Some(it) = self.current.as_mut()
+                && let Some(b) = it.next()
+            {
+                return b;
+            }
+            let it = batches(
+                self.data.train.clone(),
+                self.bs,
+                self.size,
+                self.data.n_classes,
+                true,
+                self.seed,
+                self.stream + self.epoch,
+            );
+            self.epoch += 1;
+            self.current = Some(Box::new(it));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -232,7 +232,7 @@ impl<B: Kernels> UnetBlock<B> {
     }
 }
 
-/// fastai's `DynamicUnet` over ResNet34 (`--arch fastai`), as in FASTAI.md: BatchNorm+ReLU
+/// fastai's `DynamicUnet` over ResNet34 (`--arch fastai`), as fastai 2.8 builds it: BatchNorm+ReLU
 /// after the encoder, two middle convs (512→1024→512), four `UnetBlock`s (512, 384, 256, 96
 /// channels at 1/16 … 1/2), a final shuffle to full size, the input concatenated ("last
 /// cross", 99 channels), a `ResBlock` and a 1×1 conv to the classes. The `ResBlock` follows

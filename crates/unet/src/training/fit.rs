@@ -12,7 +12,7 @@ use crate::data::loader::{Batch, SplitSet, batches};
 use crate::model::{FastaiUnet, SmpUnet};
 use crate::training::loss::Loss;
 use crate::training::optim::GroupAdam;
-use crate::training::recipe::Valley;
+use crate::training::phase::Valley;
 use crate::training::schedule::{LossSmoother, OneCycle, Suggestions, lr_find_lr, position, suggest};
 
 /// A segmentation network on any backend: images in, logits at the input's size out.

@@ -3,6 +3,8 @@
 //!
 //! * [`recipe`]: a training recipe (fine_tune, lr_find, fit_one_cycle) as JSON, expanded into
 //!   resumable phases.
+//! * [`phase`]: what a recipe expands into (one fit or one sweep) and how a fit's learning
+//!   rates are settled.
 //! * [`fit`]: training steps, `lr_find` (which leaves the model as it was), evaluation with
 //!   global-sum dice/IoU and pixel accuracy, and `fit_one_cycle` with per-epoch records.
 //! * [`optim`]: fastai's Adam over three parameter groups, with freeze/unfreeze.
@@ -17,6 +19,7 @@ pub mod fit;
 pub mod loss;
 pub mod optim;
 mod outputs;
+pub mod phase;
 pub mod recipe;
 mod runner;
 pub mod schedule;

@@ -1,7 +1,7 @@
 //! fastai's Adam, with parameter groups built in (burn's Adam takes one learning rate and a
 //! fixed β1; fastai's needs three groups and a β1 that the one-cycle schedule moves per batch).
 //!
-//! Per parameter with a gradient, in fastai's order (FASTAI.md):
+//! Per parameter with a gradient, in fastai 2.8's order (its `Adam`; the numbers are in docs/stages.md):
 //! 1. decoupled weight decay `p ← p·(1 − lr·wd)`, except for BatchNorm weights/biases and biases;
 //! 2. `m ← β1·m + (1 − β1)·g`, `v ← β2·v + (1 − β2)·g²`, `step += 1`;
 //! 3. `p ← p − lr · (m / (1 − β1^step)) / (√(v / (1 − β2^step)) + eps)`, eps outside the root,

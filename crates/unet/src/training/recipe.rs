@@ -2,7 +2,7 @@
 //! so another schedule needs no code change, and their expansion into *phases* (one cycle of
 //! training, or one sweep), the unit that the runner checkpoints and resumes.
 //!
-//! The default is the reference workflow of FASTAI.md:
+//! The default is the reference study's workflow (docs/stages.md):
 //!
 //! ```json
 //! {"patience": 2, "steps": [
@@ -17,9 +17,9 @@
 //! suggestion (the reference chose `slice(1e-5, 1e-4)` by eye from the plot: the same
 //! tenfold span, anchored where the loss falls fastest).
 //!
-//! A valley is only taken when the sweep can show one: at least [`MIN_TRUSTED_SWEEP`]
+//! A valley is only taken when the sweep can show one: at least [`MIN_TRUSTED_SWEEP`](super::phase::MIN_TRUSTED_SWEEP)
 //! iterations (the loss smoothing averages over about 50) whose smoothed loss falls by at
-//! least [`MIN_TRUSTED_DROP`] of its starting value. Otherwise `"auto"` falls back to the
+//! least [`MIN_TRUSTED_DROP`](super::phase::MIN_TRUSTED_DROP) of its starting value. Otherwise `"auto"` falls back to the
 //! step's `lr_fallback` (a number or `[lo, hi]`), else to the rates of the latest fit before
 //! it in the recipe (for fine_tune, its unfrozen fit's), else to fastai's default `lr_max`
 //! 1e-3; the log and `model.json` say which and why. (fastai takes the valley whatever the
@@ -31,14 +31,10 @@
 use anyhow::{Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
+use super::phase::{Freeze, Phase, PhaseLr};
 use crate::training::loss::Loss;
-use crate::training::schedule::{OneCycle, slice, slice_hi};
+use crate::training::schedule::{slice, slice_hi};
 
-/// The fewest sweep iterations whose valley `"auto"` takes.
-pub const MIN_TRUSTED_SWEEP: usize = 50;
-/// The least fall of the smoothed loss over the sweep (as a share of its first value in the
-/// suggestion window) for `"auto"` to take the valley.
-pub const MIN_TRUSTED_DROP: f64 = 0.03;
 /// fastai's default `lr_max` for `fit_one_cycle` (`defaults.lr`).
 pub const FASTAI_DEFAULT_LR: f64 = 1e-3;
 
@@ -203,154 +199,6 @@ impl Default for Recipe {
     }
 }
 
-/// What a phase does to freezing before it starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Freeze {
-    Freeze,
-    Unfreeze,
-    Keep,
-}
-
-/// Per-group peak learning rates, or "from the latest lr_find".
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PhaseLr {
-    Groups([f64; 3]),
-    AutoValley {
-        /// The rates when the sweep gave no trustworthy valley.
-        fallback: [f64; 3],
-        /// Where the fallback comes from, for the log (`lr_fallback`, `the unfrozen fit's
-        /// rates`, `fastai's default 1e-3`).
-        fallback_from: String,
-    },
-}
-
-/// A valley suggestion, or why there is none to take.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Valley {
-    Trusted(f64),
-    Untrusted(String),
-}
-
-impl Valley {
-    /// Whether a sweep's valley can be taken: `losses` are the sweep's finite smoothed losses,
-    /// `num_it` its planned length, `valley` fastai's suggestion.
-    pub fn judge(losses: &[f64], num_it: usize, valley: Option<f64>) -> Valley {
-        let n = losses.len();
-        let Some(v) = valley else {
-            return Valley::Untrusted(format!(
-                "lr_find gave no valley ({n} iterations before the loss diverged)"
-            ));
-        };
-        if n < MIN_TRUSTED_SWEEP {
-            return Valley::Untrusted(format!(
-                "lr_find's valley {v:.2e} is not trusted: the sweep ran {n} iterations, fewer than the \
-                 {MIN_TRUSTED_SWEEP} its smoothed loss (an average over about 50 batches) needs to show a valley"
-            ));
-        }
-        // the suggestion window (fastai drops the first num_it/10 and the last 5 points)
-        let window = &losses[(num_it / 10).min(n)..n.saturating_sub(5)];
-        let first = window.first().copied().unwrap_or(f64::NAN);
-        let lowest = window.iter().copied().fold(f64::INFINITY, f64::min);
-        let drop = (first - lowest) / first;
-        if drop.is_nan() || drop < MIN_TRUSTED_DROP {
-            return Valley::Untrusted(format!(
-                "lr_find's valley {v:.2e} is not trusted: the smoothed loss fell only {:.1} % over the sweep \
-                 (from {first:.4} to {lowest:.4}; at least {:.0} % shows a valley)",
-                100.0 * drop.max(0.0),
-                100.0 * MIN_TRUSTED_DROP
-            ));
-        }
-        Valley::Trusted(v)
-    }
-}
-
-/// Where a fit's rates came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LrSource {
-    /// A number or slice in the recipe.
-    Stated,
-    /// `"auto"`: the latest lr_find's valley.
-    Valley,
-    /// `"auto"` with no trustworthy valley: the fallback.
-    Fallback,
-}
-
-impl std::fmt::Display for LrSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LrSource::Stated => "stated",
-            LrSource::Valley => "valley",
-            LrSource::Fallback => "fallback",
-        })
-    }
-}
-
-/// The rates a cycle uses, and where they came from (for the log and `model.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ResolvedLr {
-    pub lr_max: [f64; 3],
-    pub source: LrSource,
-    /// Why the valley was not taken (a fallback only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// A unit of work: one one-cycle fit, or one lr_find sweep.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Cycle {
-        /// Recorded in `metrics.csv`: `frozen`, `unfrozen` (fine_tune's two fits) or `fit`.
-        name: String,
-        epochs: usize,
-        freeze: Freeze,
-        lr: PhaseLr,
-        pct_start: f64,
-        div: f64,
-        div_final: f64,
-    },
-    LrFind {
-        start_lr: f64,
-        end_lr: f64,
-        num_it: usize,
-    },
-}
-
-impl PhaseLr {
-    /// The learning rates, given the latest lr_find's valley (`None`: no lr_find ran before).
-    pub fn resolve(&self, valley: Option<&Valley>) -> Result<ResolvedLr> {
-        match self {
-            PhaseLr::Groups(g) => Ok(ResolvedLr {
-                lr_max: *g,
-                source: LrSource::Stated,
-                reason: None,
-            }),
-            PhaseLr::AutoValley {
-                fallback,
-                fallback_from,
-            } => match valley {
-                Some(Valley::Trusted(v)) => {
-                    let s = slice(v / 10.0, *v, 3);
-                    Ok(ResolvedLr {
-                        lr_max: [s[0], s[1], s[2]],
-                        source: LrSource::Valley,
-                        reason: None,
-                    })
-                }
-                Some(Valley::Untrusted(why)) => Ok(ResolvedLr {
-                    lr_max: *fallback,
-                    source: LrSource::Fallback,
-                    reason: Some(format!("{why}; using {fallback_from}")),
-                }),
-                None => bail!("lr_max \"auto\" needs an lr_find step before it"),
-            },
-        }
-    }
-}
-
 /// The three group rates of a number or a slice (`None` for `"auto"`).
 fn groups(lr: &LrMax, what: &str) -> Result<Option<[f64; 3]>> {
     Ok(match lr {
@@ -367,40 +215,6 @@ fn groups(lr: &LrMax, what: &str) -> Result<Option<[f64; 3]>> {
         }
         LrMax::Auto(_) => None,
     })
-}
-
-impl Phase {
-    /// The one-cycle schedule of a cycle phase, with where its rates came from.
-    pub fn schedule(&self, valley: Option<&Valley>) -> Result<Option<(OneCycle, ResolvedLr)>> {
-        match self {
-            Phase::Cycle {
-                lr,
-                pct_start,
-                div,
-                div_final,
-                ..
-            } => {
-                let resolved = lr.resolve(valley)?;
-                Ok(Some((
-                    OneCycle {
-                        pct_start: *pct_start,
-                        div: *div,
-                        div_final: *div_final,
-                        ..OneCycle::new(resolved.lr_max.to_vec())
-                    },
-                    resolved,
-                )))
-            }
-            Phase::LrFind { .. } => Ok(None),
-        }
-    }
-
-    pub fn epochs(&self) -> usize {
-        match self {
-            Phase::Cycle { epochs, .. } => *epochs,
-            Phase::LrFind { .. } => 0,
-        }
-    }
 }
 
 fn positive(what: &str, v: f64) -> Result<()> {
@@ -578,199 +392,4 @@ fn auto_valley(fallback: Option<[f64; 3]>, before: &[Phase]) -> PhaseLr {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_is_the_reference_workflow_in_numbers() {
-        let text = r#"{"patience": 2, "steps": [
-            {"fine_tune": {"epochs": 1}}, {"lr_find": {}},
-            {"fit_one_cycle": {"epochs": 12, "lr_max": [1e-5, 1e-4]}}]}"#;
-        let r = Recipe::from_json(text).unwrap();
-        assert_eq!(r, Recipe::default());
-        let p = r.phases().unwrap();
-        assert_eq!(p.len(), 4);
-        let Phase::Cycle {
-            name,
-            lr: PhaseLr::Groups(g),
-            pct_start,
-            freeze,
-            ..
-        } = &p[0]
-        else {
-            panic!("{p:?}")
-        };
-        assert_eq!((name.as_str(), *freeze, *pct_start), ("frozen", Freeze::Freeze, 0.99));
-        assert_eq!(*g, [2e-4, 2e-4, 2e-3], "slice(base_lr)");
-        let Phase::Cycle {
-            lr: PhaseLr::Groups(g),
-            pct_start,
-            div,
-            freeze,
-            epochs,
-            ..
-        } = &p[1]
-        else {
-            panic!()
-        };
-        assert_eq!((*freeze, *pct_start, *div, *epochs), (Freeze::Unfreeze, 0.3, 5.0, 1));
-        // base_lr halved, then slice(1e-3/100, 1e-3)
-        assert!((g[0] - 1e-5).abs() < 1e-18 && (g[1] - 1e-4).abs() < 1e-17 && (g[2] - 1e-3).abs() < 1e-16);
-        assert!(matches!(p[2], Phase::LrFind { num_it: 100, .. }));
-        let (s, from) = p[3].schedule(None).unwrap().unwrap();
-        assert_eq!(from.source, LrSource::Stated);
-        assert_eq!((s.div, s.div_final, s.pct_start), (25.0, 1e5, 0.25));
-        assert!((s.lr_max[1] - 10f64.powf(-4.5)).abs() < 1e-15, "geometric middle");
-    }
-
-    #[test]
-    fn auto_takes_the_valley_and_needs_an_lr_find_before_it() {
-        let r = Recipe::from_json(
-            r#"{"steps": [{"lr_find": {"num_it": 50}}, {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#,
-        )
-        .unwrap();
-        assert_eq!(r.patience, Some(2));
-        let p = r.phases().unwrap();
-        let (s, from) = p[1].schedule(Some(&Valley::Trusted(1e-3))).unwrap().unwrap();
-        assert!((s.lr_max[0] - 1e-4).abs() < 1e-16 && (s.lr_max[2] - 1e-3).abs() < 1e-16);
-        assert_eq!((from.source, from.reason), (LrSource::Valley, None));
-        let e = p[1].schedule(None).unwrap_err().to_string();
-        assert!(e.contains("lr_find"), "{e}");
-        // nothing trained before and no lr_fallback: fastai's default rate
-        let (s, from) = p[1]
-            .schedule(Some(&Valley::Untrusted("too short".into())))
-            .unwrap()
-            .unwrap();
-        assert_eq!(s.lr_max, vec![1e-3; 3]);
-        assert_eq!(from.source, LrSource::Fallback);
-        assert!(from.reason.unwrap().contains("too short; using fastai's default"));
-        let e = Recipe::from_json(r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no lr_find step before it"), "{e}");
-    }
-
-    #[test]
-    fn bad_recipes_say_what_is_wrong() {
-        for (text, want) in [
-            (r#"{"steps": []}"#, "no steps"),
-            (
-                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": -1}}]}"#,
-                "positive",
-            ),
-            (
-                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": "fast"}}]}"#,
-                "did not match",
-            ),
-            (
-                r#"{"steps": [{"fine_tune": {"epochs": 1, "base_lr": 1e-3, "speed": 2}}]}"#,
-                "unknown field",
-            ),
-            (
-                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3, "pct_start": 1.5}}]}"#,
-                "[0, 1]",
-            ),
-            (r#"{"stepz": []}"#, "unknown field"),
-        ] {
-            let e = format!("{:#}", Recipe::from_json(text).unwrap_err());
-            assert!(e.contains(want), "{text}: {e}");
-        }
-        let r = Recipe::from_json(r#"{"patience": null, "steps": [{"fit_one_cycle": {"epochs": 3, "lr_max": 1e-3}}]}"#)
-            .unwrap();
-        assert_eq!(r.patience, None);
-        assert_eq!(
-            r.phases().unwrap()[0].schedule(None).unwrap().unwrap().0.lr_max,
-            vec![1e-3; 3]
-        );
-        for (text, want) in [
-            (
-                r#"{"steps": [{"lr_find": {}}, {"fit_one_cycle": {"epochs": 1, "lr_max": "auto", "lr_fallback": "auto"}}]}"#,
-                "lr_fallback cannot be \"auto\"",
-            ),
-            (
-                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3, "lr_fallback": 1e-3}}]}"#,
-                "for lr_max \"auto\" only",
-            ),
-            (
-                r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": [1e-3, 1e-4]}}]}"#,
-                "low rate comes first",
-            ),
-            (r#"{"loss": "bce", "steps": []}"#, "unknown variant"),
-        ] {
-            let e = format!("{:#}", Recipe::from_json(text).unwrap_err());
-            assert!(e.contains(want), "{text}: {e}");
-        }
-    }
-
-    #[test]
-    fn auto_falls_back_to_the_recipes_own_rate() {
-        // fine_tune before: its unfrozen fit's rates
-        let r = Recipe::from_json(
-            r#"{"steps": [{"fine_tune": {"epochs": 2, "base_lr": 0.004}}, {"lr_find": {"num_it": 30}},
-                {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#,
-        )
-        .unwrap();
-        let p = r.phases().unwrap();
-        let why = Valley::Untrusted("the sweep ran 30 iterations".into());
-        let (s, from) = p[3].schedule(Some(&why)).unwrap().unwrap();
-        assert!(
-            (s.lr_max[2] - 2e-3).abs() < 1e-15 && (s.lr_max[0] - 2e-5).abs() < 1e-18,
-            "{s:?}"
-        );
-        let reason = from.reason.unwrap();
-        assert!(
-            reason.starts_with("the sweep ran 30 iterations; using the rates of the unfrozen fit"),
-            "{reason}"
-        );
-        // lr_fallback given: that
-        let r = Recipe::from_json(
-            r#"{"loss": "ce+dice", "steps": [{"fine_tune": {"epochs": 2}}, {"lr_find": {}},
-                {"fit_one_cycle": {"epochs": 2, "lr_max": "auto", "lr_fallback": [1e-4, 1e-2]}}]}"#,
-        )
-        .unwrap();
-        assert_eq!(r.loss, Loss::CrossEntropyDice);
-        let (s, from) = r.phases().unwrap()[3].schedule(Some(&why)).unwrap().unwrap();
-        assert!((s.lr_max[0] - 1e-4).abs() < 1e-18 && (s.lr_max[1] - 1e-3).abs() < 1e-16);
-        assert!(from.reason.unwrap().contains("using lr_fallback"));
-    }
-
-    /// A sweep like fastai's: flat, falling through a valley near 1e-3, then diverging.
-    fn sweep(num_it: usize) -> (Vec<f64>, Vec<f64>) {
-        let lrs: Vec<f64> = (0..num_it)
-            .map(|i| crate::training::schedule::lr_find_lr(1e-7, 10.0, i, num_it))
-            .collect();
-        let losses = lrs
-            .iter()
-            .map(|lr| {
-                let x = lr.log10();
-                2.0 - 1.5 / (1.0 + (-(x + 4.0) * 2.0).exp()) + 0.5 * (x + 1.0).max(0.0).powi(2)
-            })
-            .collect();
-        (lrs, losses)
-    }
-
-    #[test]
-    fn a_short_or_flat_sweep_is_not_trusted() {
-        let (lrs, losses) = sweep(100);
-        let v = crate::training::schedule::suggest(&lrs, &losses, 100).unwrap().valley;
-        assert_eq!(Valley::judge(&losses, 100, Some(v)), Valley::Trusted(v));
-        // the same curve in 30 iterations: too short
-        let (lrs, losses) = sweep(30);
-        let v = crate::training::schedule::suggest(&lrs, &losses, 30).unwrap().valley;
-        let Valley::Untrusted(why) = Valley::judge(&losses, 30, Some(v)) else {
-            panic!()
-        };
-        assert!(why.contains("the sweep ran 30 iterations, fewer than the 50"), "{why}");
-        // long but flat (a 1 % dip)
-        let flat: Vec<f64> = (0..100).map(|i| 1.0 - 0.01 * (i as f64 / 60.0).min(1.0)).collect();
-        let Valley::Untrusted(why) = Valley::judge(&flat, 100, Some(1e-4)) else {
-            panic!()
-        };
-        assert!(
-            why.contains("fell only 0.8 % over the sweep (from 0.9983 to 0.9900"),
-            "{why}"
-        );
-        // no suggestion at all
-        assert!(matches!(Valley::judge(&flat[..8], 100, None), Valley::Untrusted(w) if w.contains("no valley")));
-    }
-}
+mod tests;
