@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use facepipe_testutil::{fails, files, json, ok, run, stage};
+use facepipe_testutil::{fails, files, json, ok, run, stage, train_tiny};
 
 /// rgb2class from `pairs.json` into the mask folder `masks`, writing the manifest `out`, on
 /// the part `shard` (`K/N`, `env`…) or, with `None`, on every item.
@@ -255,30 +255,7 @@ fn eval_and_cheek_shards_merge_into_the_unsharded_run() {
         &["-i", "pairs.json", "-o", "masks.json", "--out-dir", "masks"],
     );
     run(dir, "split", &["-i", "masks.json", "-o", "split.json"]);
-    run(
-        dir,
-        "unet-train",
-        &[
-            "-i",
-            "split.json",
-            "--out-dir",
-            "model",
-            "--arch",
-            "smp",
-            "--size",
-            "32",
-            "--bs",
-            "2",
-            "--fine-tune-epochs",
-            "0",
-            "--no-lr-find",
-            "--epochs",
-            "1",
-            "--lr",
-            "1e-3",
-            "-q",
-        ],
-    );
+    train_tiny(dir, "split.json", "model");
     let eval = |out: &str, out_dir: &str, shard: Option<String>| {
         let mut a = vec![
             "--model",

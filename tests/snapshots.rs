@@ -5,7 +5,7 @@
 //! `INSTA_UPDATE=always make test` rewrites the snapshots (tests/snapshots/), `git diff` shows
 //! what changed.
 
-use facepipe_testutil::{json, redact, run, stage};
+use facepipe_testutil::{json, redact, run, stage, train_tiny};
 
 const STAGES: [&str; 9] = [
     "demo-faces",
@@ -90,30 +90,7 @@ fn one_manifest_per_stage() {
         &["-i", "pairs.json", "-o", "masks.json", "--out-dir", "masks", "-q"],
     );
     run(dir, "split", &["-i", "masks.json", "-o", "split.json", "-q"]);
-    run(
-        dir,
-        "unet-train",
-        &[
-            "-i",
-            "split.json",
-            "--out-dir",
-            "model",
-            "--arch",
-            "smp",
-            "--size",
-            "32",
-            "--bs",
-            "2",
-            "--fine-tune-epochs",
-            "0",
-            "--no-lr-find",
-            "--epochs",
-            "1",
-            "--lr",
-            "1e-3",
-            "-q",
-        ],
-    );
+    train_tiny(dir, "split.json", "model");
     for k in 0..2 {
         let (o, s) = (format!("p.{k}.json"), format!("{k}/2"));
         let od = format!("e.{k}");

@@ -130,3 +130,30 @@ pub fn redact(v: &Value) -> Value {
     }
     walk(v, false)
 }
+
+/// unet-train's quickest model: smp at 32 px, batch 2, one epoch at 1e-3, no fine_tune and no
+/// lr_find.
+pub const TINY_TRAINING: [&str; 14] = [
+    "--arch",
+    "smp",
+    "--size",
+    "32",
+    "--bs",
+    "2",
+    "--fine-tune-epochs",
+    "0",
+    "--no-lr-find",
+    "--epochs",
+    "1",
+    "--lr",
+    "1e-3",
+    "-q",
+];
+
+/// Trains [`TINY_TRAINING`]'s model on the split manifest `split` into `out_dir` (both relative
+/// to `dir`), requiring success.
+pub fn train_tiny(dir: &Path, split: &str, out_dir: &str) -> Output {
+    let mut args = vec!["-i", split, "--out-dir", out_dir];
+    args.extend(TINY_TRAINING);
+    run(dir, "unet-train", &args)
+}

@@ -230,7 +230,6 @@ mod tests {
     use super::*;
     use facepipe_core::Split;
     use facepipe_core::metrics::Confusion;
-    use facepipe_core::palette::Class;
 
     fn item(id: &str, split: Option<Split>, pred: &[u8], truth: &[u8], model_loss: f64) -> ItemResult {
         let mut c = Confusion::new(3);
@@ -252,13 +251,7 @@ mod tests {
         }
     }
 
-    fn classes() -> Vec<Class> {
-        vec![
-            Class::new(0, "background", [0, 0, 0]),
-            Class::new(1, "skin", [1, 1, 1]),
-            Class::new(2, "eyes", [2, 2, 2]),
-        ]
-    }
+    use crate::test_classes as classes;
 
     #[test]
     fn groups_sum_images_and_skip_absent_classes() {

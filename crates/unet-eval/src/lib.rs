@@ -306,3 +306,13 @@ mod tests {
         assert_eq!(classes_match(&c, &a), None);
     }
 }
+
+/// Three classes for unit tests (background, skin, eyes), coloured by their ids.
+#[cfg(test)]
+pub(crate) fn test_classes() -> Vec<Class> {
+    vec![
+        Class::new(0, "background", [0, 0, 0]),
+        Class::new(1, "skin", [1, 1, 1]),
+        Class::new(2, "eyes", [2, 2, 2]),
+    ]
+}

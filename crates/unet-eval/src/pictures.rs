@@ -174,13 +174,7 @@ mod tests {
     use super::*;
     use facepipe_core::metrics::Confusion;
 
-    fn classes() -> Vec<Class> {
-        vec![
-            Class::new(0, "background", [0, 0, 0]),
-            Class::new(1, "skin", [1, 1, 1]),
-            Class::new(2, "eyes", [2, 2, 2]),
-        ]
-    }
+    use crate::test_classes as classes;
 
     #[test]
     fn pictures_use_the_palette() {
