@@ -2,13 +2,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use facepipe_core::cli::Common;
+use facepipe_core::cli::{Common, InputArgs, OutputArgs};
 use unet::device::DeviceSpec;
 use unet::inference::Weights;
 use unet_eval::{Outside, Select};
 
 /// Runs a trained UNet over a manifest: predicted masks at each image's full resolution,
 /// `pred_mask` added to the items, and scores of the labelled ones.
+///
+/// The input items need `image`, and `mask` where labelled; the output manifest holds the
+/// selected items, each with `pred_mask`.
 ///
 /// The prediction is made from the model's centre crop/resize (and, by default, overlapping
 /// square tiles covering the rest of a non-square image), its probabilities resized back and
@@ -24,12 +27,10 @@ struct Args {
     /// Model directory written by unet-train (its model.json and weights).
     #[arg(long, value_name = "DIR", required_unless_present_any = ["summary", "merge"])]
     model: Option<PathBuf>,
-    /// Input manifest (`-` for stdin): items with `image`, and `mask` where labelled.
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
-    input: PathBuf,
-    /// Output manifest (`-` for stdout): the selected items, each with `pred_mask`.
-    #[arg(short, long, value_name = "FILE", default_value = "-")]
-    output: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Folder for the masks, pictures and reports (refused if it holds anything but a previous unet-eval).
     #[arg(long, value_name = "DIR", required_unless_present = "summary")]
     out_dir: Option<PathBuf>,
@@ -67,8 +68,6 @@ struct Args {
     /// Worst and best images on the contact sheet (each).
     #[arg(long, value_name = "N", default_value_t = 6)]
     contact: usize,
-    #[arg(long, help = facepipe_core::cli::FORCE_HELP)]
-    force: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -90,7 +89,7 @@ fn main() -> ExitCode {
                     shards: a.merge,
                     out_dir,
                     expect: a.expect,
-                    force: a.force,
+                    force: a.output.force,
                 };
                 let e = unet_eval::merge::merge(&cfg)?;
                 unet_eval::report::log_summary(&e);
@@ -102,15 +101,15 @@ fn main() -> ExitCode {
             let cfg = unet_eval::Config {
                 model_dir,
                 weights: a.weights,
-                input: a.input,
-                output: a.output,
+                input: a.input.input,
+                output: a.output.output,
                 out_dir,
                 select: a.split,
                 outside: a.outside,
                 device: a.device,
                 bs: a.bs,
                 contact: a.contact,
-                force: a.force,
+                force: a.output.force,
                 shard: a.shard.map(|s| s.resolve()).transpose()?,
             };
             let o = unet_eval::run(&cfg, &a.common.progress(0, "unet-eval"))?;
