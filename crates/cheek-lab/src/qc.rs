@@ -1,11 +1,11 @@
 //! Quality-control pictures: each face with its outline, eyes and both patches, a contact
-//! sheet of them (worst agreement first when there is a reference), and the scatter plot of
-//! measured against reference values.
+//! sheet of them (worst agreement first when there is a reference; laid out by
+//! [`facepipe_plot::ContactSheet`]), and the scatter plot of measured against reference values.
 
 use std::path::Path;
 
 use anyhow::Result;
-use facepipe_plot::{COLOURS, Canvas, LineChart, Series};
+use facepipe_plot::{COLOURS, ContactSheet, LineChart, Series, SheetRow, SheetSection};
 use image::imageops::{self, FilterType};
 use image::{Rgb, RgbImage};
 
@@ -18,6 +18,17 @@ use crate::{FaceRow, ItemResult};
 pub(crate) const MARKER: &str = ".cheek-lab";
 /// Faces on the contact sheet.
 const SHEET_MAX: usize = 48;
+/// Side of a contact-sheet tile in pixels.
+const TILE: u32 = 180;
+/// The contact sheet's tile columns: a sheet row's caption has a line per tile, led by its
+/// column's letter.
+const COLUMNS: [&str; 4] = ["a", "b", "c", "d"];
+/// Marks on a face picture: the eyes, the subject's left and right patch, and a patch that
+/// could not be measured.
+const EYE: [u8; 3] = COLOURS[5];
+const LEFT: [u8; 3] = COLOURS[2];
+const RIGHT: [u8; 3] = COLOURS[1];
+const NOT_MEASURED: [u8; 3] = [230, 20, 20];
 
 /// A face's picture name: the item id with anything but letters, digits, `-`, `_` and `.`
 /// replaced by `_`, and then (when something was replaced) a short hash of the id, so that
@@ -62,18 +73,15 @@ fn rect(img: &mut RgbImage, b: [u32; 4], c: Rgb<u8>) {
     }
 }
 
-fn caption(row: &FaceRow, de: [Option<f64>; 2]) -> String {
+/// A face's values on the contact sheet: per cheek its CIEDE2000 against the reference, else
+/// its L*, or `n/m` when it was not measurable.
+fn values(row: &FaceRow, de: [Option<f64>; 2]) -> String {
     let side = |c: &crate::measure::CheekResult, d: Option<f64>| match (c.lab, d) {
         (Some(_), Some(d)) => format!("dE00 {d:.1}"),
         (Some(l), None) => format!("L {:.0}", l[0]),
         (None, _) => "n/m".into(),
     };
-    format!(
-        "{}\nL: {}  R: {}",
-        row.face_id,
-        side(&row.left, de[0]),
-        side(&row.right, de[1])
-    )
+    format!("L: {}  R: {}", side(&row.left, de[0]), side(&row.right, de[1]))
 }
 
 /// One face's picture: the photo with the face outline (white), the eyes (blue crosses), the
@@ -106,14 +114,14 @@ fn face_picture(photo: &RgbImage, labels: &[u32], row: &FaceRow) -> RgbImage {
         for d in -3i64..=3 {
             for (x, y) in [(e.x as i64 + d, e.y as i64), (e.x as i64, e.y as i64 + d)] {
                 if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
-                    img.put_pixel(x as u32, y as u32, Rgb(COLOURS[5]));
+                    img.put_pixel(x as u32, y as u32, Rgb(EYE));
                 }
             }
         }
     }
-    for (c, col) in [(&row.left, COLOURS[2]), (&row.right, COLOURS[1])] {
+    for (c, col) in [(&row.left, LEFT), (&row.right, RIGHT)] {
         if let Some(b) = c.patch {
-            rect(&mut img, b, Rgb(if c.lab.is_some() { col } else { [230, 20, 20] }));
+            rect(&mut img, b, Rgb(if c.lab.is_some() { col } else { NOT_MEASURED }));
         }
     }
     img
@@ -130,7 +138,7 @@ pub fn write(
 ) -> Result<()> {
     folder.begin(rows.iter().map(file_name).chain(["contact_sheet.png".to_string()]))?;
     let mut k = 0;
-    let mut thumbs: Vec<(f64, RgbImage, String)> = Vec::new();
+    let mut thumbs: Vec<Thumb> = Vec::new();
     for r in results {
         let n = r.rows.len();
         let (Some(img), Some(mp)) = (&r.image, &r.mask) else {
@@ -148,63 +156,115 @@ pub fn write(
         for (j, row) in rows[k..k + n].iter().enumerate() {
             let pic = face_picture(&photo, &labels, row);
             facepipe_plot::save_png(&dir.join(file_name(row)), &pic)?;
-            let d = de[k + j];
-            // not measurable first, then the worst agreement
-            let worst = if row.left.lab.is_none() || row.right.lab.is_none() {
-                f64::INFINITY
-            } else {
-                d.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
-            };
-            thumbs.push((
-                worst,
-                facepipe_plot::fit_square(&pic, 180, FilterType::Triangle),
-                caption(row, d),
-            ));
+            thumbs.push(Thumb::new(&pic, row, de[k + j]));
         }
         k += n;
     }
     // worst agreement first (faces without a comparison after), then keep a screenful
-    thumbs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    thumbs.sort_by(|a, b| b.worst.total_cmp(&a.worst));
+    let total = thumbs.len();
     thumbs.truncate(SHEET_MAX);
     if !thumbs.is_empty() {
-        facepipe_plot::save_png(&dir.join("contact_sheet.png"), &sheet(&thumbs))?;
+        let sheet = sheet(&thumbs, total).render();
+        facepipe_plot::save_png(&dir.join("contact_sheet.png"), &sheet)?;
     }
     Ok(())
 }
 
-fn sheet(thumbs: &[(f64, RgbImage, String)]) -> RgbImage {
-    let (cols, side, gap, cap) = (4u32, 180u32, 8u32, 24u32);
-    let rows = (thumbs.len() as u32).div_ceil(cols);
-    let width = cols * (side + gap) + gap;
-    let mut cv = Canvas::new(width, 40 + rows * (side + cap + gap));
-    let ink = Rgb([30, 30, 30]);
-    cv.text(
-        i64::from(gap),
-        8,
-        "cheek-lab QC: green = subject's left patch, orange = right, red = n/m",
-        1,
-        ink,
-    );
-    cv.text(
-        i64::from(gap),
-        22,
-        "n/m (not measurable) first, then worst CIEDE2000",
-        1,
-        Rgb([90, 90, 90]),
-    );
-    for (i, (_, t, c)) in thumbs.iter().enumerate() {
-        let (col, row) = (i as u32 % cols, i as u32 / cols);
-        let (x, y) = (gap + col * (side + gap), 40 + row * (side + cap + gap));
-        imageops::overlay(&mut cv.img, t, i64::from(x), i64::from(y));
-        for (k, line) in c.lines().enumerate() {
-            // long ids keep their end (the file name)
-            let n = line.chars().count();
-            let keep = (side / 8) as usize;
-            let text: String = line.chars().skip(n.saturating_sub(keep)).collect();
-            cv.text(i64::from(x), i64::from(y + side + 3 + 10 * k as u32), &text, 1, ink);
+/// A face on the contact sheet: how badly it agrees (the sort key), its tile and caption.
+struct Thumb {
+    /// `INFINITY` when a cheek is not measurable, else the worse cheek's CIEDE2000, or
+    /// `NEG_INFINITY` when neither cheek has a reference to compare with.
+    worst: f64,
+    tile: RgbImage,
+    face_id: String,
+    values: String,
+}
+
+impl Thumb {
+    /// `pic` (the face's QC picture) as a sheet tile, with `row`'s caption and sort key.
+    fn new(pic: &RgbImage, row: &FaceRow, de: [Option<f64>; 2]) -> Self {
+        let worst = if row.left.lab.is_none() || row.right.lab.is_none() {
+            f64::INFINITY
+        } else {
+            de.iter().flatten().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+        };
+        Thumb {
+            worst,
+            tile: facepipe_plot::fit_square(pic, TILE, FilterType::Triangle),
+            // a line break in an id would shift the caption lines off their columns
+            face_id: row.face_id.replace('\n', " "),
+            values: values(row, de),
         }
     }
-    cv.img
+
+    /// Which contact-sheet section the face is in (see [`SECTIONS`]).
+    fn section(&self) -> usize {
+        if self.worst == f64::INFINITY {
+            0
+        } else if self.worst.is_finite() {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The face's caption line under column `col`, cut to `max` characters by dropping the
+    /// start of a long id (its end names the file).
+    fn caption(&self, col: &str, max: usize) -> String {
+        let fixed = col.len() + 4 + self.values.chars().count();
+        let n = self.face_id.chars().count();
+        let keep = max.saturating_sub(fixed);
+        let id: String = self.face_id.chars().skip(n.saturating_sub(keep)).collect();
+        format!("{col}  {id}  {}", self.values)
+    }
+}
+
+/// The contact sheet's sections, in the order the faces are sorted.
+const SECTIONS: [&str; 3] = [
+    "not measurable (n/m)",
+    "worst CIEDE2000 first",
+    "no reference to compare with",
+];
+
+/// The contact sheet of `thumbs` (sorted, at most [`SHEET_MAX`] of `total` faces): a section
+/// per kind of face, four faces to a row, with the patch colours as its legend.
+fn sheet(thumbs: &[Thumb], total: usize) -> ContactSheet {
+    let mut title = "cheek-lab QC: green = subject's left patch, orange = right, red = n/m".to_string();
+    if total > thumbs.len() {
+        title += &format!(" ({} of {total} faces)", thumbs.len());
+    }
+    let legend = [
+        ("subject's left patch", LEFT),
+        ("subject's right patch", RIGHT),
+        ("patch not measurable", NOT_MEASURED),
+        ("eyes", EYE),
+    ];
+    let mut sheet = ContactSheet {
+        title,
+        columns: COLUMNS.map(String::from).to_vec(),
+        side: TILE,
+        sections: vec![],
+        legend: legend.map(|(name, rgb)| (name.to_string(), rgb)).to_vec(),
+    };
+    let max = sheet.caption_chars();
+    sheet.sections = thumbs
+        .chunk_by(|a, b| a.section() == b.section())
+        .map(|faces| SheetSection {
+            title: format!("{}: {}", SECTIONS[faces[0].section()], faces.len()),
+            rows: faces.chunks(COLUMNS.len()).map(|r| sheet_row(r, max)).collect(),
+        })
+        .collect();
+    sheet
+}
+
+/// A contact-sheet row of up to four faces: a caption line per face over their tiles.
+fn sheet_row(faces: &[Thumb], max: usize) -> SheetRow {
+    let lines: Vec<String> = faces.iter().zip(COLUMNS).map(|(t, col)| t.caption(col, max)).collect();
+    SheetRow {
+        caption: lines.join("\n"),
+        tiles: faces.iter().map(|t| t.tile.clone()).collect(),
+    }
 }
 
 /// Measured against reference L*, a*, b*, one panel each, with the identity line.
@@ -259,4 +319,54 @@ pub fn scatter(path: &Path, rows: &[FaceRow], refs: &[Option<&Row>]) -> Result<(
         imageops::overlay(&mut out, p, i as i64 * 420, 0);
     }
     facepipe_plot::save_png(path, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thumb(worst: f64, face_id: &str) -> Thumb {
+        Thumb {
+            worst,
+            tile: RgbImage::from_pixel(TILE, TILE, Rgb([1, 2, 3])),
+            face_id: face_id.into(),
+            values: "L: n/m  R: dE00 0.8".into(),
+        }
+    }
+
+    #[test]
+    fn a_long_id_keeps_its_end_on_the_sheet() {
+        let t = thumb(1.0, "group/long-folder-name/photo#0");
+        assert_eq!(
+            t.caption("b", 80),
+            "b  group/long-folder-name/photo#0  L: n/m  R: dE00 0.8"
+        );
+        let cut = t.caption("b", 40);
+        assert_eq!(cut, "b  der-name/photo#0  L: n/m  R: dE00 0.8");
+        assert_eq!(cut.len(), 40);
+    }
+
+    #[test]
+    fn faces_are_grouped_into_sections_four_to_a_row() {
+        let mut faces = vec![thumb(f64::INFINITY, "nm#0")];
+        faces.extend((0..5).map(|i| thumb(5.0 - f64::from(i), &format!("f{i}#0"))));
+        faces.push(thumb(f64::NEG_INFINITY, "noref#0"));
+        let s = sheet(&faces, 60);
+        assert!(s.title.ends_with("(7 of 60 faces)"), "{}", s.title);
+        let titles: Vec<&str> = s.sections.iter().map(|x| x.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "not measurable (n/m): 1",
+                "worst CIEDE2000 first: 5",
+                "no reference to compare with: 1"
+            ]
+        );
+        let rows = &s.sections[1].rows;
+        assert_eq!((rows.len(), rows[0].tiles.len(), rows[1].tiles.len()), (2, 4, 1));
+        assert_eq!(rows[0].caption.lines().next(), Some("a  f0#0  L: n/m  R: dE00 0.8"));
+        assert_eq!(rows[0].caption.lines().nth(3), Some("d  f3#0  L: n/m  R: dE00 0.8"));
+        assert_eq!(rows[1].caption, "a  f4#0  L: n/m  R: dE00 0.8");
+        assert_eq!(s.render().width(), 4 * TILE + 5 * 8);
+    }
 }

@@ -229,6 +229,9 @@ fn measures_drawn_faces_and_compares_with_the_reference() {
     assert!((bias_l + 4.0 / 6.0).abs() < 1e-3, "{bias_l}");
     assert!(t.join("cheeks_scatter.png").is_file());
     assert!(qc.join("frontal_f0.png").is_file() && qc.join("contact_sheet.png").is_file());
+    // two sections (not measurable, then by CIEDE2000) of one row of two faces each, 4 across
+    let sheet = image::image_dimensions(qc.join("contact_sheet.png")).unwrap();
+    assert_eq!(sheet, (4 * 180 + 5 * 8, 44 + 2 * (22 + 2 * 14 + 180 + 8) + 14 + 20));
 
     // D50 and mean-of-Lab change the numbers; the summary reads the report
     let out50 = t.join("c50.csv");

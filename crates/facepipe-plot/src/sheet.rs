@@ -21,6 +21,7 @@ const LEGEND_H: u32 = 14;
 const HEADING: Rgb<u8> = Rgb([90, 90, 90]);
 
 /// One row of a contact sheet: a caption over `side`×`side` tiles (see [`crate::fit_square`]).
+/// A caption may take several lines, split at `\n` (e.g. one line per tile).
 #[derive(Clone, Debug)]
 pub struct SheetRow {
     pub caption: String,
@@ -34,8 +35,8 @@ pub struct SheetSection {
     pub rows: Vec<SheetRow>,
 }
 
-/// A contact sheet: one tile column per heading, each `side` pixels square; captions longer
-/// than the sheet is wide are cut. The legend names colours (e.g. a palette's classes).
+/// A contact sheet: one tile column per heading, each `side` pixels square; caption lines
+/// longer than the sheet is wide are cut (see [`ContactSheet::caption_chars`]). The legend names colours (e.g. a palette's classes).
 #[derive(Clone, Debug)]
 pub struct ContactSheet {
     pub title: String,
@@ -52,15 +53,26 @@ impl ContactSheet {
         cols * self.side + (cols + 1) * GAP
     }
 
+    /// How many characters of a caption line fit across the sheet; the rest is cut.
+    pub fn caption_chars(&self) -> usize {
+        (self.width().saturating_sub(2 * GAP) / 8) as usize
+    }
+
+    /// A row's height: its caption lines, its tiles and the gap below.
+    fn row_height(&self, row: &SheetRow) -> u32 {
+        caption_lines(row).count() as u32 * CAPTION_H + self.side + GAP
+    }
+
     /// The sheet's height: title, headings, every section and row, and the legend.
     fn height(&self) -> u32 {
-        let rows: u32 = self.sections.iter().map(|s| s.rows.len() as u32).sum();
+        let rows: u32 = self
+            .sections
+            .iter()
+            .flat_map(|s| &s.rows)
+            .map(|r| self.row_height(r))
+            .sum();
         let legend_rows = (self.legend.len() as u32).div_ceil(LEGEND_COLS);
-        BODY_TOP
-            + self.sections.len() as u32 * HEAD_H
-            + rows * (self.side + CAPTION_H + GAP)
-            + legend_rows * LEGEND_H
-            + 20
+        BODY_TOP + self.sections.len() as u32 * HEAD_H + rows + legend_rows * LEGEND_H + 20
     }
 
     /// Left edge of tile column `k`.
@@ -87,11 +99,13 @@ impl ContactSheet {
     fn draw_section(&self, cv: &mut Canvas, section: &SheetSection, mut y: u32) -> u32 {
         cv.text(i64::from(GAP), i64::from(y + 6), &section.title, 1, Rgb(COLOURS[1]));
         y += HEAD_H;
-        let max_chars = (self.width().saturating_sub(2 * GAP) / 8) as usize;
+        let max_chars = self.caption_chars();
         for row in &section.rows {
-            let caption: String = row.caption.chars().take(max_chars).collect();
-            cv.text(i64::from(GAP), i64::from(y), &caption, 1, INK);
-            y += CAPTION_H;
+            for line in caption_lines(row) {
+                let line: String = line.chars().take(max_chars).collect();
+                cv.text(i64::from(GAP), i64::from(y), &line, 1, INK);
+                y += CAPTION_H;
+            }
             for (k, tile) in row.tiles.iter().enumerate() {
                 imageops::overlay(&mut cv.img, tile, i64::from(self.column_x(k)), i64::from(y));
             }
@@ -115,6 +129,11 @@ impl ContactSheet {
             cv.text(i64::from(x + 14), i64::from(yy + 1), &name, 1, INK);
         }
     }
+}
+
+/// A row's caption lines (one, possibly empty, when it has no `\n`).
+fn caption_lines(row: &SheetRow) -> std::str::Split<'_, char> {
+    row.caption.split('\n')
 }
 
 #[cfg(test)]
@@ -170,6 +189,26 @@ mod tests {
         assert_eq!(img.get_pixel(8, 122).0, [0, 0, 200]);
         // second section's row, after its title line
         assert_eq!(img.get_pixel(8, 122 + 28 + 22 + 14).0, [7, 7, 7]);
+    }
+
+    #[test]
+    fn a_caption_of_several_lines_takes_a_line_each() {
+        let mut s = sheet();
+        let one_line = s.render().height();
+        s.sections[0].rows[0].caption = "a\nb\nc".into();
+        let img = s.render();
+        assert_eq!(img.height(), one_line + 2 * 14);
+        // the first row's captions at 66, 80 and 94, its tiles below them at 108
+        let inked = |y0: u32| (y0..y0 + 8).any(|y| (8..16).any(|x| img.get_pixel(x, y).0 == INK.0));
+        assert!(inked(66) && inked(80) && inked(94), "one line each");
+        assert_eq!(img.get_pixel(8, 107).0, [255, 255, 255]);
+        assert_eq!(img.get_pixel(8, 108).0, [200, 0, 0]);
+        assert_eq!(
+            img.get_pixel(8, 108 + 20 + 8 + 14).0,
+            [0, 0, 200],
+            "the next row moves down"
+        );
+        assert_eq!(s.caption_chars(), (64 - 16) / 8);
     }
 
     #[test]
