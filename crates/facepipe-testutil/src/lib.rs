@@ -3,8 +3,11 @@
 //! reading and writing manifests, and listing a folder's files. A dev-dependency only.
 
 use std::fs;
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -156,4 +159,89 @@ pub fn train_tiny(dir: &Path, split: &str, out_dir: &str) -> Output {
     let mut args = vec!["-i", split, "--out-dir", out_dir];
     args.extend(TINY_TRAINING);
     run(dir, "unet-train", &args)
+}
+
+/// Requires `want` in the run's stderr (whatever its exit), showing the stderr otherwise: for
+/// a warning or log line of a run [`ok`], [`fails`] or [`usage_error`] has checked.
+pub fn stderr_has(out: &Output, want: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(want), "wanted {want:?} in stderr:\n{err}");
+}
+
+/// Requires `unwanted` nowhere in the run's stderr, showing the stderr otherwise.
+pub fn stderr_lacks(out: &Output, unwanted: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(unwanted), "did not want {unwanted:?} in stderr:\n{err}");
+}
+
+/// Requires `want` in the run's stdout, showing the stdout otherwise.
+pub fn stdout_has(out: &Output, want: &str) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(want), "wanted {want:?} in stdout:\n{text}");
+}
+
+/// Runs `cmd` with `input` on its stdin (closed after it) and returns its output, whatever the
+/// exit: for a stage reading a manifest from `-i -`. A stage that exits before reading all of
+/// `input` (a usage error) is not an error here.
+pub fn run_with_stdin(cmd: &mut Command, input: impl AsRef<[u8]>) -> Output {
+    output_of(cmd, Some(input.as_ref()), None)
+}
+
+/// Runs `cmd` (stdin empty, as [`Command::output`]) and returns its output, whatever the exit;
+/// kills it and panics if it has not ended within `limit`: for the runs a bug once made hang
+/// (a FIFO or `/dev/stdout` as `-o`), so that such a bug fails the test instead of stalling it.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    output_of(cmd, None, Some(limit))
+}
+
+/// Spawns `cmd` with `input` (or nothing) on stdin, collects stdout and stderr on their own
+/// threads (a full pipe cannot stall the child), and waits for it, at most `limit` if given.
+fn output_of(cmd: &mut Command, input: Option<&[u8]>, limit: Option<Duration>) -> Output {
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
+    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()));
+    let writer = input.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("a piped stdin");
+        let bytes = bytes.to_vec();
+        thread::spawn(move || match pipe.write_all(&bytes) {
+            Err(e) if e.kind() != ErrorKind::BrokenPipe => panic!("writing the stdin: {e}"),
+            _ => {}
+        })
+    });
+    let stdout = drain(child.stdout.take().expect("a piped stdout"));
+    let stderr = drain(child.stderr.take().expect("a piped stderr"));
+    let status = match limit {
+        None => child.wait().expect("waiting for the child"),
+        Some(limit) => {
+            let start = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().expect("polling the child") {
+                    break status;
+                }
+                if start.elapsed() > limit {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{:?} did not end within {limit:?}", cmd.get_program());
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    if let Some(w) = writer {
+        w.join().expect("the stdin writer");
+    }
+    let stdout = stdout.join().expect("the stdout reader");
+    let stderr = stderr.join().expect("the stderr reader");
+    Output { status, stdout, stderr }
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = vec![];
+        pipe.read_to_end(&mut bytes).expect("reading the child's output");
+        bytes
+    })
 }

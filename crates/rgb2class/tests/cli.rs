@@ -2,11 +2,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
-use assert_cmd::Command;
-use facepipe_testutil::{fails, json, stage};
+use facepipe_testutil::{fails, json, ok, run_with_stdin, stage, stderr_has, stderr_lacks, usage_error};
 use image::{ImageBuffer, Luma, Rgb, Rgba};
-use predicates::prelude::*;
 use serde_json::{Value, json};
 
 const BG: [u8; 3] = [0, 0, 0];
@@ -59,11 +58,14 @@ impl Fixture {
                        "items": items, "provenance": [], "custom_top": {"k": true}});
         fs::write(self.p("pairs.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     }
-    fn run(&self, extra: &[&str]) -> assert_cmd::assert::Assert {
-        Command::from_std(stage("rgb2class", self.dir.path()))
+    /// Runs rgb2class on `pairs.json` into `masks.json` and `masks/`, with `extra`, however it
+    /// ends.
+    fn run(&self, extra: &[&str]) -> Output {
+        stage("rgb2class", self.dir.path())
             .args(["-i", "pairs.json", "-o", "masks.json", "--out-dir", "masks"])
             .args(extra)
-            .assert()
+            .output()
+            .unwrap()
     }
     fn manifest(&self) -> Value {
         json(&self.p("masks.json"))
@@ -76,7 +78,7 @@ impl Fixture {
     }
     /// Requires the run to fail with every one of `needles` in stderr, writing no manifest.
     fn fails(&self, extra: &[&str], needles: &[&str]) {
-        let out = self.run(extra).get_output().clone();
+        let out = self.run(extra);
         for n in needles {
             fails(out.clone(), n);
         }
@@ -87,7 +89,7 @@ impl Fixture {
 #[test]
 fn known_answer_masks_and_manifest() {
     let f = Fixture::new(2);
-    f.run(&[]).success();
+    ok(f.run(&[]));
     assert_eq!(f.mask(0), EXPECTED);
     assert_eq!(f.mask(1), EXPECTED);
     let m = f.manifest();
@@ -119,7 +121,7 @@ fn known_answer_masks_and_manifest() {
 #[test]
 fn off_palette_modes() {
     let f = Fixture::new(1);
-    f.run(&["--off-palette", "ignore"]).success();
+    ok(f.run(&["--off-palette", "ignore"]));
     let mut want = EXPECTED;
     want[7] = 255;
     assert_eq!(f.mask(0), want);
@@ -141,7 +143,7 @@ fn rgba_16bit_palette_bmp_and_tiff_labels_are_read_correctly() {
         Rgba([c[0], c[1], c[2], 255])
     });
     rgba.save(f.p("data/labels/g/0.png")).unwrap();
-    f.run(&["--force"]).success();
+    ok(f.run(&["--force"]));
     assert_eq!(f.mask(0), EXPECTED);
     // 16-bit RGB
     let rgb16: ImageBuffer<Rgb<u16>, Vec<u16>> = ImageBuffer::from_fn(4, 3, |x, y| {
@@ -149,7 +151,7 @@ fn rgba_16bit_palette_bmp_and_tiff_labels_are_read_correctly() {
         Rgb([c[0], c[1], c[2]].map(|v| u16::from(v) * 257))
     });
     rgb16.save(f.p("data/labels/g/0.png")).unwrap();
-    f.run(&["--force"]).success();
+    ok(f.run(&["--force"]));
     assert_eq!(f.mask(0), EXPECTED);
     // palette (indexed) PNG
     let colours = [BG, LIPS, SKIN, OFF, HAIR];
@@ -163,7 +165,7 @@ fn rgba_16bit_palette_bmp_and_tiff_labels_are_read_correctly() {
     enc.set_depth(png::BitDepth::Eight);
     enc.set_palette(colours.concat());
     enc.write_header().unwrap().write_image_data(&idx).unwrap();
-    f.run(&["--force"]).success();
+    ok(f.run(&["--force"]));
     assert_eq!(f.mask(0), EXPECTED);
     // BMP and TIFF labels
     for ext in ["bmp", "tiff"] {
@@ -173,7 +175,7 @@ fn rgba_16bit_palette_bmp_and_tiff_labels_are_read_correctly() {
         f.write_manifest(
             json!([{"id": "x", "image": "data/samples/g/0.png", "label_rgb": format!("data/labels/g/0.{ext}")}]),
         );
-        f.run(&[]).success();
+        ok(f.run(&[]));
         assert_eq!(f.mask(0), EXPECTED, "{ext}");
     }
 }
@@ -202,7 +204,7 @@ fn grayscale_labels_work_with_an_all_gray_palette() {
         r#"[{"id":0,"name":"bg","rgb":[0,0,0]},{"id":1,"name":"skin","rgb":[200,200,200]}]"#,
     )
     .unwrap();
-    f.run(&["--palette", "gray.json"]).success();
+    ok(f.run(&["--palette", "gray.json"]));
     assert_eq!(f.mask(0), [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
     let m = f.manifest();
     assert_eq!(m["classes"][1]["name"], "skin");
@@ -250,11 +252,11 @@ fn bad_manifests() {
 #[test]
 fn reruns_reuse_complete_masks_and_redo_stale_ones() {
     let f = Fixture::new(3);
-    f.run(&[]).success();
+    ok(f.run(&[]));
     // what was reused is logged (-v), not written into the manifest
     let reused = |f: &Fixture, extra: &[&str]| -> u64 {
-        let out = f.run(&[&["-v"], extra].concat()).success();
-        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        let out = ok(f.run(&[&["-v"], extra].concat()));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
         err.lines()
             .find_map(|l| {
                 l.split_once(" of 3 masks were up to date")
@@ -278,7 +280,7 @@ fn reruns_reuse_complete_masks_and_redo_stale_ones() {
     assert_eq!(f.mask(2)[0], 4);
     // a different off-palette mode does not reuse
     assert_eq!(reused(&f, &["--off-palette", "ignore"]), 0);
-    f.run(&[]).success();
+    ok(f.run(&[]));
     assert_eq!(reused(&f, &["--force"]), 0);
     // a rerun with the same inputs writes the same manifest
     fs::write(
@@ -286,7 +288,7 @@ fn reruns_reuse_complete_masks_and_redo_stale_ones() {
         fs::read(f.p("data/labels/g/0.png")).unwrap(),
     )
     .unwrap();
-    f.run(&["--force"]).success();
+    ok(f.run(&["--force"]));
     let again = String::from_utf8(fs::read(f.p("masks.json")).unwrap()).unwrap();
     assert_eq!(String::from_utf8(first).unwrap(), again);
 }
@@ -301,11 +303,11 @@ fn foreign_files_and_unwritable_dirs() {
 
     let f = Fixture::new(1);
     fs::write(f.p("blocker"), "a file where a folder should be").unwrap();
-    Command::from_std(stage("rgb2class", f.dir.path()))
+    let out = stage("rgb2class", f.dir.path())
         .args(["-i", "pairs.json", "-o", "masks.json", "--out-dir", "blocker/masks"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("blocker/masks"));
+        .output()
+        .unwrap();
+    fails(out, "blocker/masks");
     assert!(!f.p("masks.json").exists());
 }
 
@@ -313,14 +315,11 @@ fn foreign_files_and_unwritable_dirs() {
 fn pipes_resolve_paths_against_the_working_directory() {
     let f = Fixture::new(1);
     let input = fs::read(f.p("pairs.json")).unwrap();
-    let out = Command::from_std(stage("rgb2class", f.dir.path()))
-        .args(["-i", "-", "-o", "-", "--out-dir", "masks"])
-        .write_stdin(input)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = ok(run_with_stdin(
+        stage("rgb2class", f.dir.path()).args(["-i", "-", "-o", "-", "--out-dir", "masks"]),
+        input,
+    ))
+    .stdout;
     let m: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(m["items"][0]["mask"], "masks/labels/g/0.tif");
     assert_eq!(m["provenance"][0]["inputs"][0]["path"], "-");
@@ -336,14 +335,12 @@ fn unlabelled_items_pass_through_and_threads_are_bounded() {
         .unwrap()
         .push(json!({"id": "photo-only", "image": "data/samples/g/0.png"}));
     fs::write(f.p("pairs.json"), m.to_string()).unwrap();
-    f.run(&["--threads", "1"]).success();
+    ok(f.run(&["--threads", "1"]));
     let out = f.manifest();
     assert_eq!(out["items"][2]["id"], "photo-only");
     assert!(out["items"][2].get("mask").is_none());
     assert_eq!(out["provenance"][0]["summary"]["unlabelled_items"], 1);
-    f.run(&["--threads", "0"])
-        .code(2)
-        .stderr(predicate::str::contains("--threads"));
+    usage_error(f.run(&["--threads", "0"]), "--threads");
 }
 
 /// Issue 11: a foreign -o is refused before any mask is written, a run holding the outputs
@@ -353,8 +350,7 @@ fn unlabelled_items_pass_through_and_threads_are_bounded() {
 fn outputs_are_checked_and_locked_before_any_mask_is_written() {
     let f = Fixture::new(2);
     fs::write(f.p("masks.json"), "my notes\n").unwrap();
-    let a = f.run(&[]).code(1);
-    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("is not a facepipe manifest"));
+    fails(f.run(&[]), "is not a facepipe manifest");
     assert!(!f.p("masks").exists(), "no mask written before the refusal");
     assert_eq!(fs::read_to_string(f.p("masks.json")).unwrap(), "my notes\n");
     fs::remove_file(f.p("masks.json")).unwrap();
@@ -365,15 +361,12 @@ fn outputs_are_checked_and_locked_before_any_mask_is_written() {
         o.lock(f.p("masks.json").as_path()).unwrap();
         o
     };
-    let a = f.run(&["--off-palette", "ignore"]).code(1);
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    assert!(
-        err.contains("being written by another run") && err.contains(&format!("pid {}", std::process::id())),
-        "{err}"
-    );
+    let a = f.run(&["--off-palette", "ignore"]);
+    stderr_has(&a, &format!("pid {}", std::process::id()));
+    fails(a, "being written by another run");
     assert!(!f.p("masks").exists());
     drop(held);
-    f.run(&[]).success();
+    ok(f.run(&[]));
 
     // a symlink where a mask goes: never followed or replaced, even with --force
     let elsewhere = f.p("elsewhere.tif");
@@ -382,8 +375,7 @@ fn outputs_are_checked_and_locked_before_any_mask_is_written() {
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(&elsewhere, f.p("masks/labels/g/1.tif")).unwrap();
-        let a = f.run(&["--force"]).code(1);
-        assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("symbolic link"));
+        fails(f.run(&["--force"]), "symbolic link");
         assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "precious");
     }
 
@@ -393,13 +385,11 @@ fn outputs_are_checked_and_locked_before_any_mask_is_written() {
     big.save(g.p("data/labels/g/0.jpg")).unwrap();
     g.save_rgb("data/samples/g/0.png", &[[90, 60, 40]; 64 * 48], 64, 48);
     g.write_manifest(json!([{"id": "g/0", "image": "data/samples/g/0.png", "label_rgb": "data/labels/g/0.jpg"}]));
-    g.run(&[])
-        .success()
-        .stderr(predicate::str::contains("off the palette").and(predicate::str::contains("JPEG")));
+    let out = ok(g.run(&[]));
+    stderr_has(&out, "off the palette");
+    stderr_has(&out, "JPEG");
     // a label with no off-palette pixel gets no such warning
     let h = Fixture::new(1);
     h.save_rgb("data/labels/g/0.png", &[LIPS; 12], 4, 3);
-    h.run(&[])
-        .success()
-        .stderr(predicate::str::contains("off the palette").not());
+    stderr_lacks(&ok(h.run(&[])), "off the palette");
 }

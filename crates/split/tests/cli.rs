@@ -1,10 +1,10 @@
 //! The real `split` binary.
 
 use std::fs;
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use assert_cmd::Command;
-use facepipe_testutil::bin;
-use predicates::prelude::*;
+use facepipe_testutil::{bin, fails, ok, output_within, run_with_stdin, stage, usage_error};
 use serde_json::{Value, json};
 
 fn manifest(n: usize) -> Value {
@@ -14,11 +14,9 @@ fn manifest(n: usize) -> Value {
     json!({"schema": "facepipe/dataset", "schema_version": 1, "classes": [], "items": items, "provenance": []})
 }
 
-fn split(args: &[&str], stdin: &Value) -> assert_cmd::assert::Assert {
-    Command::new(bin("split"))
-        .args(args)
-        .write_stdin(stdin.to_string())
-        .assert()
+/// Runs the built `split` with `args` and the manifest `stdin` on its stdin, however it ends.
+fn split(args: &[&str], stdin: &Value) -> Output {
+    run_with_stdin(Command::new(bin("split")).args(args), stdin.to_string())
 }
 
 fn sides(m: &Value) -> Vec<String> {
@@ -32,11 +30,7 @@ fn sides(m: &Value) -> Vec<String> {
 
 #[test]
 fn exact_valid_count_seeded_and_carried_through() {
-    let out = split(&["-i", "-", "-o", "-"], &manifest(40))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = ok(split(&["-i", "-", "-o", "-"], &manifest(40))).stdout;
     let m: Value = serde_json::from_slice(&out).unwrap();
     let s = sides(&m);
     assert_eq!(s.iter().filter(|x| *x == "valid").count(), 14); // floor(0.35 * 40)
@@ -49,27 +43,15 @@ fn exact_valid_count_seeded_and_carried_through() {
     );
     assert_eq!(p["summary"]["valid"], 14);
 
-    let again = split(&["-i", "-", "-o", "-"], &manifest(40))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let again = ok(split(&["-i", "-", "-o", "-"], &manifest(40))).stdout;
     assert_eq!(out, again, "same seed, same bytes");
-    let other = split(&["-i", "-", "-o", "-", "--seed", "1"], &manifest(40))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let other = ok(split(&["-i", "-", "-o", "-", "--seed", "1"], &manifest(40))).stdout;
     assert_ne!(sides(&m), sides(&serde_json::from_slice(&other).unwrap()));
 }
 
 #[test]
 fn groups_stay_on_one_side() {
-    let out = split(&["--group-by", "group", "--valid-pct", "0.3"], &manifest(40))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = ok(split(&["--group-by", "group", "--valid-pct", "0.3"], &manifest(40))).stdout;
     let m: Value = serde_json::from_slice(&out).unwrap();
     let s = sides(&m);
     for g in 0..8 {
@@ -79,34 +61,27 @@ fn groups_stay_on_one_side() {
         );
     }
     assert_eq!(s.iter().filter(|x| *x == "valid").count(), 10); // floor(0.3*40)=12 → two whole groups fit
-    split(&["--group-by", "subject"], &manifest(5))
-        .code(1)
-        .stderr(predicate::str::contains("no field \"subject\""));
+    fails(split(&["--group-by", "subject"], &manifest(5)), "no field \"subject\"");
 }
 
 #[test]
 fn bad_inputs() {
     // usage errors exit 2, like every other flag clap refuses
     for bad in ["1.0", "1.5", "-0.1", "NaN"] {
-        split(&[&format!("--valid-pct={bad}")], &manifest(5))
-            .code(2)
-            .stderr(predicate::str::contains("--valid-pct"));
+        usage_error(split(&[&format!("--valid-pct={bad}")], &manifest(5)), "--valid-pct");
     }
-    split(&["--valid-pct", "abc"], &manifest(5)).code(2);
-    split(&[], &manifest(0))
-        .code(1)
-        .stderr(predicate::str::contains("no items"));
+    usage_error(split(&["--valid-pct", "abc"], &manifest(5)), "--valid-pct");
+    fails(split(&[], &manifest(0)), "no items");
     let mut m = manifest(3);
     m["schema_version"] = json!(2);
-    split(&[], &m).code(1).stderr(predicate::str::contains("newer"));
+    fails(split(&[], &m), "newer");
     let d = tempfile::tempdir().unwrap();
     fs::write(d.path().join("m.json"), manifest(3).to_string()).unwrap();
-    Command::new(bin("split"))
-        .current_dir(d.path())
+    let out = stage("split", d.path())
         .args(["-i", "m.json", "-o", "missing-dir/s.json"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("missing-dir"));
+        .output()
+        .unwrap();
+    fails(out, "missing-dir");
 }
 
 /// Issue 11: `-o /dev/stdout` into a pipe is written through (it hung: the stage read the
@@ -119,18 +94,17 @@ fn special_outputs_temp_files_and_locks() {
     let input = d.path().join("in.json");
     std::fs::write(&input, manifest(6).to_string()).unwrap();
     let run = |out: &str| {
-        let mut c = Command::new(bin("split"));
-        c.current_dir(d.path()).args(["-i", "in.json", "-o", out]);
-        c.timeout(std::time::Duration::from_secs(60));
-        c
+        let mut c = stage("split", d.path());
+        c.args(["-i", "in.json", "-o", out]);
+        output_within(&mut c, Duration::from_secs(60))
     };
-    let a = run("/dev/stdout").assert().success();
-    let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let a = ok(run("/dev/stdout"));
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 6);
 
     let stale = d.path().join(".out.json.facepipe-tmp-Ab12cd");
     std::fs::write(&stale, "half a manifest").unwrap();
-    run("out.json").assert().success();
+    ok(run("out.json"));
     assert!(!stale.exists(), "a killed run's temporary file is swept");
     let names: Vec<String> = std::fs::read_dir(d.path())
         .unwrap()
@@ -143,9 +117,6 @@ fn special_outputs_temp_files_and_locks() {
         o.lock(d.path().join("out.json").as_path()).unwrap();
         o
     };
-    run("out.json")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("being written by another run"));
+    fails(run("out.json"), "being written by another run");
     drop(held);
 }

@@ -289,6 +289,16 @@ fn step(cfg: &Config, inputs: Vec<InputFile>, dropped: usize, eval: &report::Eva
     step
 }
 
+/// Three classes for unit tests (background, skin, eyes), coloured by their ids.
+#[cfg(test)]
+pub(crate) fn test_classes() -> Vec<Class> {
+    vec![
+        Class::new(0, "background", [0, 0, 0]),
+        Class::new(1, "skin", [1, 1, 1]),
+        Class::new(2, "eyes", [2, 2, 2]),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,14 +315,4 @@ mod tests {
         c[0].pixels = Some(9); // counts are not the palette
         assert_eq!(classes_match(&c, &a), None);
     }
-}
-
-/// Three classes for unit tests (background, skin, eyes), coloured by their ids.
-#[cfg(test)]
-pub(crate) fn test_classes() -> Vec<Class> {
-    vec![
-        Class::new(0, "background", [0, 0, 0]),
-        Class::new(1, "skin", [1, 1, 1]),
-        Class::new(2, "eyes", [2, 2, 2]),
-    ]
 }

@@ -2,11 +2,11 @@
 //! and not), run over labelled and unlabelled items; the errors a user can run into.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use assert_cmd::Command;
-use facepipe_testutil::{bin, json};
-use predicates::str::contains;
+use facepipe_testutil::{bin, fails, json, ok, output_within, stderr_has, stderr_lacks};
 use serde_json::{Value, json};
 
 /// A photo with a bright box (class 1) on a dark ground, and its mask.
@@ -46,15 +46,15 @@ fn model() -> &'static Path {
         }
         write_manifest(&dir.join("split.json"), items);
         let out = dir.join("model");
-        Command::new(bin("unet-train"))
+        ok(Command::new(bin("unet-train"))
             .arg("-i")
             .arg(dir.join("split.json"))
             .arg("--out-dir")
             .arg(&out)
             .args(["--arch", "smp", "--size", "32", "--bs", "2", "--fine-tune-epochs", "0"])
             .args(["--no-lr-find", "--epochs", "2", "--lr", "1e-3", "-q"])
-            .assert()
-            .success();
+            .output()
+            .unwrap());
         out
     })
 }
@@ -89,6 +89,7 @@ fn eval_set(dir: &Path) -> PathBuf {
     p
 }
 
+/// A command running the built `unet-eval` with `model` on `input`, into `out` and `dir`.
 fn eval(model: &Path, input: &Path, out: &Path, dir: &Path) -> Command {
     let mut c = Command::new(bin("unet-eval"));
     c.arg("--model")
@@ -112,11 +113,9 @@ fn predicts_every_item_at_full_resolution_and_scores_the_labelled_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let set = eval_set(tmp.path());
     let (out, dir) = (tmp.path().join("pred.json"), tmp.path().join("eval"));
-    eval(model(), &set, &out, &dir)
-        .assert()
-        .success()
-        .stderr(contains("images/s"))
-        .stderr(contains("valid (3 images), full resolution"));
+    let run = ok(eval(model(), &set, &out, &dir).output().unwrap());
+    stderr_has(&run, "images/s");
+    stderr_has(&run, "valid (3 images), full resolution");
 
     let m = json(&out);
     let items = m["items"].as_array().unwrap();
@@ -199,10 +198,10 @@ fn model_resolution_scores_on_the_training_valid_set_reproduce_training() {
     let tmp = tempfile::tempdir().unwrap();
     let split = model().parent().unwrap().join("split.json");
     let (out, dir) = (tmp.path().join("p.json"), tmp.path().join("e"));
-    eval(model(), &split, &out, &dir)
+    ok(eval(model(), &split, &out, &dir)
         .args(["--split", "valid"])
-        .assert()
-        .success();
+        .output()
+        .unwrap());
     let e = json(&dir.join("eval.json"));
     let g = &e["groups"][0];
     assert_eq!((g["name"].as_str(), g["images"].as_u64()), (Some("valid"), Some(2)));
@@ -232,10 +231,10 @@ fn outside_none_leaves_the_sides_unpredicted_and_unscored() {
     let tmp = tempfile::tempdir().unwrap();
     let set = eval_set(tmp.path());
     let (out, dir) = (tmp.path().join("pred.json"), tmp.path().join("eval"));
-    eval(model(), &set, &out, &dir)
+    ok(eval(model(), &set, &out, &dir)
         .args(["--outside", "none"])
-        .assert()
-        .success();
+        .output()
+        .unwrap());
     // e1 is 48×32: columns 0..8 and 40..48 are outside the centre square
     let pred = image::open(dir.join("masks/faces/e1.tif")).unwrap().to_luma8();
     for (x, _, p) in pred.enumerate_pixels() {
@@ -259,7 +258,7 @@ fn unlabelled_manifests_get_masks_and_no_scores() {
     let input = tmp.path().join("in.json");
     std::fs::write(&input, m.to_string()).unwrap();
     let (out, dir) = (tmp.path().join("p.json"), tmp.path().join("e"));
-    eval(model(), &input, &out, &dir).assert().success();
+    ok(eval(model(), &input, &out, &dir).output().unwrap());
     let e = json(&dir.join("eval.json"));
     assert_eq!(
         (e["labelled"].as_u64(), e["groups"].as_array().unwrap().len()),
@@ -273,7 +272,7 @@ fn unlabelled_manifests_get_masks_and_no_scores() {
 
 /// Runs `cmd`, expects failure with `msg`, and checks nothing was written.
 fn fails_cleanly(mut cmd: Command, msg: &str, out: &Path, dir: &Path) {
-    cmd.assert().failure().code(1).stderr(contains(msg));
+    fails(cmd.output().unwrap(), msg);
     assert!(!out.exists(), "{} written", out.display());
     assert!(!dir.exists(), "{} created", dir.display());
 }
@@ -352,32 +351,32 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
     // a foreign, non-empty output directory is never touched
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), "mine").unwrap();
-    eval(model(), &set, &out, &dir)
-        .assert()
-        .failure()
-        .stderr(contains("did not write (notes.txt)"));
+    fails(
+        eval(model(), &set, &out, &dir).output().unwrap(),
+        "did not write (notes.txt)",
+    );
     assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
     assert!(!out.exists());
 
     // a previous run's files are replaced (the train items' masks of a run on all items are
     // gone after a rerun on the valid ones); a foreign -o file is refused without --force
     let d2 = t.join("eval2");
-    eval(model(), &set, &out, &d2).assert().success();
+    ok(eval(model(), &set, &out, &d2).output().unwrap());
     assert!(d2.join("masks/faces/e3.tif").is_file());
-    eval(model(), &set, &out, &d2)
+    ok(eval(model(), &set, &out, &d2)
         .args(["--split", "valid"])
-        .assert()
-        .success();
+        .output()
+        .unwrap());
     assert!(
         !d2.join("masks/faces/e3.tif").exists() && d2.join("masks/faces/e0.tif").is_file(),
         "the previous run's files were replaced"
     );
     let foreign = t.join("foreign.json");
     std::fs::write(&foreign, "{}").unwrap();
-    eval(model(), &set, &foreign, &t.join("eval3"))
-        .assert()
-        .failure()
-        .stderr(contains("refusing to overwrite"));
+    fails(
+        eval(model(), &set, &foreign, &t.join("eval3")).output().unwrap(),
+        "refusing to overwrite",
+    );
     assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "{}");
 }
 
@@ -390,27 +389,27 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
     let t = tmp.path();
     let set = eval_set(t);
     let (out, dir) = (t.join("pred.json"), t.join("ev"));
-    eval(model(), &set, &out, &dir).assert().success();
+    ok(eval(model(), &set, &out, &dir).output().unwrap());
     // the summary says which weights were scored
-    Command::new(bin("unet-eval"))
+    let summary = ok(Command::new(bin("unet-eval"))
         .arg("--summary")
         .arg(&dir)
-        .assert()
-        .success()
-        .stderr(contains("6 images (5 labelled) with the best weights"))
-        .stderr(contains("\n    IoU per class: "));
+        .output()
+        .unwrap());
+    stderr_has(&summary, "6 images (5 labelled) with the best weights");
+    stderr_has(&summary, "\n    IoU per class: ");
     // the user's files: a rerun refuses and changes nothing
     std::fs::write(dir.join("notes.txt"), "mine").unwrap();
     std::fs::create_dir_all(dir.join("masks/mine")).unwrap();
     std::fs::write(dir.join("masks/mine/k.txt"), "mine").unwrap();
     let before = std::fs::read(dir.join("eval.json")).unwrap();
-    eval(model(), &set, &out, &dir)
-        .assert()
-        .code(1)
-        .stderr(contains("masks/mine/k.txt, notes.txt"));
+    fails(
+        eval(model(), &set, &out, &dir).output().unwrap(),
+        "masks/mine/k.txt, notes.txt",
+    );
     assert_eq!(std::fs::read(dir.join("eval.json")).unwrap(), before);
     // with --force the evaluation is replaced and the user's files stay
-    eval(model(), &set, &out, &dir).arg("--force").assert().success();
+    ok(eval(model(), &set, &out, &dir).arg("--force").output().unwrap());
     assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
     assert_eq!(std::fs::read_to_string(dir.join("masks/mine/k.txt")).unwrap(), "mine");
     assert!(dir.join("masks/faces/e0.tif").is_file());
@@ -418,10 +417,10 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
     // -o through a symlink to /dev/null, with --force: written through, the link stays a link
     let null = t.join("null.json");
     std::os::unix::fs::symlink("/dev/null", &null).unwrap();
-    eval(model(), &set, &null, &t.join("ev2"))
+    ok(eval(model(), &set, &null, &t.join("ev2"))
         .arg("--force")
-        .assert()
-        .success();
+        .output()
+        .unwrap());
     assert!(std::fs::symlink_metadata(&null).unwrap().file_type().is_symlink());
     // -o a FIFO: written through (a reader gets the manifest), no hang, not replaced
     let fifo = t.join("pred.fifo");
@@ -436,10 +435,10 @@ fn reruns_keep_user_files_and_odd_outputs_are_written_through() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read(&fifo).unwrap())
     };
-    eval(model(), &set, &fifo, &t.join("ev3"))
-        .timeout(std::time::Duration::from_secs(120))
-        .assert()
-        .success();
+    ok(output_within(
+        &mut eval(model(), &set, &fifo, &t.join("ev3")),
+        Duration::from_secs(120),
+    ));
     let got: Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
     assert_eq!(got["items"].as_array().unwrap().len(), 6);
     use std::os::unix::fs::FileTypeExt;
@@ -485,12 +484,11 @@ fn impossible_models_and_outputs_are_refused_before_any_work() {
     std::fs::write(arch.join("model.json"), info.to_string()).unwrap();
     for m in [&trunc, &arch] {
         let (o, d) = (t.join("o8.json"), t.join("ev8"));
-        let a = eval(m, &set, &o, &d).assert().code(1);
-        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-        assert!(err.contains("best.bpk"), "{err}");
+        let a = eval(m, &set, &o, &d).output().unwrap();
         for debug in ["IoError(", "ShapeMismatch {", "DTypeMismatch {", "Some("] {
-            assert!(!err.contains(debug), "debug output in: {err}");
+            stderr_lacks(&a, debug);
         }
+        fails(a, "best.bpk");
         assert!(!o.exists() && !d.exists());
     }
 

@@ -2,9 +2,9 @@
 //! metrics, a killed run resumed to the same result, and the errors a user can run into.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use assert_cmd::Command;
-use predicates::str::contains;
+use facepipe_testutil::{bin, fails, ok, stderr_has, usage_error};
 
 /// A split manifest of `n` 32×32 photos with a bright box (class 1) on a dark ground.
 fn dataset(dir: &Path, n: usize) -> PathBuf {
@@ -41,7 +41,7 @@ const RECIPE: &str = r#"{"patience": null, "steps": [
 
 /// unet-train on `manifest` into `out` with the recipe file `recipe`, at 32², batch 2.
 fn train_with(manifest: &Path, out: &Path, recipe: &Path) -> Command {
-    let mut c = Command::cargo_bin("unet-train").unwrap();
+    let mut c = Command::new(bin("unet-train"));
     c.arg("-i")
         .arg(manifest)
         .arg("--out-dir")
@@ -51,12 +51,22 @@ fn train_with(manifest: &Path, out: &Path, recipe: &Path) -> Command {
     c
 }
 
+/// unet-train on `manifest` into `out` with [`RECIPE`] (written beside the manifest) and `extra`.
 fn train(manifest: &Path, out: &Path, extra: &[&str]) -> Command {
     let recipe = manifest.with_file_name("recipe.json");
     std::fs::write(&recipe, RECIPE).unwrap();
     let mut c = train_with(manifest, out, &recipe);
     c.args(extra);
     c
+}
+
+/// `unet-train --summary dir`, however it ends.
+fn summary(dir: &Path) -> Output {
+    Command::new(bin("unet-train"))
+        .arg("--summary")
+        .arg(dir)
+        .output()
+        .unwrap()
 }
 
 /// metrics.csv without its time column.
@@ -81,7 +91,7 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let m = dataset(tmp.path(), 8);
     let a = tmp.path().join("runs/a");
-    train(&m, &a, &[]).assert().success().stderr(contains("fit epoch 2/2"));
+    stderr_has(&ok(train(&m, &a, &[]).output().unwrap()), "fit epoch 2/2");
 
     for f in [
         "model.json",
@@ -147,31 +157,22 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
     assert!(lr_rows.iter().all(|&lr| lr <= 1e-3 * 1.000001), "{lr_rows:?}");
 
     // the summary make all prints
-    Command::cargo_bin("unet-train")
-        .unwrap()
-        .arg("--summary")
-        .arg(&a)
-        .assert()
-        .success()
-        .stderr(contains(
-            "smp decoder, 32x32 inputs, ce loss, 4 epochs on 6 train / 2 valid images",
-        ))
-        .stderr(contains("IoU per class: background"))
-        .stderr(contains(
-            "fit phase: lr_max [1.00e-5, 1.00e-4, 1.00e-3] from the fallback (lr_find's valley",
-        ));
-    Command::cargo_bin("unet-train")
-        .unwrap()
-        .arg("--summary")
-        .arg(tmp.path())
-        .assert()
-        .failure()
-        .stderr(contains("model.json"));
+    let said = ok(summary(&a));
+    stderr_has(
+        &said,
+        "smp decoder, 32x32 inputs, ce loss, 4 epochs on 6 train / 2 valid images",
+    );
+    stderr_has(&said, "IoU per class: background");
+    stderr_has(
+        &said,
+        "fit phase: lr_max [1.00e-5, 1.00e-4, 1.00e-3] from the fallback (lr_find's valley",
+    );
+    fails(summary(tmp.path()), "model.json");
 
     // the same seed gives the same metrics, and byte-identical weight files (their metadata
     // is written in a fixed order)
     let b = tmp.path().join("runs/b");
-    train(&m, &b, &[]).assert().success();
+    ok(train(&m, &b, &[]).output().unwrap());
     assert_eq!(metrics_without_time(&a), rows, "same seed, same metrics");
     for f in ["last.safetensors", "last.bpk", "best.safetensors", "best.bpk"] {
         assert!(
@@ -182,10 +183,10 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
 
     // killed after two epochs (inside fine_tune), then resumed: the same run
     let c = tmp.path().join("runs/c");
-    train(&m, &c, &["--halt-after-epochs", "2"])
-        .assert()
-        .failure()
-        .stderr(contains("--resume continues"));
+    fails(
+        train(&m, &c, &["--halt-after-epochs", "2"]).output().unwrap(),
+        "--resume continues",
+    );
     assert!(!c.join("model.json").exists(), "an unfinished run has no model.json");
     assert_eq!(metrics_without_time(&c).len(), 2);
     // while another run holds the folder, a resume refuses and names it
@@ -194,15 +195,15 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         o.lock(c.as_path()).unwrap();
         o
     };
-    train(&m, &c, &["--resume"])
-        .assert()
-        .code(1)
-        .stderr(contains("being written by another run"));
+    fails(
+        train(&m, &c, &["--resume"]).output().unwrap(),
+        "being written by another run",
+    );
     drop(held);
     // a weight file the kill left half-written is swept by the resume
     let half = c.join("checkpoint/.epoch-0003.bpk.facepipe-tmp-w");
     std::fs::write(&half, "half").unwrap();
-    train(&m, &c, &["--resume"]).assert().success();
+    ok(train(&m, &c, &["--resume"]).output().unwrap());
     assert!(!half.exists(), "the interrupted run's temporary file is swept");
     assert_eq!(metrics_without_time(&c), rows, "resumed run = uninterrupted run");
     let (wa, wc) = (
@@ -222,29 +223,26 @@ fn trains_writes_a_model_directory_and_resumes_a_killed_run_exactly() {
         .collect();
     assert!(differ.is_empty(), "final weights differ in {differ:?}");
     // a finished run resumes to nothing
-    train(&m, &c, &["--resume"])
-        .assert()
-        .success()
-        .stderr(contains("already complete"));
+    stderr_has(&ok(train(&m, &c, &["--resume"]).output().unwrap()), "already complete");
 
     // a previous run is not replaced without --force, and --resume wants the same settings
-    train(&m, &a, &[])
-        .assert()
-        .failure()
-        .stderr(contains("--resume to continue it, --force to replace it"));
-    train(&m, &c, &["--resume", "--seed", "7"])
-        .assert()
-        .failure()
-        .stderr(contains("different settings (seed)"));
+    fails(
+        train(&m, &a, &[]).output().unwrap(),
+        "--resume to continue it, --force to replace it",
+    );
+    fails(
+        train(&m, &c, &["--resume", "--seed", "7"]).output().unwrap(),
+        "different settings (seed)",
+    );
 
     // --force replaces the previous run and only it: a user's files in the folder stay
     std::fs::write(a.join("notes.txt"), "keep").unwrap();
     std::fs::write(a.join("checkpoint/keep.txt"), "keep").unwrap();
     std::fs::write(a.join("checkpoint/epoch-0099.bpk"), "an old checkpoint").unwrap();
-    train(&m, &a, &["--force"])
-        .assert()
-        .success()
-        .stderr(contains("keeping 2 files unet-train did not write"));
+    stderr_has(
+        &ok(train(&m, &a, &["--force"]).output().unwrap()),
+        "keeping 2 files unet-train did not write",
+    );
     assert_eq!(std::fs::read_to_string(a.join("notes.txt")).unwrap(), "keep");
     assert_eq!(std::fs::read_to_string(a.join("checkpoint/keep.txt")).unwrap(), "keep");
     assert!(
@@ -286,13 +284,17 @@ fn hostile_weights_sizes_and_recipes_are_refused_before_anything_is_written() {
     let m = dataset(tmp.path(), 6);
     let out = tmp.path().join("run");
     let refused = |args: &[&str], code: i32, why: &str| {
-        let mut c = Command::cargo_bin("unet-train").unwrap();
+        let mut c = Command::new(bin("unet-train"));
         c.arg("-i").arg(&m).arg("--out-dir").arg(&out);
         c.args(["--arch", "smp", "--bs", "2", "--epochs", "1"]).args(args);
         if !args.contains(&"--size") {
             c.args(["--size", "32"]);
         }
-        c.assert().code(code).stderr(contains(why));
+        match code {
+            1 => fails(c.output().unwrap(), why),
+            2 => usage_error(c.output().unwrap(), why),
+            _ => unreachable!("a stage exits 1 (failure) or 2 (bad usage)"),
+        }
         assert!(!out.exists(), "{args:?}: nothing may be written");
     };
     // an integer-typed weight (it crashed burn-store: panic, then SIGSEGV or a double free)
@@ -338,10 +340,7 @@ fn hostile_weights_sizes_and_recipes_are_refused_before_anything_is_written() {
         r#"{"steps": [{"fine_tune": {"epochs": 0, "freeze_epochs": 0}}]}"#,
     )
     .unwrap();
-    train_with(&m, &out, &zero)
-        .assert()
-        .code(1)
-        .stderr(contains("no step trains an epoch"));
+    fails(train_with(&m, &out, &zero).output().unwrap(), "no step trains an epoch");
     assert!(!out.exists());
 }
 
@@ -355,10 +354,10 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     let foreign = tmp.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "keep").unwrap();
-    train(&m, &foreign, &[])
-        .assert()
-        .failure()
-        .stderr(contains("unet-train did not write (notes.txt)"));
+    fails(
+        train(&m, &foreign, &[]).output().unwrap(),
+        "unet-train did not write (notes.txt)",
+    );
     assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep");
     assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
 
@@ -370,37 +369,47 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     image::GrayImage::from_pixel(32, 32, image::Luma([7]))
         .save(bad_dir.join("4.tif"))
         .unwrap();
-    train(&bad_m, &tmp.path().join("r1"), &[])
-        .assert()
-        .failure()
-        .stderr(contains("4.tif has value 7"));
+    fails(
+        train(&bad_m, &tmp.path().join("r1"), &[]).output().unwrap(),
+        "4.tif has value 7",
+    );
     assert!(!tmp.path().join("r1").exists(), "nothing written");
 
     // CUDA in a CPU build
     if !unet::device::CUDA_BUILT {
-        train(&m, &tmp.path().join("r2"), &["--device", "cuda"])
-            .assert()
-            .failure()
-            .stderr(contains("--features cuda"));
+        fails(
+            train(&m, &tmp.path().join("r2"), &["--device", "cuda"])
+                .output()
+                .unwrap(),
+            "--features cuda",
+        );
     }
     // usage errors exit 2
-    train(&m, &tmp.path().join("r3"), &["--lr", "fast"]).assert().code(2);
-    train(&m, &tmp.path().join("r3"), &["--arch", "vgg"]).assert().code(2);
+    usage_error(
+        train(&m, &tmp.path().join("r3"), &["--lr", "fast"]).output().unwrap(),
+        "--lr",
+    );
+    usage_error(
+        train(&m, &tmp.path().join("r3"), &["--arch", "vgg"]).output().unwrap(),
+        "--arch",
+    );
 
     // a manifest without a split
     let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
     v["items"][3].as_object_mut().unwrap().remove("split");
     let nosplit = tmp.path().join("nosplit.json");
     std::fs::write(&nosplit, v.to_string()).unwrap();
-    train(&nosplit, &tmp.path().join("r4"), &[])
-        .assert()
-        .failure()
-        .stderr(contains("has no `split`: run split first"));
+    fails(
+        train(&nosplit, &tmp.path().join("r4"), &[]).output().unwrap(),
+        "has no `split`: run split first",
+    );
     // a missing pretrained file
-    train(&m, &tmp.path().join("r5"), &["--pretrained", "nope.pth"])
-        .assert()
-        .failure()
-        .stderr(contains("nope.pth"));
+    fails(
+        train(&m, &tmp.path().join("r5"), &["--pretrained", "nope.pth"])
+            .output()
+            .unwrap(),
+        "nope.pth",
+    );
     for r in ["r1", "r2", "r4", "r5"] {
         assert!(!tmp.path().join(r).join("model.json").exists());
     }
@@ -420,7 +429,7 @@ fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
             *b = 0x2000u16.to_le_bytes().repeat(64 * 3 * 7 * 7); // 2^-7
         }
     });
-    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("unet-train"));
+    let mut first = Command::new(bin("unet-train"));
     first
         .arg("-i")
         .arg(&m)
@@ -449,10 +458,10 @@ fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
         assert!(t0.elapsed().as_secs() < 60, "the first run never took its lock");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    train(&m, &out, &["--force"]).assert().code(1).stderr(contains(format!(
-        "being written by another run (pid {}, unet-train",
-        child.id()
-    )));
+    fails(
+        train(&m, &out, &["--force"]).output().unwrap(),
+        &format!("being written by another run (pid {}, unet-train", child.id()),
+    );
     let done = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{err}");
@@ -472,10 +481,10 @@ fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
     )
     .unwrap();
     let out = tmp.path().join("run");
-    train_with(&m, &out, &recipe)
-        .assert()
-        .success()
-        .stderr(contains("from lr_find's valley"));
+    stderr_has(
+        &ok(train_with(&m, &out, &recipe).output().unwrap()),
+        "from lr_find's valley",
+    );
     let info = unet::model_dir::ModelInfo::read(&out).unwrap();
     assert_eq!(info.recipe.loss, unet::training::loss::Loss::CrossEntropyDice);
     assert_eq!(info.lr_find[0].untrusted, None, "{:?}", info.lr_find[0]);
@@ -483,25 +492,17 @@ fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
     assert_eq!(info.fit_lrs[0].lr.source, unet::training::phase::LrSource::Valley);
     assert!((info.fit_lrs[0].lr.lr_max[2] - valley).abs() <= valley * 1e-12);
     // the summary names the loss and where the fit's rate came from
-    Command::cargo_bin("unet-train")
-        .unwrap()
-        .arg("--summary")
-        .arg(&out)
-        .assert()
-        .success()
-        .stderr(contains("ce+dice loss"))
-        .stderr(contains("fit phase: lr_max"))
-        .stderr(contains("from the valley"));
+    let said = ok(summary(&out));
+    stderr_has(&said, "ce+dice loss");
+    stderr_has(&said, "fit phase: lr_max");
+    stderr_has(&said, "from the valley");
     // a loss that is not one of fastai's: bad usage, with the choices
-    Command::cargo_bin("unet-train")
-        .unwrap()
-        .arg("-i")
+    let mut c = Command::new(bin("unet-train"));
+    c.arg("-i")
         .arg(&m)
         .arg("--out-dir")
         .arg(tmp.path().join("never"))
-        .args(["--loss", "bce"])
-        .assert()
-        .code(2)
-        .stderr(contains("ce, dice, focal, ce+dice"));
+        .args(["--loss", "bce"]);
+    usage_error(c.output().unwrap(), "ce, dice, focal, ce+dice");
     assert!(!tmp.path().join("never").exists());
 }

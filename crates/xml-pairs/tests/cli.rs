@@ -3,9 +3,9 @@
 use std::fs;
 use std::path::Path;
 
-use assert_cmd::Command;
-use facepipe_testutil::{bin, fails, json};
-use predicates::prelude::*;
+use std::process::Command;
+
+use facepipe_testutil::{bin, fails, json, ok, stderr_has, usage_error};
 use serde_json::Value;
 
 fn dataset(dir: &Path, xml: &str, files: &[&str]) {
@@ -41,14 +41,18 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
     dataset(&data, XML, FILES);
     let out = d.path().join("out/pairs.json");
     fs::create_dir_all(out.parent().unwrap()).unwrap();
-    xml_pairs()
+    let run = ok(xml_pairs()
         .args(["--xml"])
         .arg(data.join("training.xml"))
         .arg("-o")
         .arg(&out)
-        .assert()
-        .success()
-        .stdout("");
+        .output()
+        .unwrap());
+    assert!(
+        run.stdout.is_empty(),
+        "nothing on stdout, got:\n{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
     let m = json(&out);
     assert_eq!(m["schema"], "facepipe/dataset");
     assert_eq!(m["items"].as_array().unwrap().len(), 2);
@@ -65,22 +69,20 @@ fn writes_pairs_with_paths_relative_to_the_manifest() {
     // A rerun gives the same bytes (no timestamps), and stdout output is the same document
     // with paths relative to the working directory.
     let first = fs::read(&out).unwrap();
-    xml_pairs()
+    ok(xml_pairs()
         .arg("--xml")
         .arg(data.join("training.xml"))
         .arg("-o")
         .arg(&out)
-        .assert()
-        .success();
+        .output()
+        .unwrap());
     assert_eq!(first, fs::read(&out).unwrap());
-    let stdout = xml_pairs()
+    let stdout = ok(xml_pairs()
         .current_dir(&data)
         .args(["--xml", "training.xml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+        .output()
+        .unwrap())
+    .stdout;
     let m2: Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(m2["items"][0]["image"], "samples/g1/a.png");
 }
@@ -177,12 +179,13 @@ fn missing_files_are_all_listed_or_skipped_on_request() {
 
     let d = tempfile::tempdir().unwrap();
     dataset(d.path(), XML, files);
-    xml_pairs()
+    let run = ok(xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "pairs.json", "--skip-missing"])
-        .assert()
-        .success()
-        .stderr(predicate::str::contains("warning").and(predicate::str::contains("missing")));
+        .output()
+        .unwrap());
+    stderr_has(&run, "warning");
+    stderr_has(&run, "missing");
     let m = json(&d.path().join("pairs.json"));
     assert_eq!(m["items"].as_array().unwrap().len(), 1);
     assert_eq!(m["provenance"][0]["summary"]["pairs_skipped"], 1);
@@ -202,12 +205,12 @@ fn names_differing_only_in_case_resolve_to_the_real_files() {
             "labels/g2/b.png",
         ],
     );
-    xml_pairs()
+    let run = ok(xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "pairs.json"])
-        .assert()
-        .success()
-        .stderr(predicate::str::contains("ignoring case"));
+        .output()
+        .unwrap());
+    stderr_has(&run, "ignoring case");
     let m = json(&d.path().join("pairs.json"));
     assert_eq!(m["items"][0]["image"], "Samples/G1/A.png");
     assert_eq!(m["items"][0]["label_rgb"], "labels/g1/a.PNG");
@@ -219,38 +222,46 @@ fn outputs_are_never_clobbered_or_half_written() {
     dataset(d.path(), XML, FILES);
     // A user's file is not a manifest: not overwritten without --force.
     fs::write(d.path().join("notes.json"), "{\"mine\": 1}").unwrap();
-    xml_pairs()
+    let run = xml_pairs()
         .current_dir(d.path())
         .args(["--xml", "training.xml", "-o", "notes.json"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("notes.json").and(predicate::str::contains("--force")));
+        .output()
+        .unwrap();
+    stderr_has(&run, "notes.json");
+    fails(run, "--force");
     assert_eq!(
         fs::read_to_string(d.path().join("notes.json")).unwrap(),
         "{\"mine\": 1}"
     );
     // Not even the input itself.
-    xml_pairs()
-        .current_dir(d.path())
-        .args(["--xml", "training.xml", "-o", "training.xml"])
-        .assert()
-        .code(1);
+    fails(
+        xml_pairs()
+            .current_dir(d.path())
+            .args(["--xml", "training.xml", "-o", "training.xml"])
+            .output()
+            .unwrap(),
+        "training.xml",
+    );
     assert_eq!(fs::read_to_string(d.path().join("training.xml")).unwrap(), XML);
     // An output folder that does not exist / cannot be written.
-    xml_pairs()
-        .current_dir(d.path())
-        .args(["--xml", "training.xml", "-o", "no/such/dir/pairs.json"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("no/such/dir"));
+    fails(
+        xml_pairs()
+            .current_dir(d.path())
+            .args(["--xml", "training.xml", "-o", "no/such/dir/pairs.json"])
+            .output()
+            .unwrap(),
+        "no/such/dir",
+    );
     // A missing input.
-    xml_pairs()
-        .args(["--xml", "/nonexistent/training.xml"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("/nonexistent/training.xml"));
+    fails(
+        xml_pairs()
+            .args(["--xml", "/nonexistent/training.xml"])
+            .output()
+            .unwrap(),
+        "/nonexistent/training.xml",
+    );
     // Usage errors exit 2.
-    xml_pairs().arg("--bogus").assert().code(2);
+    usage_error(xml_pairs().arg("--bogus").output().unwrap(), "--bogus");
 }
 
 #[test]
