@@ -61,7 +61,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai clean help
+.PHONY: snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -184,6 +184,9 @@ PARITY_SEEDS ?= 1,2,3
 PARITY_ARCHS ?= fastai,smp
 parity-fastai: $(OUT_DIR)/split.json ## fastai itself vs unet-train from random weights: per-epoch valid loss, final foreground IoU, per arch and seed (needs fastai in TORCH_PYTHON)
 	$(TORCH_PYTHON) tests/parity/fastai_learning.py $< $(BIN)/unet-train --epochs $(PARITY_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3
+
+interop-lists: ## regenerate tests/interop/*.json, the state-dict names of the PyTorch models unet-train's weights load into (needs torch, segmentation_models_pytorch and fastai in TORCH_PYTHON)
+	$(TORCH_PYTHON) tests/interop/torch_state_dicts.py
 
 SNAKEMAKE_VENV ?= .venv-snakemake
 SNAKEMAKE_VERSION ?= 9.27.1

@@ -268,9 +268,26 @@ pub(crate) fn replace_with(tmp: &Path, to: &Path) -> Result<()> {
     fs::rename(tmp, to).with_context(|| format!("writing {}", to.display()))
 }
 
-/// Saves `net` as `stem.bpk` (burn) and, with `torch_names`, `stem.safetensors` (PyTorch
-/// names) in `dir`.
-pub fn save_weights<B: Backend, M: Module<B>>(net: &M, dir: &Path, stem: &str, torch_names: bool) -> Result<()> {
+/// How tensors are renamed from burn-store's PyTorch-style names (burn's module paths,
+/// PyTorch's BatchNorm names) to the exact state-dict names of the PyTorch model `arch`
+/// corresponds to: for `smp`, `segmentation_models_pytorch.Unet("resnet34", classes=N)`
+/// (`decoder.blocks.i.convj.{0,1}.*`, `segmentation_head.0.*`; the encoder's names are
+/// torchvision's already). `fastai`'s DynamicUnet numbers its layers instead of naming them;
+/// its file keeps the module paths for now. Regex patterns, applied in order.
+pub fn torch_renames(arch: Arch) -> &'static [(&'static str, &'static str)] {
+    match arch {
+        Arch::Smp => &[
+            (r"^blocks\.(\d+)\.(conv[12])\.conv\.", "decoder.blocks.${1}.${2}.0."),
+            (r"^blocks\.(\d+)\.(conv[12])\.bn\.", "decoder.blocks.${1}.${2}.1."),
+            (r"^head\.", "segmentation_head.0."),
+        ],
+        Arch::Fastai => &[],
+    }
+}
+
+/// Saves `net` as `stem.bpk` (burn) and, given the model's `arch` (`torch`), `stem.safetensors`
+/// under the PyTorch model's names (see [`torch_renames`]) in `dir`.
+pub fn save_weights<B: Backend, M: Module<B>>(net: &M, dir: &Path, stem: &str, torch: Option<Arch>) -> Result<()> {
     let bpk = dir.join(format!("{stem}.bpk"));
     let tmp = tmp_path(&bpk);
     // burn's writer, without the random per-process parameter ids burn would record (loading
@@ -291,9 +308,9 @@ pub fn save_weights<B: Backend, M: Module<B>>(net: &M, dir: &Path, stem: &str, t
             anyhow::anyhow!("writing {}: {e}", bpk.display())
         })?;
     replace_with(&tmp, &bpk)?;
-    if !torch_names {
+    let Some(arch) = torch else {
         return Ok(());
-    }
+    };
     let st = dir.join(format!("{stem}.safetensors"));
     let tmp = tmp_path(&st);
     let mut store = SafetensorsStore::from_file(&tmp)
@@ -307,6 +324,9 @@ pub fn save_weights<B: Backend, M: Module<B>>(net: &M, dir: &Path, stem: &str, t
             concat!("facepipe ", env!("CARGO_PKG_VERSION"), " with burn 0.21.0"),
         )
         .overwrite(true);
+    for (from, to) in torch_renames(arch) {
+        store = store.with_key_remapping(from, *to);
+    }
     net.save_into(&mut store).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         anyhow::anyhow!("writing {}: {e}", st.display())

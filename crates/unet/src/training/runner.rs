@@ -425,10 +425,10 @@ where
             !self.state.progress.records.is_empty(),
             "the recipe trained no epoch: nothing to save"
         );
-        save_weights(net, dir, "last", true)?;
+        save_weights(net, dir, "last", Some(self.ctx.cfg.arch))?;
         let mut best_net = M::build(self.ctx.data.n_classes, self.ctx.device);
         load_weights(&mut best_net, &dir.join("best.bpk"))?;
-        save_weights(&best_net, dir, "best", true)?;
+        save_weights(&best_net, dir, "best", Some(self.ctx.cfg.arch))?;
         let info = self.model_info()?;
         // model.json first: a run killed in between has it and reruns nothing but this ending
         write_json(&dir.join("model.json"), &info)?;

@@ -88,7 +88,7 @@ impl State {
     ) -> Result<()> {
         self.epochs_total += 1;
         let stem = format!("epoch-{:04}", self.epochs_total);
-        save_weights(net, &ctx.ckpt, &stem, false)?;
+        save_weights(net, &ctx.ckpt, &stem, None)?;
         let adam = format!("{stem}.adam.safetensors");
         save_adam(&opt.export()?, &ctx.ckpt.join(&adam))?;
         if improved {

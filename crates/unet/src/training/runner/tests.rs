@@ -68,7 +68,7 @@ fn saved(cfg: &TrainConfig) -> Progress {
 
 /// The model's weights as burnpack bytes (identical weights give identical bytes).
 fn weights(net: &Net, dir: &Path, stem: &str) -> Vec<u8> {
-    save_weights(net, dir, stem, false).unwrap();
+    save_weights(net, dir, stem, None).unwrap();
     fs::read(dir.join(format!("{stem}.bpk"))).unwrap()
 }
 
