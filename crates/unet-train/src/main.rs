@@ -13,7 +13,7 @@ use unet::training::recipe::LrMax;
 /// Default recipe (the reference workflow): fine_tune(1), lr_find, fit_one_cycle(12,
 /// slice(1e-5, 1e-4)) with early stopping on valid loss (patience 2), at --size 448 --bs 12
 /// --seed 2020. The directory gets model.json (written last), best and last weights (burn's
-/// .bpk and PyTorch-named .safetensors), metrics.csv, loss.png, lr_find.csv/png and a
+/// .bpk, and .safetensors that smp's Unet or fastai's DynamicUnet load as they are), metrics.csv, loss.png, lr_find.csv/png and a
 /// checkpoint after every epoch; --resume continues a killed run from its last epoch.
 #[derive(Parser, Debug)]
 #[command(

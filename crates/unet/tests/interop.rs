@@ -1,4 +1,5 @@
-//! The `.safetensors` unet-train writes load into the PyTorch model they correspond to: the
+//! The `.safetensors` unet-train writes load into the PyTorch model they correspond to
+//! (segmentation_models_pytorch's Unet for `--arch smp`, fastai's DynamicUnet for `fastai`): the
 //! names and shapes of every tensor against the state dict of that model, listed once from the
 //! PyTorch libraries (`tests/interop/torch_state_dicts.py`, committed as JSON).
 
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
-use unet::model::{Arch, SmpUnet};
+use unet::model::{Arch, FastaiUnet, SmpUnet};
 use unet::model_dir::save_weights;
 
 /// name → shape of a committed state-dict list, without PyTorch's `num_batches_tracked`
@@ -54,6 +55,22 @@ fn smp_weights_carry_segmentation_models_pytorch_names() {
     let net = SmpUnet::<Flex>::new(11, &FlexDevice);
     let d = tempfile::tempdir().unwrap();
     save_weights(&net, d.path(), "m", Some(Arch::Smp)).unwrap();
+    let got = written(&d.path().join("m.safetensors"));
+    let missing: Vec<&String> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    let extra: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "against {model}: missing {missing:?}, not in it {extra:?}"
+    );
+    assert_eq!(got, want, "shapes against {model}");
+}
+
+#[test]
+fn fastai_weights_carry_dynamic_unet_names() {
+    let (model, want) = torch_list("fastai_dynamic_unet_resnet34.json");
+    let net = FastaiUnet::<Flex>::new(11, &FlexDevice);
+    let d = tempfile::tempdir().unwrap();
+    save_weights(&net, d.path(), "m", Some(Arch::Fastai)).unwrap();
     let got = written(&d.path().join("m.safetensors"));
     let missing: Vec<&String> = want.keys().filter(|k| !got.contains_key(*k)).collect();
     let extra: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).collect();
