@@ -61,7 +61,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists clean help
+.PHONY: snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists interop-parity clean help
 
 all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -184,6 +184,13 @@ PARITY_SEEDS ?= 1,2,3
 PARITY_ARCHS ?= fastai,smp
 parity-fastai: $(OUT_DIR)/split.json ## fastai itself vs unet-train from random weights: per-epoch valid loss, final foreground IoU, per arch and seed (needs fastai in TORCH_PYTHON)
 	$(TORCH_PYTHON) tests/parity/fastai_learning.py $< $(BIN)/unet-train --epochs $(PARITY_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3
+
+interop-parity: $(OUT_DIR)/split.json ## a 1-epoch smp and fastai model loaded into their PyTorch twins give the same probabilities as unet-eval's network (needs torch, segmentation_models_pytorch and fastai in TORCH_PYTHON)
+	$(CARGO) build --release --quiet -p unet --example model_probabilities
+	for a in smp fastai; do $(BIN)/unet-train -i $< --out-dir $(OUT_DIR)/interop-$$a --arch $$a --size 64 --bs 8 \
+	  --fine-tune-epochs 0 --no-lr-find --epochs 1 --lr 1e-3 --force -q || exit 1; done
+	$(TORCH_PYTHON) tests/interop/torch_parity.py $(CARGO_TARGET_DIR)/release/examples/model_probabilities \
+	  $(OUT_DIR)/interop-smp $(OUT_DIR)/interop-fastai
 
 interop-lists: ## regenerate tests/interop/*.json, the state-dict names of the PyTorch models unet-train's weights load into (needs torch, segmentation_models_pytorch and fastai in TORCH_PYTHON)
 	$(TORCH_PYTHON) tests/interop/torch_state_dicts.py
