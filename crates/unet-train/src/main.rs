@@ -63,7 +63,9 @@ struct Args {
     /// Leave out the recipe's lr_find.
     #[arg(long)]
     no_lr_find: bool,
-    /// ImageNet weights for the encoder: torchvision's resnet34 .pth or a .safetensors with its names.
+    /// ImageNet weights for the encoder: torchvision's resnet34 .pth or a .safetensors with its
+    /// names. Or a whole model of --arch to continue training: its PyTorch twin's state dict
+    /// (segmentation_models_pytorch's Unet, fastai's DynamicUnet) or a unet-train .safetensors.
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
     /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
+use unet::model::weights::load_pretrained;
 use unet::model::{Arch, FastaiUnet, SmpUnet};
 use unet::model_dir::save_weights;
 
@@ -79,4 +80,45 @@ fn fastai_weights_carry_dynamic_unet_names() {
         "against {model}: missing {missing:?}, not in it {extra:?}"
     );
     assert_eq!(got, want, "shapes against {model}");
+}
+
+/// A whole model saved under its PyTorch twin's names loads back as `--pretrained`, every
+/// tensor in place: the same weights give the same burnpack bytes.
+#[test]
+fn a_whole_model_under_torch_names_loads_back() {
+    let d = tempfile::tempdir().unwrap();
+    let a = SmpUnet::<Flex>::new(3, &FlexDevice);
+    save_weights(&a, d.path(), "a", Some(Arch::Smp)).unwrap();
+    let mut b = SmpUnet::<Flex>::new(3, &FlexDevice);
+    let report = load_pretrained(&mut b, &d.path().join("a.safetensors"), Arch::Smp).unwrap();
+    assert!(report.applied > 200 && report.unused.is_empty(), "{report}");
+    save_weights(&b, d.path(), "b", None).unwrap();
+    save_weights(&a, d.path(), "a2", None).unwrap();
+    assert_eq!(
+        std::fs::read(d.path().join("b.bpk")).unwrap(),
+        std::fs::read(d.path().join("a2.bpk")).unwrap()
+    );
+
+    let f = FastaiUnet::<Flex>::new(3, &FlexDevice);
+    save_weights(&f, d.path(), "f", Some(Arch::Fastai)).unwrap();
+    let mut g = FastaiUnet::<Flex>::new(3, &FlexDevice);
+    load_pretrained(&mut g, &d.path().join("f.safetensors"), Arch::Fastai).unwrap();
+    save_weights(&g, d.path(), "g", None).unwrap();
+    save_weights(&f, d.path(), "f2", None).unwrap();
+    assert_eq!(
+        std::fs::read(d.path().join("g.bpk")).unwrap(),
+        std::fs::read(d.path().join("f2.bpk")).unwrap()
+    );
+
+    // another number of classes: the head is named, nothing is applied
+    let mut other = SmpUnet::<Flex>::new(5, &FlexDevice);
+    let e = load_pretrained(&mut other, &d.path().join("a.safetensors"), Arch::Smp)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("segmentation_head.0.") && e.contains("has shape"), "{e}");
+    // a model of the other arch is not taken for this one
+    let e = load_pretrained(&mut g, &d.path().join("a.safetensors"), Arch::Fastai)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not in the file") || e.contains("matches nothing"), "{e}");
 }

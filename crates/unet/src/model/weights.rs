@@ -10,12 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
+use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn_store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
 use crate::model::resnet::ResNet;
+use crate::model::{Arch, Architecture};
+use crate::model_dir::torch_renames;
 
 /// What a load did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +217,32 @@ fn read_pth(file: &Path, file_len: usize) -> Result<BTreeMap<String, FileTensor>
 /// than F32 (F16, BF16, F64) are converted with a note in the log, an integer or boolean
 /// tensor where a weight belongs is refused, and so is a NaN or infinite value.
 pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<LoadReport> {
+    let tensors = read_file(file)?;
+    load_encoder(encoder, &tensors, &file.display().to_string())
+}
+
+/// `--pretrained`: torchvision ResNet34 weights for the encoder (as [`load_resnet`]), or a
+/// whole model of `arch` saved by its PyTorch twin — `segmentation_models_pytorch.Unet(
+/// "resnet34", classes=N)` or fastai's `DynamicUnet` — or by unet-train (the same names, see
+/// [`crate::model_dir::torch_renames`]), to continue training it. A file holding the arch's
+/// head is taken as a whole model: every tensor of the model must be there, with its shape
+/// (so the same number of classes), checked as [`load_resnet`] checks.
+pub fn load_pretrained<B: Backend, M: Architecture<B>>(net: &mut M, file: &Path, arch: Arch) -> Result<LoadReport> {
+    let tensors = read_file(file)?;
+    let shown = file.display().to_string();
+    let head = match arch {
+        Arch::Smp => "segmentation_head.0.weight",
+        Arch::Fastai => "layers.12.0.weight",
+    };
+    if tensors.contains_key(head) {
+        load_whole(net, &tensors, arch, &shown)
+    } else {
+        load_encoder(net.encoder_mut(), &tensors, &shown)
+    }
+}
+
+/// Reads a `.pth`/`.pt` or `.safetensors` weight file's tensors.
+fn read_file(file: &Path) -> Result<BTreeMap<String, FileTensor>> {
     if !file.is_file() {
         bail!("weights file {} does not exist", file.display());
     }
@@ -224,9 +253,57 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
         .to_ascii_lowercase();
     let shown = file.display();
     let bytes = std::fs::read(file).with_context(|| format!("reading weights {shown}"))?;
-    let tensors = read_tensors(&bytes, &ext, file).with_context(|| format!("weights file {shown}"))?;
-    drop(bytes);
+    read_tensors(&bytes, &ext, file).with_context(|| format!("weights file {shown}"))
+}
 
+/// A whole model of `arch` from a state dict under its PyTorch twin's names.
+fn load_whole<B: Backend, M: Module<B>>(
+    net: &mut M,
+    tensors: &BTreeMap<String, FileTensor>,
+    arch: Arch,
+    shown: &str,
+) -> Result<LoadReport> {
+    let mut remapper = KeyRemapper::new();
+    for (from, to) in torch_renames(arch) {
+        remapper = remapper
+            .add_pattern(from, *to)
+            .map_err(|e| anyhow::anyhow!("internal: {e}"))?;
+    }
+    // the model's tensors under burn-store's PyTorch-style names, then under the twin's
+    let snapshots = net.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+    let shapes: BTreeMap<String, Vec<usize>> = snapshots.iter().map(|s| (s.full_path(), s.shape.to_vec())).collect();
+    let (_, names) = remapper.remap(snapshots);
+    let wanted: BTreeMap<String, Vec<usize>> = names.iter().map(|(t, o)| (t.clone(), shapes[o].clone())).collect();
+    let missing: Vec<&String> = wanted.keys().filter(|k| !tensors.contains_key(*k)).collect();
+    if let Some(k) = missing.first() {
+        bail!(
+            "{shown}: the {arch} model's {k} is not in the file ({} keys missing); is this a whole {arch} UNet-ResNet34?",
+            missing.len()
+        );
+    }
+    let unused: Vec<String> = tensors.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+    if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
+        bail!("{shown}: key {k} matches nothing in the {arch} model (a different architecture?)");
+    }
+    let to_burn: BTreeMap<&str, &str> = names.iter().map(|(t, o)| (t.as_str(), o.as_str())).collect();
+    let picked: Vec<Picked> = pick(&wanted, tensors, shown)?
+        .into_iter()
+        .map(|(k, shape, bytes)| (to_burn[k.as_str()].to_string(), shape, bytes))
+        .collect();
+    apply(net, &picked, shown)?;
+    Ok(LoadReport {
+        applied: picked.len(),
+        missing: Vec::new(),
+        unused,
+    })
+}
+
+/// torchvision ResNet34 weights into the encoder; `shown` names the file.
+fn load_encoder<B: Backend>(
+    encoder: &mut ResNet<B>,
+    tensors: &BTreeMap<String, FileTensor>,
+    shown: &str,
+) -> Result<LoadReport> {
     // what the encoder takes, under PyTorch's names
     let wanted: BTreeMap<String, Vec<usize>> = encoder
         .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
@@ -240,12 +317,12 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
             missing.len()
         );
     }
-    let picked = pick(&wanted, &tensors, &shown.to_string())?;
+    let picked = pick(&wanted, tensors, shown)?;
     let unused: Vec<String> = tensors.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
     if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
         bail!("{shown}: key {k} matches nothing in the encoder (a different architecture or naming?)");
     }
-    apply(encoder, &picked, &shown.to_string())?;
+    apply(encoder, &picked, shown)?;
     Ok(LoadReport {
         applied: picked.len(),
         missing: Vec::new(),
@@ -269,7 +346,7 @@ fn pick(
         let t = &tensors[k];
         ensure!(
             &t.shape == shape,
-            "{shown}: {k} has shape {:?}, the encoder needs {shape:?}",
+            "{shown}: {k} has shape {:?}, the model needs {shape:?}",
             t.shape
         );
         let Some(v) = &t.values else {
@@ -304,7 +381,7 @@ fn pick(
 
 /// Applies checked weights to the encoder: one F32 safetensors buffer, through burn-store's
 /// PyTorch adapter, every tensor required.
-fn apply<B: Backend>(encoder: &mut ResNet<B>, picked: &[Picked], shown: &str) -> Result<()> {
+fn apply<B: Backend, M: Module<B>>(encoder: &mut M, picked: &[Picked], shown: &str) -> Result<()> {
     let views: Vec<(String, TensorView)> = picked
         .iter()
         .map(|(k, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.clone(), v)))

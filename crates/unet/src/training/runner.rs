@@ -20,7 +20,7 @@ use crate::data::loader::{SplitSet, SweepBatches};
 use crate::data::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::kernels::TrainBackend;
 use crate::model::Architecture;
-use crate::model::weights::load_resnet;
+use crate::model::weights::load_pretrained;
 use crate::model_dir::{
     FitLr, MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelInfo, Preprocessing, Pretrained, Progress, RUN_FORMAT, RunFile,
     Settings, WeightFiles, inspect_dir, load_adam, load_weights, save_weights, settings_diff, write_json,
@@ -193,7 +193,7 @@ where
             load_weights(&mut net, &ctx.ckpt.join(w))?;
         } else if let Some(p) = &cfg.pretrained {
             // killed before the first checkpoint: start again from the same weights
-            load_resnet(net.encoder_mut(), p)?;
+            load_pretrained(&mut net, p, cfg.arch)?;
         }
         let mut opt = GroupAdam::<B>::new(&net);
         if let Some(o) = &progress.optimiser {
@@ -228,7 +228,7 @@ where
         let mut folder = inspect_dir(&mut outputs, dir, cfg.force)?;
         let mut pretrained = None;
         if let (Some(p), Some(bytes)) = (&cfg.pretrained, pretrained_bytes) {
-            let report = load_resnet(net.encoder_mut(), p)?;
+            let report = load_pretrained(&mut net, p, cfg.arch)?;
             log::info!("--pretrained {}: {report}", p.display());
             pretrained = Some(Pretrained {
                 file: p.display().to_string(),
