@@ -98,8 +98,8 @@ fn names(i: u32, group_size: u32) -> (String, String, String) {
 /// The ledger demo-faces keeps in its output folder (the files it wrote there).
 pub const LEDGER: &str = ".demo-faces";
 
-/// Names only demo-faces writes in its folder, so a folder written before it kept a ledger is
-/// still recognised as its own.
+/// Names only demo-faces writes in its folder, so a folder written before it kept a ledger (one
+/// holding its parameter file) is still recognised as its own.
 fn is_demo_name(rel: &str) -> bool {
     let face = |dir: &str| {
         let mut parts = rel.split('/');
@@ -135,7 +135,10 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Vec<FaceTr
     anyhow::ensure!((0.0..=1.0).contains(&cfg.two_faces), "--two-faces must be in 0..=1");
     // held to the end: a second run on the same folder refuses
     let mut outputs = facepipe_core::out::Outputs::new("demo-faces", cfg.force);
-    let mut folder = outputs.folder(&cfg.out, LEDGER, "--out-dir", &is_demo_name)?;
+    // a folder an older demo-faces wrote (its parameter file, no ledger) is known by its names;
+    // without that file, nothing is taken for ours but what the ledger lists
+    let older = cfg.out.join(MARKER).is_file();
+    let mut folder = outputs.folder(&cfg.out, LEDGER, "--out-dir", &|rel| older && is_demo_name(rel))?;
     // the previous run's files go (a larger earlier run leaves no extra faces); the XML is
     // written last: while it is missing the folder is incomplete
     folder.begin(planned(cfg))?;

@@ -72,6 +72,15 @@ fn a_rerun_replaces_only_its_own_files() {
     fs::remove_file(out.join(demo_faces::LEDGER)).unwrap();
     run(d.path(), "demo-faces", &args("1"));
     assert!(!out.join("samples/g001").exists());
+    // ... but only with its parameter file: files named like faces, in a folder with neither
+    // ledger nor parameter file (a copy someone edited), are not taken for demo-faces' own
+    fs::remove_file(out.join(demo_faces::LEDGER)).unwrap();
+    fs::remove_file(out.join(demo_faces::MARKER)).unwrap();
+    fails(
+        stage("demo-faces", d.path()).args(args("1")).output().unwrap(),
+        "samples/g000/face_00000.png",
+    );
+    assert!(out.join("samples/g000/face_00000.png").is_file());
 }
 
 #[test]
