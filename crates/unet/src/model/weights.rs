@@ -230,12 +230,18 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
 pub fn load_pretrained<B: Backend, M: Architecture<B>>(net: &mut M, file: &Path, arch: Arch) -> Result<LoadReport> {
     let tensors = read_file(file)?;
     let shown = file.display().to_string();
-    let head = match arch {
+    let head = |a: Arch| match a {
         Arch::Smp => "segmentation_head.0.weight",
         Arch::Fastai => "layers.12.0.weight",
     };
-    if tensors.contains_key(head) {
+    let other = match arch {
+        Arch::Smp => Arch::Fastai,
+        Arch::Fastai => Arch::Smp,
+    };
+    if tensors.contains_key(head(arch)) {
         load_whole(net, &tensors, arch, &shown)
+    } else if tensors.contains_key(head(other)) {
+        bail!("{shown} is a whole {other} model, not a {arch} one: train it with --arch {other}")
     } else {
         load_encoder(net.encoder_mut(), &tensors, &shown)
     }
