@@ -279,29 +279,16 @@ fn load_whole<B: Backend, M: Module<B>>(
     let snapshots = net.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
     let shapes: BTreeMap<String, Vec<usize>> = snapshots.iter().map(|s| (s.full_path(), s.shape.to_vec())).collect();
     let (_, names) = remapper.remap(snapshots);
-    let wanted: BTreeMap<String, Vec<usize>> = names.iter().map(|(t, o)| (t.clone(), shapes[o].clone())).collect();
-    let missing: Vec<&String> = wanted.keys().filter(|k| !tensors.contains_key(*k)).collect();
-    if let Some(k) = missing.first() {
-        bail!(
-            "{shown}: the {arch} model's {k} is not in the file ({} keys missing); is this a whole {arch} UNet-ResNet34?",
-            missing.len()
-        );
-    }
-    let unused: Vec<String> = tensors.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
-    if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
-        bail!("{shown}: key {k} matches nothing in the {arch} model (a different architecture?)");
-    }
-    let to_burn: BTreeMap<&str, &str> = names.iter().map(|(t, o)| (t.as_str(), o.as_str())).collect();
-    let picked: Vec<Picked> = pick(&wanted, tensors, shown)?
-        .into_iter()
-        .map(|(k, shape, bytes)| (to_burn[k.as_str()].to_string(), shape, bytes))
-        .collect();
-    apply(net, &picked, shown)?;
-    Ok(LoadReport {
-        applied: picked.len(),
-        missing: Vec::new(),
-        unused,
-    })
+    let wanted = names.into_iter().map(|(t, o)| (t, (shapes[&o].clone(), o))).collect();
+    let whose = format!("the {arch} model");
+    load_named(
+        net,
+        tensors,
+        &wanted,
+        &whose,
+        &format!("a whole {arch} UNet-ResNet34"),
+        shown,
+    )
 }
 
 /// torchvision ResNet34 weights into the encoder; `shown` names the file.
@@ -310,25 +297,52 @@ fn load_encoder<B: Backend>(
     tensors: &BTreeMap<String, FileTensor>,
     shown: &str,
 ) -> Result<LoadReport> {
-    // what the encoder takes, under PyTorch's names
-    let wanted: BTreeMap<String, Vec<usize>> = encoder
+    // what the encoder takes, under PyTorch's names (burn-store's are the same)
+    let wanted = encoder
         .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
         .into_iter()
-        .map(|s| (s.full_path(), s.shape.to_vec()))
+        .map(|s| (s.full_path(), (s.shape.to_vec(), s.full_path())))
         .collect();
+    load_named(
+        encoder,
+        tensors,
+        &wanted,
+        "the encoder",
+        "a torchvision ResNet34 state dict",
+        shown,
+    )
+}
+
+/// Loads into `net` the file's tensors named as `wanted` says (the file's name → the shape and
+/// burn-store's PyTorch-style name), all checked before any is applied: every one there,
+/// checked as [`pick`] does, no key left over but the ones every such file has. `whose`
+/// ("the encoder") and `ask` ("a torchvision ResNet34 state dict") word the refusals.
+fn load_named<B: Backend, M: Module<B>>(
+    net: &mut M,
+    tensors: &BTreeMap<String, FileTensor>,
+    wanted: &BTreeMap<String, (Vec<usize>, String)>,
+    whose: &str,
+    ask: &str,
+    shown: &str,
+) -> Result<LoadReport> {
     let missing: Vec<&String> = wanted.keys().filter(|k| !tensors.contains_key(*k)).collect();
     if let Some(k) = missing.first() {
         bail!(
-            "{shown}: the encoder's {k} is not in the file ({} keys missing); is this a torchvision ResNet34 state dict?",
+            "{shown}: {whose}'s {k} is not in the file ({} keys missing); is this {ask}?",
             missing.len()
         );
     }
-    let picked = pick(&wanted, tensors, shown)?;
+    let shapes: BTreeMap<String, Vec<usize>> = wanted.iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect();
+    let picked = pick(&shapes, tensors, shown)?;
     let unused: Vec<String> = tensors.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
     if let Some(k) = unused.iter().find(|k| !expected_unused(k)) {
-        bail!("{shown}: key {k} matches nothing in the encoder (a different architecture or naming?)");
+        bail!("{shown}: key {k} matches nothing in {whose} (a different architecture or naming?)");
     }
-    apply(encoder, &picked, shown)?;
+    let picked: Vec<Picked> = picked
+        .into_iter()
+        .map(|(k, shape, bytes)| (wanted[&k].1.clone(), shape, bytes))
+        .collect();
+    apply(net, &picked, shown)?;
     Ok(LoadReport {
         applied: picked.len(),
         missing: Vec::new(),
