@@ -298,7 +298,11 @@ fn eval_and_cheek_shards_merge_into_the_unsharded_run() {
     cheeks("split.json", "cheeks.csv", "cheeks.json", None);
     let whole_eval = json(&dir.join("eval/eval.json"));
     let whole_preds = json(&dir.join("preds.json"));
-    let whole_cheeks = json(&dir.join("cheeks.json"));
+    let mut whole_cheeks = json(&dir.join("cheeks.json"));
+    // where each run wrote its CSV (and QC pictures) differs; the merge names its own CSV
+    let whole_csv = whole_cheeks.as_object_mut().unwrap().remove("csv");
+    assert_eq!(whole_csv.unwrap(), dir.join("cheeks.csv").to_str().unwrap());
+    whole_cheeks.as_object_mut().unwrap().remove("qc_dir");
     assert!(
         whole_cheeks["agreement"]["cheeks_compared"].as_u64().unwrap() > 10,
         "the truth masks give cheeks to compare"
@@ -408,6 +412,13 @@ fn eval_and_cheek_shards_merge_into_the_unsharded_run() {
         let mut r = json(&dir.join(&report));
         assert_eq!(r["shards"].as_array().unwrap().len(), n);
         r.as_object_mut().unwrap().remove("shards");
+        let merged_csv = r.as_object_mut().unwrap().remove("csv").unwrap();
+        assert_eq!(
+            merged_csv,
+            dir.join(&csv).to_str().unwrap(),
+            "the merged report names its CSV"
+        );
+        assert!(r.get("qc_dir").is_none(), "a merge writes no QC folder");
         assert_eq!(r, whole_cheeks, "N = {n}: cheek report");
         assert!(read(&format!("c{n}_scatter.png")) == read("cheeks_scatter.png"));
     }

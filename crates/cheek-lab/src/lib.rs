@@ -128,7 +128,9 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         columns: &cfg.ref_columns,
         join: cfg.join,
     });
-    let head = report_head(cfg, &inputs.loaded, shard, &items, &results);
+    let mut head = report_head(cfg, &inputs.loaded, shard, &items, &results);
+    head.csv = written_path(output)?;
+    head.qc_dir = cfg.qc_dir.as_deref().map(written_path).transpose()?.flatten();
     let (report, csv, joined) = assemble(head, &rows, warnings, ref_input.as_ref())?;
     if let (Some(d), Some(folder)) = (&cfg.qc_dir, qc_folder.as_mut()) {
         let de = qc_delta_e(&rows, joined.as_ref());
@@ -253,6 +255,8 @@ fn report_head(cfg: &Config, loaded: &Loaded, shard: Option<Shard>, items: &[&It
         fwhr_measured: 0,
         warnings: vec![],
         agreement: None,
+        csv: None,
+        qc_dir: None,
         shard: shard.map(|s| ShardPart {
             shard: s.to_string(),
             reference: cfg.reference.as_deref().map(|p| p.display().to_string()),
@@ -271,6 +275,15 @@ fn report_head(cfg: &Config, loaded: &Loaded, shard: Option<Shard>, items: &[&It
         shards: vec![],
         facepipe_version: facepipe_core::VERSION.into(),
     }
+}
+
+/// An output's absolute path as the report records it; none for stdout.
+pub(crate) fn written_path(p: &Path) -> Result<Option<String>> {
+    if p == Path::new("-") {
+        return Ok(None);
+    }
+    let abs = facepipe_core::paths::absolute(p)?;
+    facepipe_core::paths::to_manifest_string(&abs).map(Some)
 }
 
 /// CIEDE2000 of each face's left and right cheek against the reference, for the QC captions

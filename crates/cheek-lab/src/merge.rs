@@ -113,7 +113,9 @@ pub fn merge(cfg: &Config) -> Result<Report> {
         columns: &part.ref_columns,
         join: part.join,
     });
-    let (report, csv, joined) = assemble(merged_head(&parts)?, &rows, warnings, ref_input.as_ref())?;
+    let mut head = merged_head(&parts)?;
+    head.csv = crate::written_path(output)?;
+    let (report, csv, joined) = assemble(head, &rows, warnings, ref_input.as_ref())?;
     outputs.write(&report, &csv, &rows, joined.as_ref())?;
     Ok(report)
 }
@@ -228,6 +230,8 @@ fn merged_head(parts: &[Part]) -> Result<Report> {
     let mut head = parts[0].report.clone();
     head.items = parts.iter().map(|p| p.report.items).sum();
     head.shard = None;
+    // The shards' QC folders are their own; the merged CSV is set by the caller.
+    head.qc_dir = None;
     head.shards = parts
         .iter()
         .map(|p| {

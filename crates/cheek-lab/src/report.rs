@@ -50,6 +50,12 @@ pub struct Report {
     pub fwhr_measured: usize,
     pub warnings: Vec<String>,
     pub agreement: Option<Agreement>,
+    /// The CSV (`-o`) and QC folder (`--qc-dir`) this run wrote, absolute, for readers of the
+    /// report (the `report` stage); absent when written to stdout or not asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qc_dir: Option<String>,
     /// A shard's measurements (`--shard K/N`): its counts and agreement are its part's only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardPart>,
