@@ -7,7 +7,7 @@
 
 use facepipe_testutil::{json, redact, run, stage, train_tiny};
 
-const STAGES: [&str; 9] = [
+const STAGES: [&str; 10] = [
     "demo-faces",
     "xml-pairs",
     "rgb2class",
@@ -17,6 +17,7 @@ const STAGES: [&str; 9] = [
     "cheek-lab",
     "manifest-check",
     "manifest-merge",
+    "report",
 ];
 
 #[test]

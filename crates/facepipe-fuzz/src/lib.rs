@@ -22,7 +22,7 @@ pub struct Target {
 }
 
 /// Every target.
-pub const TARGETS: [Target; 6] = [
+pub const TARGETS: [Target; 7] = [
     Target {
         name: "xml",
         what: "training.xml reader (xml-pairs)",
@@ -81,6 +81,33 @@ pub const TARGETS: [Target; 6] = [
             } else {
                 unet::model::weights::read_tensors(b, "safetensors", Path::new("fuzz.safetensors")).map(drop)
             }
+        },
+    },
+    Target {
+        name: "model-report",
+        what: "model.json and metrics.csv as the report reads and draws them (report)",
+        seeds: seeds::model_files,
+        read: |b, scratch| {
+            let dir = scratch.join("model");
+            std::fs::create_dir_all(&dir)?;
+            // the mutant is one of the two files; the other is the valid seed
+            let (json, csv) = if b.starts_with(b"phase") {
+                (seeds::MODEL_JSON.as_bytes(), b)
+            } else {
+                (b, seeds::METRICS_CSV.as_bytes())
+            };
+            std::fs::write(dir.join("model.json"), json)?;
+            std::fs::write(dir.join("metrics.csv"), csv)?;
+            let cfg = report::Config {
+                output: scratch.join("page.html"),
+                manifest: None,
+                model: Some(dir),
+                eval: None,
+                cheeks: vec![],
+                title: "fuzz".into(),
+                force: true,
+            };
+            report::render("fuzz", &report::Inputs::read(&cfg)?).map(drop)
         },
     },
 ];

@@ -119,3 +119,12 @@ fn zip_stored(name: &str, data: &[u8]) -> Vec<u8> {
     out.extend(0u16.to_le_bytes());
     out
 }
+
+/// A model directory's files as the report reads them: `model.json` (with an lr_find sweep) and
+/// `metrics.csv` (two phases, an empty IoU cell).
+pub const MODEL_JSON: &str = r#"{"format":"facepipe.model","format_version":1,"arch":"smp","classes":[{"id":0,"name":"background","rgb":[0,0,0]},{"id":1,"name":"skin","rgb":[128,128,128]}],"preprocessing":{"input_size":64},"best":{"record":{"phase":"fit","epoch":0,"train_loss":1.2,"valid_loss":1.1,"mean_iou_fg":0.3,"mean_dice_fg":0.4,"pixel_accuracy":0.85}},"last":{"record":null},"recipe":{"loss":"ce","steps":[]},"manifest":"/d/split.json","manifest_sha256":"ab","n_train":8,"n_valid":4,"batch_size":2,"seed":7,"device":"cpu","pretrained":null,"lr_find":[{"lrs":[1e-7,1e-6,1e-5,1e-4,1e-3,1e-2,0.1,1.0],"losses":[2.0,1.9,1.7,1.2,0.9,1.5,null,4.0],"suggestions":{"valley":1e-4,"minimum":1e-4,"steep":1e-5},"untrusted":"too short"}],"fit_lrs":[{"phase":"fit","lr_max":[1e-4,1e-4,1e-3],"source":"valley"}],"epochs":2,"facepipe_version":"0.1.0"}"#;
+pub const METRICS_CSV: &str = "phase,epoch,train_loss,valid_loss,pixel_accuracy,mean_dice,mean_iou,mean_dice_fg,mean_iou_fg,iou_background,iou_skin,lr_group0,lr_group1,lr_group2,seconds\nfrozen,0,1.5,1.4,0.8,0.5,0.4,0.3,0.2,0.9,0.2,1e-4,1e-4,1e-3,1.0\nfit,0,1.2,1.1,0.85,0.6,0.5,0.4,0.3,0.92,,2e-4,2e-4,2e-3,1.0\n";
+
+pub fn model_files() -> Vec<Vec<u8>> {
+    vec![MODEL_JSON.as_bytes().to_vec(), METRICS_CSV.as_bytes().to_vec()]
+}

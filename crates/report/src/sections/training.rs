@@ -1,0 +1,206 @@
+//! The training: the run's settings, loss, per-class IoU and learning rate per epoch, the
+//! lr_find sweeps with their suggestions, and the best and last epochs.
+
+use anyhow::Result;
+
+use crate::html::{Cell, Page, num};
+use crate::inputs::{LrFind, Model, Record};
+use crate::svg::{HIGHLIGHT, LineChart, Series, colour};
+
+pub fn write(page: &mut Page, model: Option<&Model>) -> Result<()> {
+    page.section("training", "Training");
+    let Some(m) = model else {
+        page.note("No model directory given (--model).");
+        return Ok(());
+    };
+    let i = &m.info;
+    page.p(&format!("Model directory {}.", m.dir.display()));
+    let loss = i.recipe.get("loss").and_then(|l| l.as_str()).unwrap_or("ce");
+    page.cards(&[
+        (i.arch.clone(), "architecture".into()),
+        (format!("{}²", i.preprocessing.input_size), "input size".into()),
+        (format!("{} / {}", i.n_train, i.n_valid), "train / valid items".into()),
+        (i.batch_size.to_string(), "batch size".into()),
+        (i.epochs.to_string(), "epochs".into()),
+        (loss.to_string(), "loss".into()),
+        (i.device.clone(), "device".into()),
+        (i.seed.to_string(), "seed".into()),
+    ]);
+    let pretrained = match &i.pretrained {
+        Some(p) => p.get("path").and_then(|v| v.as_str()).unwrap_or("given").to_string(),
+        None => "none (random initial weights)".into(),
+    };
+    page.p(&format!("Pretrained weights: {pretrained}."));
+    page.table_cells(&["recipe"], &[vec![Cell::code(&i.recipe.to_string())]], 1);
+    fit_lrs(page, &i.fit_lrs);
+    records(page, m);
+    if m.metrics.is_empty() {
+        page.note("metrics.csv holds no epochs.");
+    } else {
+        curves(page, m)?;
+    }
+    for (k, sweep) in i.lr_find.iter().enumerate() {
+        lr_find(page, k, sweep)?;
+    }
+    Ok(())
+}
+
+/// The peak rates each fit used and where they came from.
+fn fit_lrs(page: &mut Page, fits: &[serde_json::Value]) {
+    if fits.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = fits
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let lrs = match f.get("lr_max") {
+                Some(serde_json::Value::Array(a)) => a.iter().map(|v| num(v.as_f64())).collect::<Vec<_>>().join(", "),
+                Some(v) => num(v.as_f64()),
+                None => String::new(),
+            };
+            vec![s("phase"), lrs, s("source"), s("reason")]
+        })
+        .collect();
+    page.table(&["fit", "peak learning rates (per group)", "from", "why"], &rows, 1);
+}
+
+fn records(page: &mut Page, m: &Model) {
+    let row = |which: &str, r: &Record| {
+        vec![
+            which.to_string(),
+            r.phase.clone(),
+            r.epoch.to_string(),
+            num(Some(r.train_loss)),
+            num(Some(r.valid_loss)),
+            num(Some(r.mean_iou_fg)),
+            num(Some(r.mean_dice_fg)),
+            num(Some(r.pixel_accuracy)),
+        ]
+    };
+    let rows: Vec<Vec<String>> = [("best", &m.info.best.record), ("last", &m.info.last.record)]
+        .into_iter()
+        .filter_map(|(w, r)| r.as_ref().map(|r| row(w, r)))
+        .collect();
+    page.table(
+        &[
+            "weights",
+            "phase",
+            "epoch of phase (from 0)",
+            "train loss",
+            "valid loss",
+            "fg mean IoU",
+            "fg mean dice",
+            "pixel accuracy",
+        ],
+        &rows,
+        2,
+    );
+}
+
+/// Loss, per-class IoU and learning rates against the epoch number (counted across phases).
+fn curves(page: &mut Page, m: &Model) -> Result<()> {
+    let rows = &m.metrics;
+    let x = |k: usize| (k + 1) as f64;
+    let mut guides = vec![];
+    for k in 1..rows.len() {
+        if rows[k].phase != rows[k - 1].phase {
+            guides.push(Series::vline(
+                format!("{} starts", rows[k].phase),
+                colour(7),
+                x(k) - 0.5,
+            ));
+        }
+    }
+    if let Some(b) = &m.info.best.record
+        && let Some(k) = rows.iter().position(|r| r.phase == b.phase && r.epoch == b.epoch)
+    {
+        guides.push(Series::vline(format!("best (epoch {})", k + 1), colour(3), x(k)));
+    }
+    let line = |name: &str, c: usize, f: &dyn Fn(&crate::inputs::MetricsRow) -> f64| {
+        Series::new(
+            name,
+            colour(c),
+            rows.iter().enumerate().map(|(k, r)| (x(k), f(r))).collect(),
+        )
+    };
+    let mut loss = LineChart::new("Loss", "epoch", "loss");
+    loss.integer_x = true;
+    loss.series = vec![line("train", 0, &|r| r.train_loss), line("valid", 1, &|r| r.valid_loss)];
+    loss.series.extend(guides.iter().cloned());
+    page.svg(
+        &loss.to_svg()?,
+        "Mean training loss of each epoch and the validation loss after it.",
+    );
+
+    let mut iou = LineChart::new("Validation IoU per class", "epoch", "IoU");
+    iou.size = (900, 440);
+    iou.integer_x = true;
+    iou.series.push(line("foreground mean", HIGHLIGHT, &|r| r.mean_iou_fg));
+    let names: Vec<String> = rows[0].iou.iter().map(|(n, _)| n.clone()).collect();
+    for (c, name) in names.iter().enumerate() {
+        let pts = rows
+            .iter()
+            .enumerate()
+            .map(|(k, r)| (x(k), r.iou.get(c).and_then(|v| v.1).unwrap_or(f64::NAN)))
+            .collect();
+        let c = if c >= HIGHLIGHT { c + 1 } else { c };
+        iou.series.push(Series::new(name.as_str(), colour(c), pts));
+    }
+    page.svg(
+        &iou.to_svg()?,
+        "IoU of each class on the validation set after each epoch (classes absent from it are not drawn).",
+    );
+
+    if !rows[0].lrs.is_empty() {
+        let mut lr = LineChart::new("Learning rate", "epoch", "learning rate at the epoch's last batch");
+        lr.log_y = true;
+        lr.integer_x = true;
+        let groups = rows[0].lrs.len();
+        for g in 0..groups {
+            let pts = rows
+                .iter()
+                .enumerate()
+                .map(|(k, r)| (x(k), r.lrs.get(g).copied().unwrap_or(f64::NAN)))
+                .collect();
+            lr.series.push(Series::new(format!("group {g}"), colour(g), pts));
+        }
+        page.svg(
+            &lr.to_svg()?,
+            "The one-cycle schedule as each epoch ended, per parameter group (encoder stem, encoder, decoder).",
+        );
+    }
+    Ok(())
+}
+
+fn lr_find(page: &mut Page, k: usize, sweep: &LrFind) -> Result<()> {
+    let pts: Vec<(f64, f64)> = sweep
+        .lrs
+        .iter()
+        .zip(&sweep.losses)
+        .map(|(lr, l)| (*lr, l.unwrap_or(f64::NAN)))
+        .collect();
+    let mut c = LineChart::new(&format!("lr_find {}", k + 1), "learning rate", "smoothed loss");
+    c.log_x = true;
+    c.series.push(Series::new("loss", colour(0), pts));
+    if let Some(s) = &sweep.suggestions {
+        for (name, v, col) in [
+            ("valley", s.valley, 3),
+            ("minimum/10", s.minimum, 2),
+            ("steep", s.steep, 4),
+        ] {
+            c.series
+                .push(Series::vline(format!("{name} {}", num(Some(v))), colour(col), v));
+        }
+    }
+    let caption = match (&sweep.untrusted, &sweep.suggestions) {
+        (Some(why), _) => format!("Not used by \"auto\": {why}."),
+        (None, Some(_)) => "\"auto\" takes the valley.".to_string(),
+        (None, None) => "No suggestion: too few points.".to_string(),
+    };
+    page.svg(
+        &c.to_svg()?,
+        &format!("lr_find sweep {} ({} rates). {caption}", k + 1, sweep.lrs.len()),
+    );
+    Ok(())
+}
