@@ -36,6 +36,7 @@ CHECK ?= $(BIN)/manifest-check
 UNET_TRAIN ?= $(BIN)/unet-train
 UNET_EVAL ?= $(BIN)/unet-eval
 CHEEK_LAB ?= $(BIN)/cheek-lab
+REPORT ?= $(BIN)/report
 
 # Training: a CPU-sized configuration for the demo (128² inputs, the slim decoder, random
 # initial weights, one 11-epoch cycle with fastai's cross-entropy + dice loss, which finds the
@@ -54,6 +55,9 @@ EVAL_ARGS ?= --split all --bs 8
 REFERENCE ?= $(if $(filter $(DATA_DIR),$(DEMO_DIR)),$(DEMO_DIR)/participants.csv,)
 CHEEK_ARGS ?=
 
+# The one-page report of the run (open it in any browser; it loads nothing from elsewhere).
+REPORT_ARGS ?=
+
 # How `build` builds the stages (set BUILD=: to use binaries built elsewhere, with BIN=DIR).
 BUILD ?= $(CARGO) build --release --workspace --bins --quiet
 
@@ -61,14 +65,15 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists interop-parity clean help
+.PHONY: browser snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists interop-parity clean help
 
-all: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv ## run the pipeline (demo data unless DATA_DIR is set) and summarise
+all: $(OUT_DIR)/report.html ## run the pipeline (demo data unless DATA_DIR is set), summarise, and write report.html
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
 	@$(UNET_TRAIN) --summary $(MODEL_DIR)
 	@$(UNET_EVAL) --summary $(EVAL_DIR)
 	@$(CHEEK_LAB) --summary $(OUT_DIR)/cheeks.json
 	@$(CHEEK_LAB) --summary $(OUT_DIR)/cheeks_truth.json
+	@echo "report: $(abspath $(OUT_DIR)/report.html)"
 
 build: ## build every stage (release)
 	@$(BUILD)
@@ -110,9 +115,24 @@ $(OUT_DIR)/cheeks_truth.csv: $(OUT_DIR)/split.json $(REFERENCE) | build
 	$(CHEEK_LAB) -i $< -o $@ --mask-field mask $(if $(REFERENCE),--reference $(REFERENCE)) \
 	  --report $(OUT_DIR)/cheeks_truth.json --qc-dir $(OUT_DIR)/cheek-qc-truth $(CHEEK_ARGS)
 
+$(OUT_DIR)/report.html: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv $(MODEL_DIR)/model.json | build
+	$(REPORT) -o $@ --manifest $(OUT_DIR)/predictions.json --model $(MODEL_DIR) --eval $(EVAL_DIR) \
+	  --cheeks $(OUT_DIR)/cheeks.json --cheeks $(OUT_DIR)/cheeks_truth.json $(REPORT_ARGS)
+
 test: ## build and run every test (release profile, shared with `make all`)
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
+
+browser: ## install Debian's chromium for the report's browser test (apt-get; root), unless a Chromium is there
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then \
+	  echo "browser: $$(command -v chromium || command -v chromium-browser || command -v google-chrome)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; \
+	  echo "browser: $$(command -v chromium)"; \
+	else \
+	  echo "browser: no Chromium, and no root to install Debian's: the browser test will be skipped" >&2; \
+	fi
 
 lint: ## formatting and clippy, warnings as errors
 	$(CARGO) fmt --all --check
