@@ -126,5 +126,13 @@ pub const MODEL_JSON: &str = r#"{"format":"facepipe.model","format_version":1,"a
 pub const METRICS_CSV: &str = "phase,epoch,train_loss,valid_loss,pixel_accuracy,mean_dice,mean_iou,mean_dice_fg,mean_iou_fg,iou_background,iou_skin,lr_group0,lr_group1,lr_group2,seconds\nfrozen,0,1.5,1.4,0.8,0.5,0.4,0.3,0.2,0.9,0.2,1e-4,1e-4,1e-3,1.0\nfit,0,1.2,1.1,0.85,0.6,0.5,0.4,0.3,0.92,,2e-4,2e-4,2e-3,1.0\n";
 
 pub fn model_files() -> Vec<Vec<u8>> {
-    vec![MODEL_JSON.as_bytes().to_vec(), METRICS_CSV.as_bytes().to_vec()]
+    // a diverged run's numbers: once they hung the report's charts
+    let extreme = METRICS_CSV
+        .replace("1.5,1.4", "inf,NaN")
+        .replace("1.2,1.1", "-1e308,1e308");
+    vec![
+        MODEL_JSON.as_bytes().to_vec(),
+        METRICS_CSV.as_bytes().to_vec(),
+        extreme.into_bytes(),
+    ]
 }

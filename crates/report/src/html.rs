@@ -176,13 +176,22 @@ impl Page {
         self.body.push_str("</tbody></table>");
     }
 
-    /// An SVG chart (from [`crate::svg`]) with its caption.
-    pub fn svg(&mut self, svg: &str, caption: &str) {
-        let _ = write!(
-            self.body,
-            "<figure>{svg}<figcaption>{}</figcaption></figure>",
-            esc(caption)
-        );
+    /// An SVG chart (from [`crate::svg`]) with its caption; a chart that could not be drawn
+    /// (nothing drawable in it) is noted, and the rest of the page still shows.
+    pub fn svg(&mut self, svg: anyhow::Result<String>, caption: &str) {
+        match svg {
+            Ok(svg) => {
+                let _ = write!(
+                    self.body,
+                    "<figure>{svg}<figcaption>{}</figcaption></figure>",
+                    esc(caption)
+                );
+            }
+            Err(e) => {
+                log::warn!("{e:#}");
+                self.note(&format!("Not drawn: {e:#}. ({caption})"));
+            }
+        }
     }
 
     /// A PNG embedded as a data URI; a picture that cannot be read is noted, not fatal (the

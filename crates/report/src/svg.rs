@@ -97,7 +97,6 @@ impl LineChart {
 
     /// The chart as an SVG element.
     pub fn to_svg(&self) -> Result<String> {
-        let usable = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
         let xs = self.values(|p| p.0, |v| usable(v, self.log_x));
         let ys = self.values(|p| p.1, |v| usable(v, self.log_y));
         let (x0, x1) = span(&xs, self.log_x).ok_or_else(|| anyhow!("chart {:?}: no data", self.title))?;
@@ -172,11 +171,10 @@ impl LineChart {
             let points: Vec<(f64, f64)> = if s.guide {
                 s.points.iter().flat_map(|p| [(p.0, ylo), (p.0, yhi)]).collect()
             } else {
-                let ok = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
                 s.points
                     .iter()
                     .copied()
-                    .filter(|p| ok(p.0, self.log_x) && ok(p.1, self.log_y))
+                    .filter(|p| usable(p.0, self.log_x) && usable(p.1, self.log_y))
                     .collect()
             };
             let single = points.len() == 1;
@@ -262,7 +260,7 @@ impl Agreement {
             .groups
             .iter()
             .flat_map(|g| g.2.iter().flat_map(|p| [p[c].0, p[c].1]))
-            .filter(|v| v.is_finite())
+            .filter(|v| usable(*v, false))
             .collect();
         let (lo, hi) = span(&vals, false).ok_or_else(|| anyhow!("{}: no cheek with a reference", self.title))?;
         let name = &self.channels[c];
@@ -299,7 +297,7 @@ impl Agreement {
             chart
                 .draw_series(
                     pts.iter()
-                        .filter(|p| p[c].0.is_finite() && p[c].1.is_finite())
+                        .filter(|p| usable(p[c].0, false) && usable(p[c].1, false))
                         .map(|p| Circle::new(p[c], 2, col.mix(0.75).filled())),
                 )
                 .map_err(plot_err)?
@@ -320,6 +318,15 @@ impl Agreement {
 
 fn plot_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
     anyhow!("drawing a chart: {e}")
+}
+
+/// Beyond this magnitude (or below its inverse, on a log axis) a value is not drawn: a diverged
+/// loss of 1e308 would make the axis span overflow (plotters then never finishes its ticks).
+const DRAWABLE: f64 = 1e100;
+
+/// Whether `v` can be placed on an axis (linear, or `log`).
+fn usable(v: f64, log: bool) -> bool {
+    v.is_finite() && v.abs() <= DRAWABLE && (!log || v >= 1.0 / DRAWABLE)
 }
 
 /// The range of `vals`, padded by 5 % (a factor for log axes); a single value gets room around it.
@@ -415,6 +422,24 @@ mod tests {
         );
         c.series[0].points = vec![(0.0, f64::NAN)];
         assert!(c.to_svg().unwrap_err().to_string().contains("no data"));
+    }
+
+    #[test]
+    fn values_beyond_any_axis_are_left_out_not_drawn_forever() {
+        let mut c = LineChart::new("diverged", "epoch", "loss");
+        c.series.push(Series::new(
+            "valid",
+            colour(0),
+            vec![(1.0, -1e308), (2.0, 1e308), (3.0, 2.0), (4.0, 1.0)],
+        ));
+        let svg = c.to_svg().unwrap();
+        assert!(
+            text_of(&svg).iter().any(|t| t == "2"),
+            "the axis spans the drawable values"
+        );
+        c.log_y = true;
+        c.series[0].points = vec![(1.0, 1e-200), (2.0, 1e200), (3.0, 0.5), (4.0, 0.1)];
+        c.to_svg().unwrap();
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn scatter(page: &mut Page, c: &Cheeks) -> Result<()> {
         ],
     };
     page.svg(
-        &chart.to_svg()?,
+        chart.to_svg(),
         &format!("{} cheeks; points on the grey line agree exactly.", c.pairs.len()),
     );
     Ok(())

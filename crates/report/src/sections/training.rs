@@ -129,7 +129,7 @@ fn curves(page: &mut Page, m: &Model) -> Result<()> {
     loss.series = vec![line("train", 0, &|r| r.train_loss), line("valid", 1, &|r| r.valid_loss)];
     loss.series.extend(guides.iter().cloned());
     page.svg(
-        &loss.to_svg()?,
+        loss.to_svg(),
         "Mean training loss of each epoch and the validation loss after it.",
     );
 
@@ -148,7 +148,7 @@ fn curves(page: &mut Page, m: &Model) -> Result<()> {
         iou.series.push(Series::new(name.as_str(), colour(c), pts));
     }
     page.svg(
-        &iou.to_svg()?,
+        iou.to_svg(),
         "IoU of each class on the validation set after each epoch (classes absent from it are not drawn).",
     );
 
@@ -166,7 +166,7 @@ fn curves(page: &mut Page, m: &Model) -> Result<()> {
             lr.series.push(Series::new(format!("group {g}"), colour(g), pts));
         }
         page.svg(
-            &lr.to_svg()?,
+            lr.to_svg(),
             "The one-cycle schedule as each epoch ended, per parameter group (encoder stem, encoder, decoder).",
         );
     }
@@ -199,7 +199,7 @@ fn lr_find(page: &mut Page, k: usize, sweep: &LrFind) -> Result<()> {
         (None, None) => "No suggestion: too few points.".to_string(),
     };
     page.svg(
-        &c.to_svg()?,
+        c.to_svg(),
         &format!("lr_find sweep {} ({} rates). {caption}", k + 1, sweep.lrs.len()),
     );
     Ok(())
