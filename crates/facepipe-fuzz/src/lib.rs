@@ -107,7 +107,8 @@ pub const TARGETS: [Target; 7] = [
                 title: "fuzz".into(),
                 force: true,
             };
-            report::render("fuzz", &report::Inputs::read(&cfg)?).map(drop)
+            report::render("fuzz", &report::Inputs::read(&cfg)?);
+            Ok(())
         },
     },
 ];

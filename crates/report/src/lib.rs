@@ -69,7 +69,7 @@ pub fn run(cfg: &Config) -> Result<Written> {
     let mut outputs = facepipe_core::out::Outputs::new(STAGE, cfg.force);
     outputs.file(&cfg.output, "output", "a facepipe report page", is_ours)?;
     let inputs = Inputs::read(cfg)?;
-    let page = render(&cfg.title, &inputs)?;
+    let page = render(&cfg.title, &inputs);
     facepipe_core::Output::parse(&cfg.output).write(page.as_bytes())?;
     Ok(Written {
         bytes: page.len(),
@@ -78,15 +78,15 @@ pub fn run(cfg: &Config) -> Result<Written> {
 }
 
 /// The whole page.
-pub fn render(title: &str, inputs: &Inputs) -> Result<String> {
+pub fn render(title: &str, inputs: &Inputs) -> String {
     let mut page = html::Page::new(title, GENERATOR);
     sections::overview(&mut page, inputs);
     sections::dataset::write(&mut page, inputs.manifest.as_ref());
-    sections::training::write(&mut page, inputs.model.as_ref())?;
+    sections::training::write(&mut page, inputs.model.as_ref());
     sections::evaluation::write(&mut page, inputs.eval.as_ref());
-    sections::cheeks::write(&mut page, &inputs.cheeks)?;
+    sections::cheeks::write(&mut page, &inputs.cheeks);
     sections::provenance::write(&mut page, inputs);
-    Ok(page.finish())
+    page.finish()
 }
 
 /// Whether `bytes` are a page this stage wrote (a rerun may replace it without `--force`).

@@ -1,7 +1,5 @@
 //! The cheeks: what was measured, why some were not, and the agreement with the reference.
 
-use anyhow::Result;
-
 use crate::html::{Page, num};
 use crate::inputs::{Cheeks, Spread};
 use crate::svg::{Agreement, colour};
@@ -9,18 +7,17 @@ use crate::svg::{Agreement, colour};
 /// The warnings shown per report (the rest are counted).
 const WARNINGS_SHOWN: usize = 20;
 
-pub fn write(page: &mut Page, cheeks: &[Cheeks]) -> Result<()> {
+pub fn write(page: &mut Page, cheeks: &[Cheeks]) {
     page.section("cheeks", "Cheek colour");
     if cheeks.is_empty() {
         page.note("No cheek-lab report given (--cheeks).");
     }
     for c in cheeks {
-        one(page, c)?;
+        one(page, c);
     }
-    Ok(())
 }
 
-fn one(page: &mut Page, c: &Cheeks) -> Result<()> {
+fn one(page: &mut Page, c: &Cheeks) {
     let i = &c.info;
     page.h3(&format!("On {} ({})", i.mask_field, c.path.display()));
     let mut cards = vec![
@@ -83,7 +80,7 @@ fn one(page: &mut Page, c: &Cheeks) -> Result<()> {
                 &rows,
                 1,
             );
-            scatter(page, c)?;
+            scatter(page, c);
         }
         None => page.note("No reference was given to cheek-lab: no agreement to show."),
     }
@@ -109,17 +106,16 @@ fn one(page: &mut Page, c: &Cheeks) -> Result<()> {
         }
         page.table(&["warnings"], &rows, 1);
     }
-    Ok(())
 }
 
-fn scatter(page: &mut Page, c: &Cheeks) -> Result<()> {
+fn scatter(page: &mut Page, c: &Cheeks) {
     if let Some(why) = &c.no_csv {
         page.note(&format!("No scatter plot: {why}."));
-        return Ok(());
+        return;
     }
     if c.pairs.is_empty() {
         page.note("No cheek in the CSV has both a measurement and a reference value.");
-        return Ok(());
+        return;
     }
     let group = |left: bool| -> Vec<[(f64, f64); 3]> {
         c.pairs
@@ -140,5 +136,4 @@ fn scatter(page: &mut Page, c: &Cheeks) -> Result<()> {
         chart.to_svg(),
         &format!("{} cheeks; points on the grey line agree exactly.", c.pairs.len()),
     );
-    Ok(())
 }

@@ -1,17 +1,15 @@
 //! The training: the run's settings, loss, per-class IoU and learning rate per epoch, the
 //! lr_find sweeps with their suggestions, and the best and last epochs.
 
-use anyhow::Result;
-
 use crate::html::{Cell, Page, num};
 use crate::inputs::{LrFind, Model, Record};
 use crate::svg::{HIGHLIGHT, LineChart, Series, colour};
 
-pub fn write(page: &mut Page, model: Option<&Model>) -> Result<()> {
+pub fn write(page: &mut Page, model: Option<&Model>) {
     page.section("training", "Training");
     let Some(m) = model else {
         page.note("No model directory given (--model).");
-        return Ok(());
+        return;
     };
     let i = &m.info;
     page.p(&format!("Model directory {}.", m.dir.display()));
@@ -37,12 +35,11 @@ pub fn write(page: &mut Page, model: Option<&Model>) -> Result<()> {
     if m.metrics.is_empty() {
         page.note("metrics.csv holds no epochs.");
     } else {
-        curves(page, m)?;
+        curves(page, m);
     }
     for (k, sweep) in i.lr_find.iter().enumerate() {
-        lr_find(page, k, sweep)?;
+        lr_find(page, k, sweep);
     }
-    Ok(())
 }
 
 /// The peak rates each fit used and where they came from.
@@ -99,7 +96,7 @@ fn records(page: &mut Page, m: &Model) {
 }
 
 /// Loss, per-class IoU and learning rates against the epoch number (counted across phases).
-fn curves(page: &mut Page, m: &Model) -> Result<()> {
+fn curves(page: &mut Page, m: &Model) {
     let rows = &m.metrics;
     let x = |k: usize| (k + 1) as f64;
     let mut guides = vec![];
@@ -170,10 +167,9 @@ fn curves(page: &mut Page, m: &Model) -> Result<()> {
             "The one-cycle schedule as each epoch ended, per parameter group (encoder stem, encoder, decoder).",
         );
     }
-    Ok(())
 }
 
-fn lr_find(page: &mut Page, k: usize, sweep: &LrFind) -> Result<()> {
+fn lr_find(page: &mut Page, k: usize, sweep: &LrFind) {
     let pts: Vec<(f64, f64)> = sweep
         .lrs
         .iter()
@@ -202,5 +198,4 @@ fn lr_find(page: &mut Page, k: usize, sweep: &LrFind) -> Result<()> {
         c.to_svg(),
         &format!("lr_find sweep {} ({} rates). {caption}", k + 1, sweep.lrs.len()),
     );
-    Ok(())
 }
