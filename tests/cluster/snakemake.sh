@@ -45,6 +45,8 @@ mkdir -p "$T/ref"
   --out-dir "$T/ref/eval" --split all --bs 8 -q
 "$bin/cheek-lab" -i "$T/run/split.json" -o "$T/ref/cheeks_truth.csv" --report "$T/ref/cheeks_truth.json" \
   --reference "$T/run/demo-data/participants.csv" --mask-field mask -q
+grep -q 'id="provenance"' "$T/run/report.html" ||
+  { echo "snakemake test: FAILED: no report.html with its sections" >&2; exit 1; }
 python3 "$repo/tests/cluster/compare.py" "$T/run" "$T/ref" 3 cheeks_truth ||
   { echo "snakemake test: FAILED: the Snakemake run differs (KEEP=1 keeps the files)" >&2; exit 1; }
 echo "== wall times: snakemake $(secs $t_run), total $(secs $(($(us) - t0)))"
