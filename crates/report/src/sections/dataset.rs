@@ -73,5 +73,5 @@ fn balance(page: &mut Page, loaded: &Loaded) {
             ]
         })
         .collect();
-    page.table_cells(&["id", "class", "pixels", "share", ""], &rows, 0);
+    page.table_cells(&["id", "class", "pixels", "share", ""], &rows, 2);
 }
