@@ -33,6 +33,13 @@ pub fn colour(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
+/// The chart's grid lines and legend frame, shared by every chart on the page.
+const GRID_FINE: RGBColor = RGBColor(238, 240, 244);
+const GRID_BOLD: RGBColor = RGBColor(220, 224, 230);
+const LEGEND_BORDER: RGBColor = RGBColor(200, 204, 212);
+/// The column a line chart with many series keeps at its right for their names.
+const LEGEND_WIDTH: u32 = 150;
+
 type Lin = plotters::coord::types::RangedCoordf64;
 type Log = plotters::coord::combinators::LogCoord<f64>;
 
@@ -158,8 +165,8 @@ impl LineChart {
             .y_label_formatter(&fmt)
             .label_style(("sans-serif", 13))
             .axis_desc_style(("sans-serif", 14))
-            .light_line_style(RGBColor(238, 240, 244))
-            .bold_line_style(RGBColor(220, 224, 230))
+            .light_line_style(GRID_FINE)
+            .bold_line_style(GRID_BOLD)
             .draw()
             .map_err(plot_err)?;
         for s in &self.series {
@@ -196,16 +203,12 @@ impl LineChart {
             .position(SeriesLabelPosition::UpperRight)
             .label_font(("sans-serif", 13))
             .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 204, 212))
+            .border_style(LEGEND_BORDER)
             .draw()
             .map_err(plot_err)?;
         Ok(())
     }
-}
 
-const LEGEND_WIDTH: u32 = 150;
-
-impl LineChart {
     /// The series' names in a column at the right edge of the chart.
     fn legend_column(&self, root: &DrawingArea<SVGBackend, Shift>) -> Result<()> {
         let x = (self.size.0 - LEGEND_WIDTH) as i32;
@@ -282,8 +285,8 @@ impl Agreement {
             .y_label_formatter(&fmt)
             .label_style(("sans-serif", 12))
             .axis_desc_style(("sans-serif", 14))
-            .light_line_style(RGBColor(238, 240, 244))
-            .bold_line_style(RGBColor(220, 224, 230))
+            .light_line_style(GRID_FINE)
+            .bold_line_style(GRID_BOLD)
             .draw()
             .map_err(plot_err)?;
         let grey = RGBColor(150, 150, 150);
@@ -309,7 +312,7 @@ impl Agreement {
             .position(SeriesLabelPosition::UpperLeft)
             .label_font(("sans-serif", 12))
             .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 204, 212))
+            .border_style(LEGEND_BORDER)
             .draw()
             .map_err(plot_err)?;
         Ok(())
