@@ -202,8 +202,13 @@ parity: ## our ResNet34 encoder vs torchvision on the same weights (needs torch 
 PARITY_EPOCHS ?= 10
 PARITY_SEEDS ?= 1,2,3
 PARITY_ARCHS ?= fastai,smp
+# PARITY_TRAIN/PARITY_VALID: use only the split's first N train / M valid items (empty: all), e.g.
+# PARITY_EPOCHS=40 PARITY_TRAIN=20 PARITY_VALID=50 for the 40-epoch job at the scale it was first seen
+PARITY_TRAIN ?=
+PARITY_VALID ?=
 parity-fastai: $(OUT_DIR)/split.json ## fastai itself vs unet-train from random weights: per-epoch valid loss, final foreground IoU, per arch and seed (needs fastai in TORCH_PYTHON)
-	$(TORCH_PYTHON) tests/parity/fastai_learning.py $< $(BIN)/unet-train --epochs $(PARITY_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3
+	$(TORCH_PYTHON) tests/parity/fastai_learning.py $< $(BIN)/unet-train --epochs $(PARITY_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3 \
+	  $(if $(PARITY_TRAIN),--train $(PARITY_TRAIN)) $(if $(PARITY_VALID),--valid $(PARITY_VALID))
 
 interop-parity: $(OUT_DIR)/split.json ## a 1-epoch smp and fastai model loaded into their PyTorch twins give the same probabilities as unet-eval's network (needs torch, segmentation_models_pytorch and fastai in TORCH_PYTHON)
 	$(CARGO) build --release --quiet -p unet --example model_probabilities

@@ -15,7 +15,12 @@ the valid set, classes present, background left out: what unet-train's metrics.c
 then mean ± sd per side.
 
     python3 tests/parity/fastai_learning.py SPLIT.json UNET_TRAIN_BINARY \
-        [--epochs 5] [--seeds 1,2,3] [--archs fastai,smp] [--size 128] [--bs 4] [--lr 3e-3]
+        [--epochs 5] [--seeds 1,2,3] [--archs fastai,smp] [--size 128] [--bs 4] [--lr 3e-3] \
+        [--train N] [--valid M]
+
+--train/--valid keep the first N train and M valid items of the split (in its order), so a long
+job (40 epochs) can be run at the scale it was first seen at (20 train / 50 valid images); both
+sides read the same subset, written as a manifest of absolute paths in a temporary folder.
 
 Needs torch, fastai and segmentation_models_pytorch (`make parity-fastai TORCH_PYTHON=...`).
 """
@@ -26,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -39,6 +45,35 @@ try:
 except ImportError as e:  # pragma: no cover - environment dependent
     print(f"fastai parity: skipped ({e}); pip install torch torchvision fastai segmentation-models-pytorch")
     sys.exit(0)
+
+
+def subset_split(path, n_train, n_valid, work):
+    """The split with only its first n_train train and n_valid valid items (None = all), its
+    paths made absolute, written into `work`; returns the new manifest's path."""
+    m = json.loads(Path(path).read_text())
+    base = Path(path).resolve().parent
+    keep, seen = [], {"train": 0, "valid": 0}
+    limit = {"train": n_train, "valid": n_valid}
+    for it in m["items"]:
+        s = it.get("split")
+        if not it.get("mask") or s not in seen:
+            continue
+        if limit[s] is not None and seen[s] >= limit[s]:
+            continue
+        seen[s] += 1
+        it = dict(it)
+        for k in ("image", "label_rgb", "mask"):
+            if it.get(k):
+                it[k] = str(base / it[k])
+        keep.append(it)
+    for s, n in limit.items():
+        if n is not None and seen[s] < n:
+            sys.exit(f"{path}: asked for {n} {s} items, the split has {seen[s]}")
+    m["items"] = keep
+    m["root"] = str(base / m["root"]) if m.get("root") else m.get("root")
+    out = Path(work) / "subset.json"
+    out.write_text(json.dumps(m))
+    return str(out)
 
 
 def load_split(path):
@@ -103,6 +138,24 @@ def run_facepipe(split, binary, arch, seed, a, work):
     return [float(r["valid_loss"]) for r in rows], float(rows[-1]["mean_iou_fg"])
 
 
+def overlap_report(arch, curves):
+    """Per epoch, each side's valid-loss mean ± sd over the seeds, and whether the two
+    mean ± sd bands overlap; then how many epochs overlap."""
+    f, p = curves["fastai"], curves["facepipe"]
+    n = min(min(map(len, f)), min(map(len, p)))
+    hits = 0
+    print(f"{arch:6} epoch  fastai valid loss   facepipe valid loss   bands overlap")
+    for e in range(n):
+        fv, pv = [c[e] for c in f], [c[e] for c in p]
+        fm, pm = statistics.mean(fv), statistics.mean(pv)
+        fs = statistics.stdev(fv) if len(fv) > 1 else 0.0
+        ps = statistics.stdev(pv) if len(pv) > 1 else 0.0
+        ok = abs(fm - pm) <= fs + ps
+        hits += ok
+        print(f"{arch:6} {e:5}  {fm:.4f} ± {fs:.4f}     {pm:.4f} ± {ps:.4f}       {'yes' if ok else 'no'}")
+    print(f"{arch:6} valid-loss bands overlap in {hits} of {n} epochs")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("split")
@@ -113,27 +166,36 @@ def main():
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--bs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--train", type=int, help="use only the split's first N train items")
+    ap.add_argument("--valid", type=int, help="use only the split's first M valid items")
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    items, codes = load_split(a.split)
     seeds = [int(s) for s in a.seeds.split(",")]
-    print(f"{len(items)} items ({sum(v for *_, v in items)} valid), {len(codes)} classes; "
-          f"size {a.size}, batch {a.bs}, fit_one_cycle({a.epochs}, {a.lr}), seeds {seeds}")
     with tempfile.TemporaryDirectory() as work:
+        if a.train is not None or a.valid is not None:
+            a.split = subset_split(a.split, a.train, a.valid, work)
+        items, codes = load_split(a.split)
+        print(f"{len(items)} items ({sum(v for *_, v in items)} valid), {len(codes)} classes; "
+              f"size {a.size}, batch {a.bs}, fit_one_cycle({a.epochs}, {a.lr}), seeds {seeds}")
         for arch in a.archs.split(","):
             final = {"fastai": [], "facepipe": []}
+            curves = {"fastai": [], "facepipe": []}
             for seed in seeds:
                 for side in ("fastai", "facepipe"):
+                    t0 = time.monotonic()
                     if side == "fastai":
                         curve, iou = run_fastai(items, codes, arch, seed, a)
                     else:
                         curve, iou = run_facepipe(a.split, a.binary, arch, seed, a, work)
                     final[side].append(iou)
+                    curves[side].append(curve)
                     print(f"{arch:6} seed {seed} {side:8} valid loss " +
-                          " ".join(f"{v:.4f}" for v in curve) + f"   fg IoU {iou:.4f}", flush=True)
+                          " ".join(f"{v:.4f}" for v in curve) +
+                          f"   fg IoU {iou:.4f}   {time.monotonic() - t0:.0f} s", flush=True)
             for side, v in final.items():
                 sd = statistics.stdev(v) if len(v) > 1 else 0.0
                 print(f"{arch:6} {side:8} final foreground IoU {statistics.mean(v):.4f} ± {sd:.4f} (n={len(v)})")
+            overlap_report(arch, curves)
             f, p = final["fastai"], final["facepipe"]
             sd = statistics.stdev(f) if len(f) > 1 else 0.0
             verdict = "within" if statistics.mean(p) >= statistics.mean(f) - sd else "BELOW"
