@@ -25,7 +25,7 @@ use unet::device::{BackendTask, DeviceSpec, dispatch};
 use unet::kernels::TrainBackend;
 use unet::model::{FastaiUnet, SmpUnet};
 use unet::training::fit::{Infer, Segmenter};
-use unet::training::loss::masked_cross_entropy;
+use unet::training::loss::Loss;
 use unet::training::optim::GroupAdam;
 
 fn peak_rss_mib() -> f64 {
@@ -56,7 +56,7 @@ fn bench<AB: TrainBackend, M: Segmenter<AB>>(
     let (mut train, mut optim) = (vec![], vec![]);
     for i in 0..if train_too { steps + 1 } else { 0 } {
         let t = Instant::now();
-        let loss = masked_cross_entropy(net.logits(xt()), yt());
+        let loss = Loss::CrossEntropy.compute(net.logits(xt()), yt());
         let grads = loss.backward();
         AB::sync(&d).expect("device sync");
         let t_opt = Instant::now();

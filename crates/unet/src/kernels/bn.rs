@@ -84,7 +84,7 @@ pub fn forward(
     relu: bool,
 ) -> Vec<f32> {
     let (scale, shift) = affine(gamma, beta, mean, inv_std);
-    let mut y = vec![0f32; x.len()];
+    let mut y = super::zeroed(x.len());
     l.map(&mut y, |i, plane| {
         let c = i % l.channels;
         let (s, t) = (scale[c], shift[c]);
@@ -141,7 +141,7 @@ pub fn backward(
         })
         .unzip();
     let n = l.n() as f32;
-    let mut dx = vec![0f32; x.len()];
+    let mut dx = super::zeroed(x.len());
     l.map(&mut dx, |i, plane| {
         let c = i % l.channels;
         let (m, is, s) = (mean[c], inv_std[c], scale[c]);

@@ -13,7 +13,9 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
-use burn::tensor::{Bytes, DType, Shape, Tensor, TensorPrimitive};
+use burn::tensor::{Bytes, DType, Int, Shape, Tensor, TensorPrimitive};
+
+use crate::training::loss::{DICE_SMOOTH, Loss};
 
 use super::bn::{self, Planes};
 use super::conv::{self, ConvShape};
@@ -351,4 +353,101 @@ pub fn batch_norm_train_autodiff(
     };
     let detached = |t: FlexTensor| Tensor::<Ad, 1>::from_inner(wrap::<Flex, 1>(t));
     (wrap(y), detached(mean_t), detached(var_t))
+}
+
+pub fn adam_step(
+    p: Tensor<Flex, 1>,
+    g: Tensor<Flex, 1>,
+    m: Tensor<Flex, 1>,
+    v: Tensor<Flex, 1>,
+    h: &super::AdamStep,
+) -> [Tensor<Flex, 1>; 3] {
+    let c = |t: &Tensor<Flex, 1>| contiguous(&prim(t.clone()));
+    let parts = (|| Some((c(&p)?, c(&m)?, c(&v)?, c(&g)?)))();
+    let Some((mut pc, mut mc, mut vc, gc)) = parts else {
+        return reference::adam_step(p, g, m, v, h);
+    };
+    // with the callers' handles gone the buffers are ours alone (updated in place) unless
+    // something else still holds one (then `storage_mut` copies it first)
+    drop((p, m, v, g));
+    super::adam::step(
+        pc.storage_mut::<f32>(),
+        mc.storage_mut::<f32>(),
+        vc.storage_mut::<f32>(),
+        f32s(&gc),
+        h,
+    );
+    [wrap(pc), wrap(mc), wrap(vc)]
+}
+
+/// The loss's inputs for the fused kernel: contiguous logits, targets as `i64`, the shape and
+/// terms; None sends the caller to burn's operations (focal, another dtype, kernels off).
+fn loss_inputs<B: Backend>(
+    logits: &FlexTensor,
+    target: &Tensor<B, 3, Int>,
+    loss: Loss,
+) -> Option<(FlexTensor, Vec<i64>, super::seg_loss::Dims, super::seg_loss::Terms)> {
+    let terms = loss.terms()?;
+    let d = dims(logits);
+    if d.len() != 4 {
+        return None;
+    }
+    let z = contiguous(logits)?;
+    let t = target.to_data().convert::<i64>().to_vec::<i64>().ok()?;
+    let dims = super::seg_loss::Dims {
+        batch: d[0],
+        classes: d[1],
+        pixels: d[2] * d[3],
+    };
+    Some((z, t, dims, terms))
+}
+
+pub fn seg_loss(logits: Tensor<Flex, 4>, target: Tensor<Flex, 3, Int>, loss: Loss) -> Tensor<Flex, 1> {
+    let Some((z, t, shape, terms)) = loss_inputs(&prim(logits.clone()), &target, loss) else {
+        return loss.reference(logits, target);
+    };
+    let (value, _) = super::seg_loss::loss(f32s(&z), &t, shape, terms, DICE_SMOOTH, false);
+    wrap(tensor(vec![value as f32], &[1]))
+}
+
+#[derive(Debug)]
+struct LossBackward;
+
+impl Backward<Flex, 1> for LossBackward {
+    /// The loss's gradient with respect to the logits, computed with its value.
+    type State = FlexTensor;
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let scale = f32s(&dy)[0];
+        let [parent] = ops.parents.map(|p| p.map(|n| n.id));
+        if let Some(id) = parent {
+            let mut g = ops.state;
+            if scale != 1.0 {
+                g.storage_mut::<f32>().iter_mut().for_each(|v| *v *= scale);
+            }
+            grads.register::<Flex>(id, g);
+        }
+    }
+}
+
+pub fn seg_loss_autodiff(logits: Tensor<Ad, 4>, target: Tensor<Ad, 3, Int>, loss: Loss) -> Tensor<Ad, 1> {
+    let la = prim(logits.clone());
+    let Some((z, t, shape, terms)) = loss_inputs(&la.primitive, &target, loss) else {
+        return loss.reference(logits, target);
+    };
+    let run = |with_grad| super::seg_loss::loss(f32s(&z), &t, shape, terms, DICE_SMOOTH, with_grad);
+    let value = |v: f64| tensor(vec![v as f32], &[1]);
+    let out = match LossBackward
+        .prepare::<NoCheckpointing>([la.node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (v, g) = run(true);
+            let g = g.expect("the kernel returns the gradient it was asked for");
+            prep.finish(tensor(g, &dims(&z)), value(v))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(value(run(false).0)),
+    };
+    wrap(out)
 }

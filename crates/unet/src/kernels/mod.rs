@@ -19,17 +19,23 @@
 //! parameters, names and stored weights do not change. Tests check each CPU kernel against
 //! the reference on random shapes, forward and gradients.
 
+pub mod adam;
 pub mod alloc;
 pub mod bn;
 pub mod conv;
 mod flex;
 pub mod gemm;
+pub mod seg_loss;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
-use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
+
+use crate::training::loss::Loss;
 use burn::tensor::ops::ConvOptions;
+
+pub use adam::AdamStep;
 
 /// A backend with facepipe's hot operations; the defaults are burn's own.
 pub trait Kernels: Backend {
@@ -67,6 +73,23 @@ pub trait Kernels: Backend {
         relu: bool,
     ) -> Tensor<Self, 4> {
         reference::batch_norm_eval(x, gamma, beta, mean, var, epsilon, relu)
+    }
+
+    /// One Adam step (fastai's order, see `training::optim`) on a flattened parameter `p` with
+    /// gradient `g` and moments `m`, `v`: the new parameter, `m` and `v`.
+    fn adam_step(
+        p: Tensor<Self, 1>,
+        g: Tensor<Self, 1>,
+        m: Tensor<Self, 1>,
+        v: Tensor<Self, 1>,
+        h: &AdamStep,
+    ) -> [Tensor<Self, 1>; 3] {
+        reference::adam_step(p, g, m, v, h)
+    }
+
+    /// A training loss of `logits` against `target` (class indices, 255 ignored).
+    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, loss: Loss) -> Tensor<Self, 1> {
+        loss.reference(logits, target)
     }
 }
 
@@ -113,6 +136,20 @@ impl Kernels for burn::backend::Flex {
     ) -> Tensor<Self, 4> {
         flex::batch_norm_eval(x, gamma, beta, mean, var, epsilon, relu)
     }
+
+    fn adam_step(
+        p: Tensor<Self, 1>,
+        g: Tensor<Self, 1>,
+        m: Tensor<Self, 1>,
+        v: Tensor<Self, 1>,
+        h: &AdamStep,
+    ) -> [Tensor<Self, 1>; 3] {
+        flex::adam_step(p, g, m, v, h)
+    }
+
+    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, loss: Loss) -> Tensor<Self, 1> {
+        flex::seg_loss(logits, target, loss)
+    }
 }
 
 impl Kernels for burn::backend::Autodiff<burn::backend::Flex> {
@@ -133,6 +170,10 @@ impl Kernels for burn::backend::Autodiff<burn::backend::Flex> {
         relu: bool,
     ) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
         flex::batch_norm_train_autodiff(x, gamma, beta, epsilon, relu)
+    }
+
+    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, loss: Loss) -> Tensor<Self, 1> {
+        flex::seg_loss_autodiff(logits, target, loss)
     }
 }
 
@@ -204,6 +245,27 @@ pub mod reference {
         let scale = gamma.div(var.add_scalar(epsilon).sqrt());
         scale_shift(xc, scale, beta, relu)
     }
+
+    /// fastai's Adam step as burn operations (what the optimiser did before the fused kernel).
+    pub fn adam_step<B: Backend>(
+        p: Tensor<B, 1>,
+        g: Tensor<B, 1>,
+        m: Tensor<B, 1>,
+        v: Tensor<B, 1>,
+        h: &super::AdamStep,
+    ) -> [Tensor<B, 1>; 3] {
+        let x = match h.decay {
+            Some(d) => p.mul_scalar(d),
+            None => p,
+        };
+        let (b1, b2) = (h.beta1, h.beta2);
+        let m = m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1));
+        let v = v.mul_scalar(b2).add(g.clone().mul(g).mul_scalar(1.0 - b2));
+        let m_hat = m.clone().div_scalar(1.0 - b1.powi(h.step));
+        let v_hat = v.clone().div_scalar(1.0 - b2.powi(h.step));
+        let update = m_hat.div(v_hat.sqrt().add_scalar(h.eps)).mul_scalar(h.lr);
+        [x.sub(update), m, v]
+    }
 }
 
 /// A burn `Conv2d` layer's forward pass through [`Kernels::conv2d`] (`Same` or asymmetric
@@ -245,6 +307,19 @@ pub fn batch_norm<B: Kernels>(layer: &BatchNorm<B>, x: Tensor<B, 4>, relu: bool)
         .running_var
         .update(rv.mul_scalar(1.0 - m).add(var.mul_scalar(m * unbiased)).detach());
     y
+}
+
+/// `n` zeros, written by rayon's threads when there are many: an output buffer is allocated
+/// on the thread that drives the network, and a serial `memset` of every layer's output there
+/// left the other core idle (a twentieth of a training step at 128²).
+pub(crate) fn zeroed(n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    if n < 1 << 16 {
+        return vec![0f32; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(0f32, n));
+    v
 }
 
 /// Sum of a slice in `f32`, 16 lanes wide (so it vectorises).

@@ -223,3 +223,92 @@ fn the_layer_helpers_match_burns_layers() {
     let want = burn::tensor::activation::relu(super::batch_norm(&ours, x, false));
     close(y.to_data(), want.to_data(), 1e-5, "fused relu");
 }
+
+fn rand_inner(n: usize) -> Tensor<Flex, 1> {
+    Tensor::random([n], Distribution::Normal(0.0, 1.0), &FlexDevice)
+}
+
+#[test]
+fn adam_step_matches_burn_ops() {
+    use super::AdamStep;
+    // sizes below, at and across the kernel's chunks; with and without weight decay; the first
+    // step (zero moments) and a later one
+    for (n, decay, step) in [
+        (1, None, 1),
+        (37, Some(1.0 - 1e-3 * 0.01), 1),
+        (40_000, Some(0.99), 7),
+        (16_384, None, 3),
+    ] {
+        let h = AdamStep {
+            lr: 3e-3,
+            beta1: 0.93,
+            beta2: 0.99,
+            eps: 1e-5,
+            decay,
+            step,
+        };
+        let (p, g) = (rand_inner(n), rand_inner(n));
+        let (m, v) = if step == 1 {
+            (p.zeros_like(), p.zeros_like())
+        } else {
+            (rand_inner(n).mul_scalar(0.1), rand_inner(n).abs().mul_scalar(0.01))
+        };
+        // the caller keeps a handle on p and m: the kernel must not write into them
+        let (p_before, m_before) = (p.to_data(), m.to_data());
+        let kept = (p.clone(), m.clone());
+        let ours = <Flex as Kernels>::adam_step(p.clone(), g.clone(), m.clone(), v.clone(), &h);
+        let want = reference::adam_step(p, g, m, v, &h);
+        for (i, (a, b)) in ours.into_iter().zip(want).enumerate() {
+            close(
+                a.to_data(),
+                b.to_data(),
+                1e-6,
+                &format!("adam n {n} step {step} output {i}"),
+            );
+        }
+        assert_eq!(kept.0.to_data(), p_before, "adam n {n}: the caller's parameter changed");
+        assert_eq!(kept.1.to_data(), m_before, "adam n {n}: the caller's moment changed");
+    }
+}
+
+#[test]
+fn fused_losses_match_burn_ops_in_value_and_gradient() {
+    use crate::training::loss::Loss;
+    use burn::tensor::Int;
+    let (b, c, h, w) = (3, 5, 7, 9);
+    // classes 0..5 with about one pixel in six ignored (255); class 4 absent from image 1
+    let target: Vec<i64> = (0..b * h * w)
+        .map(|i| match (i * 7919 + 13) % 31 {
+            r if r % 6 == 0 => 255,
+            r => {
+                let k = (r % 5) as i64;
+                if i / (h * w) == 1 && k == 4 { 0 } else { k }
+            }
+        })
+        .collect();
+    let t = || Tensor::<Ad, 3, Int>::from_data(TensorData::new(target.clone(), [b, h, w]), &FlexDevice);
+    for loss in [Loss::CrossEntropy, Loss::Dice, Loss::CrossEntropyDice] {
+        let z = rand([b, c, h, w]).mul_scalar(2.0).require_grad();
+        let z2 = twin(&z);
+        let ours = <Ad as Kernels>::seg_loss(z.clone(), t(), loss);
+        let want = loss.reference(z2.clone(), t());
+        close(ours.to_data(), want.to_data(), 1e-5, &format!("{loss}: value"));
+        // an upstream factor other than 1 reaches the gradient
+        let g1 = (ours * 2.5).backward();
+        let g2 = (want * 2.5).backward();
+        close(
+            z.grad(&g1).unwrap().to_data(),
+            z2.grad(&g2).unwrap().to_data(),
+            1e-4,
+            &format!("{loss}: d/dlogits"),
+        );
+        // the inference backend: the value alone
+        let inner = <Flex as Kernels>::seg_loss(z.inner(), t().inner(), loss);
+        close(
+            inner.to_data(),
+            loss.reference(z2.inner(), t().inner()).to_data(),
+            1e-5,
+            &format!("{loss}: inner value"),
+        );
+    }
+}

@@ -27,6 +27,9 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use facepipe_core::palette::IGNORE;
+
+use crate::kernels::Kernels;
+use crate::kernels::seg_loss::Terms;
 use serde::{Deserialize, Serialize};
 
 /// fastai's `DiceLoss` default `smooth`.
@@ -63,8 +66,25 @@ impl Loss {
     }
 
     /// The loss of `logits` (`[batch, classes, height, width]`) against `target`
-    /// (`[batch, height, width]`, class indices or 255).
-    pub fn compute<B: Backend>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
+    /// (`[batch, height, width]`, class indices or 255), through the backend's kernel
+    /// ([`Kernels::seg_loss`]; on the CPU one fused pass for `ce`, `dice` and `ce+dice`).
+    pub fn compute<B: Kernels>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
+        B::seg_loss(logits, target, self)
+    }
+
+    /// The terms a fused kernel computes, or None (focal: burn's operations only).
+    pub fn terms(self) -> Option<Terms> {
+        match self {
+            Loss::CrossEntropy => Some(Terms { ce: true, dice: false }),
+            Loss::Dice => Some(Terms { ce: false, dice: true }),
+            Loss::CrossEntropyDice => Some(Terms { ce: true, dice: true }),
+            Loss::Focal => None,
+        }
+    }
+
+    /// The loss as burn operations: the default of [`Kernels::seg_loss`], and the reference
+    /// the CPU kernel is tested against.
+    pub fn reference<B: Backend>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
         match self {
             Loss::CrossEntropy => masked_cross_entropy(logits, target),
             Loss::Dice => masked_dice(logits, target),

@@ -19,6 +19,8 @@ use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
+use crate::kernels::{AdamStep, Kernels};
+
 /// Which of the three groups a parameter path belongs to.
 pub fn group_of(path: &str) -> usize {
     let mut parts = path.split('.');
@@ -203,7 +205,10 @@ impl<B: AutodiffBackend> GroupAdam<B> {
     }
 
     /// One step with per-group learning rates and the current β1.
-    pub fn step<M: AutodiffModule<B>>(&mut self, module: M, grads: &B::Gradients, lrs: [f64; 3], beta1: f64) -> M {
+    pub fn step<M: AutodiffModule<B>>(&mut self, module: M, grads: &B::Gradients, lrs: [f64; 3], beta1: f64) -> M
+    where
+        B::InnerBackend: Kernels,
+    {
         let mut mapper = StepMapper {
             opt: self,
             grads,
@@ -221,7 +226,7 @@ struct StepMapper<'a, B: AutodiffBackend> {
     beta1: f64,
 }
 
-impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
+impl<B: AutodiffBackend<InnerBackend: Kernels>> ModuleMapper<B> for StepMapper<'_, B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
         let Some(info) = self.opt.info.get(&id).cloned() else {
@@ -233,30 +238,27 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
         };
         let require_grad = tensor.is_require_grad();
         let lr = self.lrs[info.group];
-        let (b1, b2) = (self.beta1, self.opt.beta2);
         let shape = tensor.shape();
-        let mut x = tensor.inner();
-        if self.opt.weight_decay > 0.0 && !info.batchnorm && !info.bias {
-            x = x.mul_scalar(1.0 - lr * self.opt.weight_decay);
-        }
         let n = shape.num_elements();
+        let x: Tensor<B::InnerBackend, 1> = tensor.inner().reshape([n]);
         let g: Tensor<B::InnerBackend, 1> = grad.reshape([n]);
         let st = self.opt.state.remove(&id).unwrap_or_else(|| Moments {
             m: g.zeros_like(),
             v: g.zeros_like(),
             step: 0,
         });
-        let m = st.m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1));
-        let v = st.v.mul_scalar(b2).add(g.clone().mul(g).mul_scalar(1.0 - b2));
-        let step = st.step + 1;
-        let m_hat = m.clone().div_scalar(1.0 - b1.powi(step));
-        let v_hat = v.clone().div_scalar(1.0 - b2.powi(step));
-        let update: Tensor<B::InnerBackend, D> = m_hat
-            .div(v_hat.sqrt().add_scalar(self.opt.eps))
-            .mul_scalar(lr)
-            .reshape(shape);
-        self.opt.state.insert(id, Moments { m, v, step });
-        let mut out = Tensor::from_inner(x.sub(update));
+        let h = AdamStep {
+            lr,
+            beta1: self.beta1,
+            beta2: self.opt.beta2,
+            eps: self.opt.eps,
+            decay: (self.opt.weight_decay > 0.0 && !info.batchnorm && !info.bias)
+                .then_some(1.0 - lr * self.opt.weight_decay),
+            step: st.step + 1,
+        };
+        let [x, m, v] = <B::InnerBackend as Kernels>::adam_step(x, g, st.m, st.v, &h);
+        self.opt.state.insert(id, Moments { m, v, step: h.step });
+        let mut out = Tensor::from_inner(x.reshape(shape));
         if require_grad {
             out = out.require_grad();
         }
