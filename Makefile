@@ -39,7 +39,7 @@ CHEEK_LAB ?= $(BIN)/cheek-lab
 REPORT ?= $(BIN)/report
 
 # Training: a CPU-sized configuration for the demo (128² inputs, the slim decoder, random
-# initial weights, one 11-epoch cycle with fastai's cross-entropy + dice loss, which finds the
+# initial weights, one 16-epoch cycle with fastai's cross-entropy + dice loss, which finds the
 # small classes that cross-entropy alone does not in that time); pipelines/mut1ny-gpu.mk holds
 # the full reference configuration for a GPU.
 MODEL_DIR ?= $(OUT_DIR)/model
