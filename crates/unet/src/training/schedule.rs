@@ -151,8 +151,10 @@ pub fn suggest(lrs: &[f64], losses: &[f64], num_it: usize) -> Option<Suggestions
     let n = losses.len();
 
     // Longest strictly decreasing subsequence (O(n²)), fastai's `valley`.
-    let mut lds = vec![1usize; n];
-    let (mut max_start, mut max_end) = (0usize, 0usize);
+    // fastai's arithmetic is on Python ints: `max_start` is -1 when the run starts at the
+    // first point, and an index of -1 would be the last point
+    let mut lds = vec![1isize; n];
+    let (mut max_start, mut max_end) = (0isize, 0usize);
     for i in 1..n {
         for j in 0..i {
             if losses[i] < losses[j] && lds[i] < lds[j] + 1 {
@@ -160,12 +162,13 @@ pub fn suggest(lrs: &[f64], losses: &[f64], num_it: usize) -> Option<Suggestions
             }
             if lds[max_end] < lds[i] {
                 max_end = i;
-                max_start = max_end - lds[max_end];
+                max_start = max_end as isize - lds[max_end];
             }
         }
     }
-    let sections = (max_end - max_start) as f64 / 3.0;
-    let valley = lrs[max_start + sections as usize + (sections / 2.0) as usize];
+    let sections = (max_end as isize - max_start) as f64 / 3.0;
+    let idx = max_start + sections as isize + (sections / 2.0) as isize;
+    let valley = lrs[idx.rem_euclid(n as isize) as usize];
 
     let argmin = (0..n)
         .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
@@ -309,6 +312,16 @@ mod tests {
         let mut s = LossSmoother::default();
         s.push(1.0);
         assert!(s.push(f64::INFINITY).1);
+    }
+
+    #[test]
+    fn a_sweep_falling_from_its_first_point_takes_fastais_valley() {
+        // window = points 1..7 (num_it/10 = 1 cut at the start, 5 at the end), all falling:
+        // fastai's Python ints give max_start = -1, sections = 2, index -1 + 2 + 1 = 2
+        let lrs: Vec<f64> = (0..12).map(|i| 1e-5 * 2f64.powi(i)).collect();
+        let losses: Vec<f64> = (0..12).map(|i| 10.0 - f64::from(i)).collect();
+        let s = suggest(&lrs, &losses, 10).unwrap();
+        assert_eq!(s.valley, lrs[1 + 2]);
     }
 
     #[test]
