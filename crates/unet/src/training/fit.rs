@@ -259,6 +259,10 @@ pub struct EpochRecord {
     /// Learning rates of the three groups at the epoch's last batch.
     pub lrs: [f64; 3],
     pub seconds: f64,
+    /// The input side the epoch trained and was validated at (0 in a checkpoint written
+    /// before fits had sizes of their own: the model's).
+    #[serde(default)]
+    pub size: u32,
 }
 
 /// What a fit trains on, for how long, and under which name its epochs are recorded.
@@ -356,6 +360,7 @@ pub fn fit_one_cycle<B: TrainBackend, M: Segmenter<B>>(
             pixel_accuracy: scores.pixel_accuracy(),
             lrs: last,
             seconds: t0.elapsed().as_secs_f64(),
+            size: fit.size,
         };
         if on_epoch(&rec, &net, opt)? {
             break;

@@ -15,6 +15,7 @@ pub fn write_metrics(path: &Path, records: &[EpochRecord], classes: &[Class]) ->
     let mut header: Vec<String> = [
         "phase",
         "epoch",
+        "size",
         "train_loss",
         "valid_loss",
         "pixel_accuracy",
@@ -35,6 +36,7 @@ pub fn write_metrics(path: &Path, records: &[EpochRecord], classes: &[Class]) ->
         let mut row = vec![
             r.phase.clone(),
             r.epoch.to_string(),
+            r.size.to_string(),
             r.train_loss.to_string(),
             r.valid_loss.to_string(),
             r.pixel_accuracy.to_string(),

@@ -120,6 +120,9 @@ pub enum Phase {
         pct_start: f64,
         div: f64,
         div_final: f64,
+        /// The fit's own input side (`None`: the model's `--size`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u32>,
     },
     LrFind {
         start_lr: f64,
@@ -183,6 +186,14 @@ impl Phase {
                 )))
             }
             Phase::LrFind { .. } => Ok(None),
+        }
+    }
+
+    /// The input side a cycle trains at, given the model's (`None` for a sweep).
+    pub fn size(&self, model_size: u32) -> Option<u32> {
+        match self {
+            Phase::Cycle { size, .. } => Some(size.unwrap_or(model_size)),
+            Phase::LrFind { .. } => None,
         }
     }
 

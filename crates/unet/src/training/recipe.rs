@@ -25,6 +25,12 @@
 //! 1e-3; the log and `model.json` say which and why. (fastai takes the valley whatever the
 //! sweep; a 30-iteration sweep then suggests a rate 100× too low.)
 //!
+//! A `fit_one_cycle` may name its own `"size"` (fastai's progressive resizing: the same
+//! network, fully convolutional, fitted first on smaller batches that cost a quarter of the
+//! time at half the side, then at the model's `--size`). Its epochs are validated at that
+//! size; the best epoch kept at the end is chosen among the epochs at the model's size only,
+//! as losses at two sizes do not compare; lr_find sweeps at the model's size.
+//!
 //! `"loss"` (`"ce"`, `"dice"`, `"focal"`, `"ce+dice"`; default `"ce"`) picks the training loss,
 //! see [`crate::training::loss`].
 
@@ -111,6 +117,11 @@ pub struct FitOneCycle {
     pub div: f64,
     #[serde(default = "fc_div_final")]
     pub div_final: f64,
+    /// The input side of this fit's batches, train and valid (fastai's progressive resizing:
+    /// fit at a smaller size, then go on at the full one); by default the model's `--size`.
+    /// The last fit that trains must be at the model's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
 }
 
 /// A learning rate as fastai takes it.
@@ -193,6 +204,7 @@ impl Default for Recipe {
                     pct_start: fc_pct_start(),
                     div: fc_div(),
                     div_final: fc_div_final(),
+                    size: None,
                 }),
             ],
         }
@@ -290,6 +302,7 @@ impl FineTune {
                 pct_start: 0.99,
                 div: fc_div(),
                 div_final: fc_div_final(),
+                size: None,
             });
         }
         let base = self.base_lr / 2.0;
@@ -303,6 +316,7 @@ impl FineTune {
             pct_start: self.pct_start,
             div: self.div,
             div_final: fc_div_final(),
+            size: None,
         });
         Ok(out)
     }
@@ -333,6 +347,9 @@ impl FitOneCycle {
         positive("fit_one_cycle.div", self.div)?;
         positive("fit_one_cycle.div_final", self.div_final)?;
         pct("fit_one_cycle.pct_start", self.pct_start)?;
+        if let Some(size) = self.size {
+            crate::check_input_size(size).map_err(|e| anyhow::anyhow!("recipe: step {n}: size: {e}"))?;
+        }
         let fallback = match &self.lr_fallback {
             Some(LrMax::Auto(_)) => bail!("recipe: step {n}: lr_fallback cannot be \"auto\""),
             Some(lr) => groups(lr, "fit_one_cycle.lr_fallback")?,
@@ -362,6 +379,7 @@ impl FitOneCycle {
             pct_start: self.pct_start,
             div: self.div,
             div_final: self.div_final,
+            size: self.size,
         })
     }
 }

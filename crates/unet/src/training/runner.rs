@@ -97,6 +97,14 @@ fn check_inputs(cfg: &TrainConfig) -> Result<Inputs> {
         cfg.bs
     );
     let phases = cfg.recipe.phases()?;
+    if let Some(last) = phases.iter().rev().find(|p| p.epochs() > 0) {
+        let size = last.size(cfg.size).unwrap_or(cfg.size);
+        ensure!(
+            size == cfg.size,
+            "recipe: the last fit that trains is at size {size}, not the model's --size {}: the saved model is the one fitted at --size (end progressive resizing at it)",
+            cfg.size
+        );
+    }
     data.validate()?;
     let pretrained_bytes = match &cfg.pretrained {
         Some(p) => Some(fs::read(p).with_context(|| format!("reading --pretrained {}", p.display()))?),
@@ -349,7 +357,11 @@ where
     /// stop. `--halt-after-epochs` stops here with an error.
     pub(crate) fn cycle(&mut self, net: M, phase: &Phase) -> Result<M> {
         let Phase::Cycle {
-            name, epochs, freeze, ..
+            name,
+            epochs,
+            freeze,
+            size,
+            ..
         } = phase
         else {
             bail!("internal: cycle() was given a sweep");
@@ -369,7 +381,7 @@ where
             epochs: *epochs,
             phase: name,
             bs: cfg.bs,
-            size: cfg.size,
+            size: size.unwrap_or(cfg.size),
             seed: cfg.seed,
             epoch_offset: ctx.phases[..k].iter().map(Phase::epochs).sum::<usize>() as u64,
             start_epoch: state.progress.epochs_done,

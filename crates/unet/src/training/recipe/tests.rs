@@ -93,6 +93,10 @@ fn bad_recipes_say_what_is_wrong() {
             "[0, 1]",
         ),
         (r#"{"stepz": []}"#, "unknown field"),
+        (
+            r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3, "size": 8}}]}"#,
+            "step 1: size: input size 8 is outside",
+        ),
     ] {
         let e = format!("{:#}", Recipe::from_json(text).unwrap_err());
         assert!(e.contains(want), "{text}: {e}");
@@ -194,4 +198,19 @@ fn a_short_or_flat_sweep_is_not_trusted() {
     );
     // no suggestion at all
     assert!(matches!(Valley::judge(&flat[..8], 100, None), Valley::Untrusted(w) if w.contains("no valley")));
+}
+
+#[test]
+fn a_fit_can_name_its_own_size() {
+    let r = Recipe::from_json(
+        r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": 1e-3, "size": 64}},
+                      {"fit_one_cycle": {"epochs": 3, "lr_max": 1e-3}}]}"#,
+    )
+    .unwrap();
+    let sizes: Vec<Option<u32>> = r.phases().unwrap().iter().map(|p| p.size(128)).collect();
+    assert_eq!(sizes, [Some(64), Some(128)]);
+    // written back as read: no size where none was given
+    let text = serde_json::to_string(&r).unwrap();
+    assert_eq!(text.matches("\"size\"").count(), 1, "{text}");
+    assert_eq!(Recipe::from_json(&text).unwrap(), r);
 }

@@ -36,10 +36,15 @@ impl State {
             rec.train_loss,
             rec.valid_loss
         );
-        let (improved, stop) = self.record(rec);
+        let (improved, stop) = self.record(rec, ctx.cfg.size);
         ctx.cfg.progress.finish_and_clear();
+        let at_size = if rec.size == ctx.cfg.size {
+            String::new()
+        } else {
+            format!(" at {0}x{0}", rec.size)
+        };
         log::info!(
-            "{name} epoch {}/{epochs}: train_loss {:.4} valid_loss {:.4} mean_iou {:.4} fg {:.4} pixel_acc {:.4} ({:.1} s){}{}",
+            "{name} epoch {}/{epochs}{at_size}: train_loss {:.4} valid_loss {:.4} mean_iou {:.4} fg {:.4} pixel_acc {:.4} ({:.1} s){}{}",
             rec.epoch + 1,
             rec.train_loss,
             rec.valid_loss,
@@ -62,12 +67,14 @@ impl State {
         Ok(stop)
     }
 
-    /// Adds an epoch's record; returns whether it is the best so far (lowest valid loss) and
-    /// whether early stopping says stop.
-    fn record(&mut self, rec: &EpochRecord) -> (bool, bool) {
+    /// Adds an epoch's record; returns whether it is the best so far (lowest valid loss among
+    /// the epochs at the model's size `model_size`: a loss at another size does not compare)
+    /// and whether early stopping says stop.
+    pub(super) fn record(&mut self, rec: &EpochRecord, model_size: u32) -> (bool, bool) {
         let p = &mut self.progress;
         p.records.push(rec.clone());
-        let improved = p.best.is_none_or(|b| rec.valid_loss < p.records[b].valid_loss);
+        let full = |r: &EpochRecord| r.size == model_size || r.size == 0;
+        let improved = full(rec) && p.best.is_none_or(|b| rec.valid_loss < p.records[b].valid_loss);
         if improved {
             p.best = Some(p.records.len() - 1);
         }

@@ -7,6 +7,7 @@ use burn::backend::flex::FlexDevice;
 use super::*;
 use crate::device::{CpuBackend, DeviceSpec};
 use crate::model::{Arch, SmpUnet};
+use crate::training::fit::EpochRecord;
 use crate::training::recipe::Recipe;
 
 type Net = SmpUnet<CpuBackend>;
@@ -220,4 +221,83 @@ fn a_fit_of_no_epochs_checkpoints_its_unfreezing() {
         names(&cfg.out_dir.join("checkpoint")),
         ["epoch-0001.bpk", "phase-01.adam.safetensors", "state.json"]
     );
+}
+
+#[test]
+fn progressive_resizing_fits_each_step_at_its_size_and_keeps_a_best_at_the_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        tmp.path(),
+        r#"{"patience": null, "steps": [
+            {"fit_one_cycle": {"epochs": 2, "lr_max": 1e-3, "size": 32}},
+            {"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3}}]}"#,
+    );
+    cfg.size = 64;
+    let (runner, net) = open(&cfg);
+    let out = runner.run(net).unwrap();
+    let p = saved(&cfg);
+    let sizes: Vec<u32> = p.records.iter().map(|r| r.size).collect();
+    assert_eq!(sizes, [32, 32, 64]);
+    // the only epoch at the model's size is the best, whatever the losses at 32 were
+    assert_eq!(p.best, Some(2));
+    assert_eq!(out.info.best.record.size, 64);
+    assert_eq!(out.info.preprocessing.input_size, 64);
+    let mut r = csv::Reader::from_path(cfg.out_dir.join("metrics.csv")).unwrap();
+    let col = r.headers().unwrap().iter().position(|h| h == "size").unwrap();
+    let sizes: Vec<String> = r.records().map(|x| x.unwrap()[col].to_string()).collect();
+    assert_eq!(sizes, ["32", "32", "64"]);
+}
+
+#[test]
+fn a_recipe_that_ends_at_another_size_than_the_models_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(
+        tmp.path(),
+        r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3}},
+                      {"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3, "size": 64}},
+                      {"fit_one_cycle": {"epochs": 0, "lr_max": 1e-3}}]}"#,
+    );
+    let err = match Runner::<CpuBackend, Net>::open(&cfg, &FlexDevice) {
+        Err(e) => format!("{e:#}"),
+        Ok(_) => panic!("a recipe ending at size 64 for a 32 px model was accepted"),
+    };
+    assert!(err.contains("size 64") && err.contains("--size 32"), "{err}");
+    assert!(!cfg.out_dir.join("run.json").exists());
+}
+
+#[test]
+fn the_best_epoch_is_only_taken_at_the_models_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(
+        tmp.path(),
+        r#"{"steps": [{"fit_one_cycle": {"epochs": 1, "lr_max": 1e-3}}]}"#,
+    );
+    let (mut runner, _) = open(&cfg);
+    let rec = |size: u32, valid_loss: f64| EpochRecord {
+        phase: "fit".into(),
+        epoch: 0,
+        train_loss: 1.0,
+        valid_loss,
+        dice: vec![],
+        iou: vec![],
+        mean_dice: 0.0,
+        mean_iou: 0.0,
+        mean_dice_fg: 0.0,
+        mean_iou_fg: 0.0,
+        pixel_accuracy: 0.0,
+        lrs: [1e-3; 3],
+        seconds: 1.0,
+        size,
+    };
+    let s = &mut runner.state;
+    // a lower loss at 16 px is never the best; the first epoch at 32 px is, then a lower one
+    assert!(!s.record(&rec(16, 0.1), 32).0);
+    assert_eq!(s.progress.best, None);
+    assert!(s.record(&rec(32, 0.5), 32).0);
+    assert!(!s.record(&rec(32, 0.6), 32).0);
+    assert!(s.record(&rec(32, 0.4), 32).0);
+    assert!(!s.record(&rec(16, 0.01), 32).0);
+    assert_eq!(s.progress.best, Some(3));
+    // a record from a checkpoint written before sizes were recorded counts as the model's
+    assert!(s.record(&rec(0, 0.3), 32).0);
 }
