@@ -97,8 +97,12 @@ fn check_inputs(cfg: &TrainConfig) -> Result<Inputs> {
         cfg.bs
     );
     let phases = cfg.recipe.phases()?;
-    if let Some(last) = phases.iter().rev().find(|p| p.epochs() > 0) {
-        let size = last.size(cfg.size).unwrap_or(cfg.size);
+    if let Some(size) = phases
+        .iter()
+        .rev()
+        .find(|p| p.epochs() > 0)
+        .and_then(|p| p.size(cfg.size))
+    {
         ensure!(
             size == cfg.size,
             "recipe: the last fit that trains is at size {size}, not the model's --size {}: the saved model is the one fitted at --size (end progressive resizing at it)",
