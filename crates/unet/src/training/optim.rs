@@ -154,7 +154,7 @@ impl<B: AutodiffBackend> GroupAdam<B> {
             let read = |t: &Tensor<B::InnerBackend, 1>| {
                 t.to_data()
                     .convert::<f32>()
-                    .to_vec::<f32>()
+                    .into_vec::<f32>()
                     .map_err(|e| anyhow::anyhow!("reading optimiser state of {path}: {e}"))
             };
             moments.push(SavedMoments {

@@ -51,6 +51,11 @@ struct State {
     pretrained: Option<Pretrained>,
     /// Epochs trained in all phases so far; numbers the checkpoint files.
     epochs_total: usize,
+    /// The last epoch checkpoint's durable writes (optimiser file, `best.bpk`, `state.json`,
+    /// removal of the previous epoch's files), finishing in the background while the next
+    /// epoch trains; [`State::settle`] waits for them before anything else touches the run
+    /// folder.
+    pending: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
 /// A run, opened: ready to take its remaining phases.
@@ -138,6 +143,16 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, missing: im
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+impl<B: TrainBackend, M> Drop for Runner<'_, B, M> {
+    /// A run that ends early (an error, `--halt-after-epochs`) still completes its last
+    /// checkpoint, before the folder's lock goes with the fields.
+    fn drop(&mut self) {
+        if let Err(e) = self.state.settle() {
+            log::error!("{e:#}");
+        }
+    }
+}
+
 impl<'a, B, M> Runner<'a, B, M>
 where
     B: TrainBackend,
@@ -222,6 +237,7 @@ where
             epochs_total: progress.records.len(),
             progress,
             pretrained: run.pretrained,
+            pending: None,
         };
         Ok(Opened::Ready(Self::new(outputs, ctx, opt, state), net))
     }
@@ -267,6 +283,7 @@ where
             progress: Progress::default(),
             pretrained,
             epochs_total: 0,
+            pending: None,
         };
         Ok(Opened::Ready(Self::new(outputs, ctx, opt, state), net))
     }
@@ -353,7 +370,8 @@ where
         super::outputs::write_lr_finds(&cfg.out_dir, &progress.lr_finds)?;
         progress.phase += 1;
         progress.epochs_done = 0;
-        write_json(&self.ctx.state_file, progress)
+        self.state.settle()?;
+        write_json(&self.ctx.state_file, &self.state.progress)
     }
 
     /// A one-cycle fit (`phase` is a [`Phase::Cycle`]), from where a resumed run left it:
@@ -400,6 +418,7 @@ where
             Ok(stop || halted)
         })?;
         if halted {
+            self.state.settle()?;
             bail!(
                 "halted after {} epochs as asked (--halt-after-epochs); --resume continues",
                 self.state.epochs_total
@@ -441,6 +460,7 @@ where
             !self.state.progress.records.is_empty(),
             "the recipe trained no epoch: nothing to save"
         );
+        self.state.settle()?;
         save_weights(net, dir, "last", Some(self.ctx.cfg.arch))?;
         let mut best_net = M::build(self.ctx.data.n_classes, self.ctx.device);
         load_weights(&mut best_net, &dir.join("best.bpk"))?;

@@ -82,8 +82,11 @@ impl State {
         (improved, stop)
     }
 
-    /// An epoch's checkpoint: weights and optimiser, the best model (the same file), then the
-    /// progress that names them; the previous epoch's files go only after that.
+    /// An epoch's checkpoint: the weights here, then in the background (joined by
+    /// [`State::settle`]) the optimiser, the best model (the same file), the progress that
+    /// names them, and only after that the removal of the previous epoch's files. The order
+    /// is what makes a run killed at any point resumable; the background is what keeps the
+    /// optimiser file's durable write (half a second for 200 MB) off the training's time.
     fn checkpoint<B: TrainBackend, M: Segmenter<B>>(
         &mut self,
         ctx: &Ctx<'_, B>,
@@ -93,30 +96,51 @@ impl State {
         epochs_done: usize,
         phase_over: bool,
     ) -> Result<()> {
+        self.settle()?;
         self.epochs_total += 1;
         let stem = format!("epoch-{:04}", self.epochs_total);
         save_weights(net, &ctx.ckpt, &stem, None)?;
         let adam = format!("{stem}.adam.safetensors");
-        save_adam(&opt.export()?, &ctx.ckpt.join(&adam))?;
-        if improved {
-            link_or_copy(&ctx.ckpt.join(format!("{stem}.bpk")), &ctx.cfg.out_dir.join("best.bpk"))?;
-        }
+        let saved = opt.export()?;
         let p = &mut self.progress;
-        let old = (p.weights.replace(format!("{stem}.bpk")), p.optimiser.replace(adam));
+        let old = (
+            p.weights.replace(format!("{stem}.bpk")),
+            p.optimiser.replace(adam.clone()),
+        );
         p.epochs_done = epochs_done;
         if phase_over {
             p.phase += 1;
         }
-        write_json(&ctx.state_file, p)?;
-        for f in [old.0, old.1].into_iter().flatten() {
-            let _ = fs::remove_file(ctx.ckpt.join(&f));
-        }
+        let (progress, ckpt, state_file) = (p.clone(), ctx.ckpt.clone(), ctx.state_file.clone());
+        let best = improved.then(|| (ctx.ckpt.join(format!("{stem}.bpk")), ctx.cfg.out_dir.join("best.bpk")));
+        self.pending = Some(std::thread::spawn(move || {
+            save_adam(&saved, &ckpt.join(&adam))?;
+            if let Some((from, to)) = best {
+                link_or_copy(&from, &to)?;
+            }
+            write_json(&state_file, &progress)?;
+            for f in [old.0, old.1].into_iter().flatten() {
+                let _ = fs::remove_file(ckpt.join(&f));
+            }
+            Ok(())
+        }));
         Ok(())
+    }
+
+    /// Waits for the last checkpoint's background writes; their error, if any, is the run's.
+    pub(super) fn settle(&mut self) -> Result<()> {
+        match self.pending.take() {
+            Some(writes) => writes
+                .join()
+                .map_err(|_| anyhow::anyhow!("internal: the checkpoint writer panicked"))?,
+            None => Ok(()),
+        }
     }
 
     /// A fit of no epochs: only its freeze/unfreeze happened; the optimiser state is
     /// checkpointed for it.
     pub(super) fn end_empty_phase<B: TrainBackend>(&mut self, ctx: &Ctx<'_, B>, opt: &GroupAdam<B>) -> Result<()> {
+        self.settle()?;
         let k = self.progress.phase;
         let adam = format!("phase-{k:02}.adam.safetensors");
         save_adam(&opt.export()?, &ctx.ckpt.join(&adam))?;

@@ -132,6 +132,9 @@ fn a_cycle_checkpoints_each_epoch_and_finish_writes_the_model() {
     let (mut runner, net) = open(&cfg);
     let phase = runner.ctx.phases[0].clone();
     let net = runner.cycle(net, &phase).unwrap();
+    // the last epoch's checkpoint is still being written in the background
+    assert!(runner.state.pending.is_some());
+    runner.state.settle().unwrap();
     let p = runner.state.progress.clone();
     assert_eq!(
         (p.phase, p.epochs_done, p.records.len(), runner.state.epochs_total),
