@@ -38,10 +38,11 @@ UNET_EVAL ?= $(BIN)/unet-eval
 CHEEK_LAB ?= $(BIN)/cheek-lab
 REPORT ?= $(BIN)/report
 
-# Training: a CPU-sized configuration for the demo (128² inputs, the slim decoder, random
-# initial weights, one 16-epoch cycle with fastai's cross-entropy + dice loss, which finds the
-# small classes that cross-entropy alone does not in that time); pipelines/mut1ny-gpu.mk holds
-# the full reference configuration for a GPU.
+# Training: a CPU-sized configuration for the demo (the slim decoder, random initial weights,
+# fastai's progressive resizing: a 12-epoch cycle at 64², then a 15-epoch one at 128², with
+# fastai's cross-entropy + dice loss, which finds the small classes that cross-entropy alone
+# does not in that time; see docs/limits.md); pipelines/mut1ny-gpu.mk holds the full reference
+# configuration for a GPU.
 MODEL_DIR ?= $(OUT_DIR)/model
 DEVICE ?= cpu
 TRAIN_ARGS ?= --arch smp --size 128 --bs 4 --recipe pipelines/demo-recipe.json

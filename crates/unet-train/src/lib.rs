@@ -197,6 +197,35 @@ mod tests {
         // the demo's: cross-entropy + dice, stated rate
         let demo = build_recipe(Some(&dir.join("demo-recipe.json")), &RecipeEdits::default()).unwrap();
         assert_eq!(demo.loss, unet::training::loss::Loss::CrossEntropyDice);
+        // progressive resizing: a fit at 64² first, the last at the model's --size
+        let fits: Vec<_> = demo
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                RecipeStep::FitOneCycle(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fits.len(), 2, "{demo:?}");
+        assert_eq!((fits[0].size, fits[1].size), (Some(64), None));
+        // --epochs edits the 128² fit, not the 64² one
+        let edited = build_recipe(
+            Some(&dir.join("demo-recipe.json")),
+            &RecipeEdits {
+                epochs: Some(30),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let epochs: Vec<_> = edited
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                RecipeStep::FitOneCycle(f) => Some(f.epochs),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(epochs, [fits[0].epochs, 30]);
     }
 
     #[test]
