@@ -197,18 +197,14 @@ mod tests {
         // the demo's: cross-entropy + dice, stated rate
         let demo = build_recipe(Some(&dir.join("demo-recipe.json")), &RecipeEdits::default()).unwrap();
         assert_eq!(demo.loss, unet::training::loss::Loss::CrossEntropyDice);
-        // progressive resizing: a fit at 64² first, the last at the model's --size
-        let fits: Vec<_> = demo
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                RecipeStep::FitOneCycle(f) => Some(f),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(fits.len(), 2, "{demo:?}");
-        assert_eq!((fits[0].size, fits[1].size), (Some(64), None));
-        // --epochs edits the 128² fit, not the 64² one
+        // progressive resizing: a fit at 64² first, the last at the model's --size (a size the
+        // recipe does not name, so a stated 128 would show); --epochs edits only the last
+        let fits = |r: &Recipe| -> Vec<(Option<u32>, usize)> {
+            r.phases().unwrap().iter().map(|p| (p.size(1000), p.epochs())).collect()
+        };
+        let shipped = fits(&demo);
+        assert_eq!(shipped.len(), 2, "{demo:?}");
+        assert_eq!((shipped[0].0, shipped[1].0), (Some(64), Some(1000)));
         let edited = build_recipe(
             Some(&dir.join("demo-recipe.json")),
             &RecipeEdits {
@@ -217,15 +213,7 @@ mod tests {
             },
         )
         .unwrap();
-        let epochs: Vec<_> = edited
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                RecipeStep::FitOneCycle(f) => Some(f.epochs),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(epochs, [fits[0].epochs, 30]);
+        assert_eq!(fits(&edited), [shipped[0], (Some(1000), 30)]);
     }
 
     #[test]
