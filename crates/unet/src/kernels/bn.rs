@@ -118,7 +118,8 @@ pub fn backward(
             let (mut sg, mut sgx) = (0f64, 0f64);
             for b in 0..l.batch {
                 let (xs, gs) = (l.plane(x, b, c), l.plane(dy, b, c));
-                // monomorphised on `relu`, so neither loop tests it per value
+                // monomorphised on `relu` (the form measured 1.4× faster; the runtime flag
+                // alone was not measured apart)
                 let (a, ax) = if relu {
                     ch.sums::<true>(xs, gs)
                 } else {
