@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use facepipe_core::Item;
+use facepipe_core::photo::{self, Colour, PhotoInfo};
 
 use crate::faces::{self, Cheek, Face};
 use crate::measure::{self, CheekResult, Method, SkinOf};
@@ -24,6 +25,8 @@ struct RowHead<'a> {
     id: &'a str,
     image: String,
     mask: String,
+    /// How the photo was read, once it has been.
+    photo: Option<PhotoInfo>,
 }
 
 impl RowHead<'_> {
@@ -48,23 +51,35 @@ impl RowHead<'_> {
             right: CheekResult::missing(reason),
             eyes: vec![],
             label: 0,
+            orientation: self.photo.as_ref().map(|p| p.orientation),
+            colour_profile: self.photo.as_ref().map(|p| p.profile.clone()).unwrap_or_default(),
         }
     }
 }
 
-/// Reads a photo as 8-bit sRGB; warns when it embeds an ICC profile that is not sRGB.
-fn read_photo(path: &Path) -> Result<(image::RgbImage, Option<String>)> {
-    use image::ImageDecoder as _;
-    let shown = path.display();
-    let mut dec = facepipe_core::images::decoder(path, "image")?;
-    let icc = dec.icc_profile().ok().flatten();
-    let warn = icc.filter(|p| !p.windows(4).any(|w| w == b"sRGB")).map(|_| {
-        format!("image {shown} embeds an ICC profile that is not sRGB; its values are measured as if they were sRGB")
-    });
-    let img = image::DynamicImage::from_decoder(dec)
-        .with_context(|| format!("cannot decode image {shown}"))?
-        .to_rgb8();
-    Ok((img, warn))
+/// Why a photo's cheeks have no colour, if they have none: a grayscale or CMYK photo.
+fn no_colour(info: &PhotoInfo) -> Option<&'static str> {
+    match info.colour {
+        Colour::Rgb => None,
+        Colour::Grayscale => Some("no colour: grayscale photo"),
+        Colour::Cmyk => Some("no colour: CMYK photo (its colours depend on a print profile facepipe does not apply)"),
+    }
+}
+
+/// How a photo was shown, for an error about its size: the orientation applied.
+fn shown_as(info: &PhotoInfo) -> String {
+    if photo::swaps_sides(
+        image::metadata::Orientation::from_exif(info.orientation).unwrap_or(image::metadata::Orientation::NoTransforms),
+    ) {
+        format!(
+            " as shown (EXIF orientation {} turns it a quarter; it is stored {}×{})",
+            info.orientation, info.height, info.width
+        )
+    } else if info.orientation != 1 {
+        format!(" as shown (EXIF orientation {} applied)", info.orientation)
+    } else {
+        String::new()
+    }
 }
 
 impl Measurer<'_> {
@@ -76,20 +91,21 @@ impl Measurer<'_> {
             .field(&self.cfg.mask_field)
             .and_then(|v| v.as_str().map(PathBuf::from));
         let shown = |p: &Option<PathBuf>| p.as_ref().map_or(String::new(), |p| p.display().to_string());
-        let head = RowHead {
+        let mut head = RowHead {
             id: &it.id,
             image: shown(&image),
             mask: shown(&mask),
+            photo: None,
         };
-        let (mut rows, warning) = match (&image, &mask) {
-            (Some(i), Some(m)) => self.faces(&head, i, m)?,
+        let mut rows = match (&image, &mask) {
+            (Some(i), Some(m)) => self.faces(&mut head, i, m)?,
             _ => {
                 let why = if image.is_none() {
                     "item has no image".to_string()
                 } else {
                     format!("item has no {}", self.cfg.mask_field)
                 };
-                (vec![head.without_face(&why)], None)
+                vec![head.without_face(&why)]
             }
         };
         if rows.is_empty() {
@@ -97,29 +113,31 @@ impl Measurer<'_> {
         }
         Ok(ItemResult {
             rows,
-            warnings: warning.into_iter().collect(),
+            warnings: vec![],
             image,
             mask,
         })
     }
 
-    /// Reads the photo and its mask (they must be the same size), finds the faces and measures
-    /// them; returns the rows and the photo's warning.
-    fn faces(&self, head: &RowHead, image: &Path, mask_path: &Path) -> Result<(Vec<FaceRow>, Option<String>)> {
-        let (photo, warn) = read_photo(image)?;
+    /// Reads the photo (as shown, in sRGB) and its mask (they must be the same size), finds
+    /// the faces and measures them.
+    fn faces(&self, head: &mut RowHead, image: &Path, mask_path: &Path) -> Result<Vec<FaceRow>> {
+        let photo = photo::read(image)?;
+        head.photo = Some(photo.info.clone());
         let mask = facepipe_core::mask::read(mask_path, self.n_classes)?;
+        let (pw, ph) = photo.pixels.dimensions();
         ensure!(
-            photo.dimensions() == mask.dimensions(),
-            "image {} is {}×{} but its {} {} is {}×{}",
+            (pw, ph) == mask.dimensions(),
+            "image {} is {pw}×{ph}{} but its {} {} is {}×{}: a mask must match the photo as a viewer shows it",
             image.display(),
-            photo.width(),
-            photo.height(),
+            shown_as(&photo.info),
             self.cfg.mask_field,
             mask_path.display(),
             mask.width(),
             mask.height()
         );
-        let (w, h) = (photo.width() as usize, photo.height() as usize);
+        let (w, h) = (pw as usize, ph as usize);
+        let colourless = no_colour(&photo.info);
         let (labels, found) = faces::find_faces(mask.as_raw(), w, h, self.roles, &self.cfg.placement);
         let wanted = if self.cfg.faces == Faces::Largest {
             1
@@ -129,20 +147,28 @@ impl Measurer<'_> {
         let rows = (found.iter().enumerate().take(wanted))
             .map(|(k, f)| {
                 let skin = SkinOf {
-                    photo: &photo,
+                    photo: &photo.pixels,
                     mask: mask.as_raw(),
                     labels: &labels,
                     label: f.label,
                     skin: self.roles.skin,
                 };
-                self.face_row(head, (k, found.len()), f, &skin)
+                self.face_row(head, (k, found.len()), f, &skin, colourless)
             })
             .collect();
-        Ok((rows, warn))
+        Ok(rows)
     }
 
-    /// Face `k` of `n` found: its patches placed, scaled and measured.
-    fn face_row(&self, head: &RowHead, (k, n): (usize, usize), f: &Face, skin: &SkinOf) -> FaceRow {
+    /// Face `k` of `n` found: its patches placed, scaled and measured (none measured, for
+    /// `colourless`'s reason, in a photo without colour).
+    fn face_row(
+        &self,
+        head: &RowHead,
+        (k, n): (usize, usize),
+        f: &Face,
+        skin: &SkinOf,
+        colourless: Option<&str>,
+    ) -> FaceRow {
         let (side, scale_from) = self.patch_side(f);
         let how = Method {
             min_skin: self.cfg.min_skin,
@@ -150,9 +176,10 @@ impl Measurer<'_> {
             averaging: self.cfg.averaging,
         };
         let cheek = |c: &Cheek| -> CheekResult {
-            match c {
-                Cheek::Missing(why) => CheekResult::missing(why),
-                Cheek::At(p) => measure::measure(skin, *p, side, &how),
+            match (c, colourless) {
+                (Cheek::Missing(why), _) => CheekResult::missing(why),
+                (Cheek::At(_), Some(why)) => CheekResult::missing(why),
+                (Cheek::At(p), None) => measure::measure(skin, *p, side, &how),
             }
         };
         FaceRow {
@@ -174,6 +201,8 @@ impl Measurer<'_> {
             right: cheek(&f.right),
             eyes: f.eyes.clone(),
             label: f.label,
+            orientation: head.photo.as_ref().map(|p| p.orientation),
+            colour_profile: head.photo.as_ref().map(|p| p.profile.clone()).unwrap_or_default(),
         }
     }
 

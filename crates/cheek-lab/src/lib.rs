@@ -76,6 +76,13 @@ pub struct FaceRow {
     pub eyes: Vec<Point>,
     #[serde(skip)]
     pub label: u32,
+    /// The EXIF orientation the photo was shown with (none when it was not read).
+    #[serde(default)]
+    pub orientation: Option<u8>,
+    /// The photo's colour profile and what was done with it (`sRGB (no profile)`,
+    /// `Display P3 → sRGB`, ...).
+    #[serde(default)]
+    pub colour_profile: String,
 }
 
 /// An item's faces (or the reason there are none).

@@ -1,7 +1,7 @@
 //! A cheek patch's colour: the mean of its skin pixels, in CIE L\*a\*b\*.
 
 use facepipe_core::colour::{self, WhitePoint};
-use image::RgbImage;
+use facepipe_core::photo::Pixels;
 use std::borrow::Cow;
 
 use crate::geometry::Point;
@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Averaging {
-    /// Mean of the 8-bit sRGB values, then converted: what Photoshop's Average filter followed
-    /// by reading the Lab value does.
+    /// Mean of the sRGB values, then converted: what Photoshop's Average filter followed by
+    /// reading the Lab value does.
     MeanRgb,
     /// Mean of each pixel's L*a*b*.
     MeanLab,
@@ -67,7 +67,8 @@ pub fn patch_box(c: Point, side: u32, w: u32, h: u32) -> [u32; 4] {
 /// `label` of the label image.
 #[derive(Clone, Copy, Debug)]
 pub struct SkinOf<'a> {
-    pub photo: &'a RgbImage,
+    /// The photo as shown, in sRGB ([`facepipe_core::photo`]).
+    pub photo: &'a Pixels,
     pub mask: &'a [u8],
     pub labels: &'a [u32],
     pub label: u32,
@@ -97,11 +98,11 @@ pub fn measure(of: &SkinOf, c: Point, side: u32, how: &Method) -> CheekResult {
         for x in b[0]..b[2] {
             let i = (y * w + x) as usize;
             if of.mask[i] == of.skin && of.labels[i] == of.label {
-                let p = of.photo.get_pixel(x, y).0;
+                let p = of.photo.rgb(x, y);
                 for k in 0..3 {
-                    rgb_sum[k] += f64::from(p[k]);
+                    rgb_sum[k] += p[k];
                 }
-                labs.push(colour::srgb8_to_lab(p, how.white));
+                labs.push(colour::srgb_to_lab(p, how.white));
             }
         }
     }
@@ -129,7 +130,7 @@ pub fn measure(of: &SkinOf, c: Point, side: u32, how: &Method) -> CheekResult {
     }
 }
 
-/// The patch's L*a*b* by `how.averaging` from its skin pixels' L*a*b* and summed sRGB, and the
+/// The patch's L*a*b* by `how.averaging` from its skin pixels' L*a*b* and summed sRGB (0..=1), and the
 /// pixels' standard deviation (population) of each of L*, a*, b*.
 fn average(labs: &[[f64; 3]], rgb_sum: [f64; 3], how: &Method) -> ([f64; 3], [f64; 3]) {
     let nf = labs.len() as f64;
@@ -143,7 +144,7 @@ fn average(labs: &[[f64; 3]], rgb_sum: [f64; 3], how: &Method) -> ([f64; 3], [f6
         s.map(|v| v / nf)
     };
     let lab = match how.averaging {
-        Averaging::MeanRgb => colour::srgb_to_lab(rgb_sum.map(|v| v / nf / 255.0), how.white),
+        Averaging::MeanRgb => colour::srgb_to_lab(rgb_sum.map(|v| v / nf), how.white),
         Averaging::MeanLab => mean_lab,
     };
     let mut var = [0f64; 3];
@@ -162,13 +163,13 @@ mod tests {
     #[test]
     fn averages_only_skin_of_the_face_and_says_when_there_is_too_little() {
         // 10×10: left half skin (class 8) of face 1 in two colours, right half hair
-        let photo = RgbImage::from_fn(10, 10, |x, y| {
+        let photo = Pixels::Rgb8(image::RgbImage::from_fn(10, 10, |x, y| {
             image::Rgb(if x < 5 {
                 [200, 150, 120 + (y % 2) as u8 * 20]
             } else {
                 [20, 20, 20]
             })
-        });
+        }));
         let mask: Vec<u8> = (0..100).map(|i| if i % 10 < 5 { 8 } else { 4 }).collect();
         let labels = vec![1u32; 100];
         let face = SkinOf {

@@ -149,7 +149,7 @@ pub fn write(
             k += n;
             continue;
         }
-        let photo = facepipe_core::images::decode(img, "image")?.to_rgb8();
+        let photo = facepipe_core::photo::read_rgb8(img)?;
         let mask = facepipe_core::images::decode(mp, "mask")?.to_luma8();
         let keep = roles.face_pixels(mask.as_raw());
         let (labels, _) = components(&keep, mask.width() as usize, mask.height() as usize);

@@ -46,6 +46,8 @@ struct FaceColumns<'a> {
     #[serde(serialize_with = "fixed::<4, _>")]
     fwhr: Option<f64>,
     fwhr_reason: &'a str,
+    orientation: Option<u8>,
+    colour_profile: &'a str,
 }
 
 impl<'a> From<&'a FaceRow> for FaceColumns<'a> {
@@ -65,6 +67,8 @@ impl<'a> From<&'a FaceRow> for FaceColumns<'a> {
             patch_px: row.patch_px,
             fwhr: row.fwhr,
             fwhr_reason: &row.fwhr_reason,
+            orientation: row.orientation,
+            colour_profile: &row.colour_profile,
         }
     }
 }
@@ -234,7 +238,7 @@ mod tests {
                 .join(",")
         };
         let face = "id,face,face_id,image,mask,faces_in_image,face_pixels,eye_distance_px,face_width_px,\
-                    patch_scaled_from,eyes_from_glasses,patch_px,fwhr,fwhr_reason";
+                    patch_scaled_from,eyes_from_glasses,patch_px,fwhr,fwhr_reason,orientation,colour_profile";
         assert_eq!(h, format!("{face},{},{}", sided("left"), sided("right")));
     }
 }

@@ -277,34 +277,116 @@ fn two_faces_are_measured_one_or_both_by_flag() {
     assert!(rows[1]["left_x0"].parse::<u32>().unwrap() < 200);
 }
 
+/// The frontal face's cheeks in `csv`: left and right L*a*b*, or the reason there are none.
+fn cheeks_of(csv: &Path, id: &str) -> Result<[[f64; 3]; 2], String> {
+    let rows = read_csv(csv);
+    let r = rows.iter().find(|r| r["id"] == id).unwrap();
+    if r["left_status"] != "ok" {
+        return Err(r["left_reason"].clone());
+    }
+    let lab = |s: &str| ["L", "a", "b"].map(|c| r[&format!("{s}_{c}")].parse::<f64>().unwrap());
+    Ok([lab("left"), lab("right")])
+}
+
 #[test]
-fn a_photo_with_a_non_srgb_profile_is_measured_with_a_warning() {
-    use image::ImageEncoder as _;
+fn phone_photos_are_measured_as_the_upright_srgb_original() {
+    use facepipe_core::photo::encode::{self, IccVersion, Phone, Space};
     let d = tempfile::tempdir().unwrap();
     let t = d.path();
     let m = dataset(t);
-    let photo = image::open(t.join("frontal.png")).unwrap().to_rgb8();
-    let mut bytes = Vec::new();
-    let mut enc = image::codecs::png::PngEncoder::new(&mut bytes);
-    // the bytes of a profile's description are what is checked; this one is Display P3
-    enc.set_icc_profile(b"....mntrRGB XYZ desc Display P3....".to_vec())
-        .unwrap();
-    enc.write_image(
-        photo.as_raw(),
-        photo.width(),
-        photo.height(),
-        image::ExtendedColorType::Rgb8,
-    )
-    .unwrap();
-    std::fs::write(t.join("frontal.png"), bytes).unwrap();
-    let (out, rep) = (t.join("c.csv"), t.join("c.json"));
-    let err = succeeds(cheek_lab(&m, &out).arg("--report").arg(&rep));
-    assert!(
-        err.contains("frontal.png embeds an ICC profile that is not sRGB"),
-        "{err}"
+    let out = t.join("c.csv");
+    succeeds(&mut cheek_lab(&m, &out));
+    let original = cheeks_of(&out, "frontal").unwrap();
+    let upright = image::open(t.join("frontal.png")).unwrap().to_rgb8();
+    let phone = |orientation, space, icc| Phone {
+        orientation,
+        space,
+        icc,
+        quality: 95,
+    };
+    // (file, bytes, largest CIEDE2000 allowed, profile the CSV names)
+    let mut kinds: Vec<(String, Vec<u8>, f64, &str)> = (1..=8)
+        .map(|o| {
+            let png = encode::phone_png(
+                &image::DynamicImage::ImageRgb8(upright.clone()),
+                phone(o, Space::Srgb, None),
+            );
+            (format!("o{o}.png"), png.unwrap(), 1e-3, "sRGB (no profile)")
+        })
+        .collect();
+    for (space, v, name) in [
+        (Space::DisplayP3, IccVersion::V4, "Display P3 → sRGB"),
+        (Space::AdobeRgb, IccVersion::V2, "Adobe RGB (1998) → sRGB"),
+        (Space::Srgb, IccVersion::V4, "sRGB IEC61966-2.1"),
+    ] {
+        let png = encode::phone_png(
+            &image::DynamicImage::ImageRgb8(upright.clone()),
+            phone(1, space, Some(v)),
+        );
+        kinds.push((format!("{space:?}.png"), png.unwrap(), 0.5, name));
+    }
+    let jpg = encode::phone_jpeg(&upright, phone(6, Space::DisplayP3, Some(IccVersion::V4))).unwrap();
+    kinds.push(("phone.jpg".into(), jpg, 0.5, "Display P3 → sRGB"));
+    for (file, bytes, within, profile) in kinds {
+        std::fs::write(t.join(&file), bytes).unwrap();
+        let one = t.join("one.json");
+        let item = json!({"id": "frontal", "image": file, "pred_mask": "frontal.tif"});
+        write_manifest(&one, mut1ny_classes(), vec![item]);
+        let got = cheeks_of(
+            &{
+                succeeds(&mut cheek_lab(&one, &out));
+                out.clone()
+            },
+            "frontal",
+        )
+        .unwrap_or_else(|why| panic!("{file}: {why}"));
+        for k in 0..2 {
+            let de = facepipe_core::colour::ciede2000(got[k], original[k]);
+            assert!(
+                de <= within,
+                "{file} cheek {k}: CIEDE2000 {de} ({:?} vs {:?})",
+                got[k],
+                original[k]
+            );
+        }
+        let row = &read_csv(&out)[0];
+        assert_eq!(row["colour_profile"], profile, "{file}");
+        assert_eq!(
+            row["orientation"],
+            file.strip_prefix('o')
+                .map_or(if file == "phone.jpg" { "6" } else { "1" }, |f| &f[..1])
+        );
+    }
+    // a mask of the stored (sideways) photo is refused, saying why
+    let sideways = image::open(t.join("frontal.tif")).unwrap().rotate270();
+    sideways.save(t.join("sideways.tif")).unwrap();
+    let one = t.join("one.json");
+    write_manifest(
+        &one,
+        mut1ny_classes(),
+        vec![json!({"id": "frontal", "image": "phone.jpg", "pred_mask": "sideways.tif"})],
     );
-    let rep = json(&rep);
-    assert_eq!(rep["warnings"].as_array().unwrap().len(), 1);
+    fails(
+        output(&mut cheek_lab(&one, &out)),
+        "phone.jpg is 260×300 as shown (EXIF orientation 6 turns it a quarter; it is stored 300×260) but its pred_mask",
+    );
+    // grey photos are segmented, not measured
+    image::DynamicImage::ImageRgb8(upright)
+        .to_luma8()
+        .save(t.join("grey.png"))
+        .unwrap();
+    write_manifest(
+        &one,
+        mut1ny_classes(),
+        vec![json!({"id": "frontal", "image": "grey.png", "pred_mask": "frontal.tif"})],
+    );
+    succeeds(&mut cheek_lab(&one, &out));
+    assert_eq!(cheeks_of(&out, "frontal").unwrap_err(), "no colour: grayscale photo");
+    let row = &read_csv(&out)[0];
+    assert!(
+        row["fwhr"].parse::<f64>().is_ok(),
+        "the face's geometry is still measured"
+    );
 }
 
 #[test]

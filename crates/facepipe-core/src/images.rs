@@ -75,7 +75,7 @@ pub fn check_size(dec: &impl ImageDecoder) -> Result<()> {
     Ok(())
 }
 
-fn explain(e: image::ImageError) -> anyhow::Error {
+pub(crate) fn explain(e: image::ImageError) -> anyhow::Error {
     match e {
         image::ImageError::Limits(l) => anyhow::anyhow!(
             "over the limit for one image ({MAX_SIDE} pixels a side, {} MiB decoded): {l}",

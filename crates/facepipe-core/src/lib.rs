@@ -4,6 +4,7 @@
 //! * [`palette`]: classes and their label colours.
 //! * [`paths`]: how paths in manifests resolve, and dataset-name confinement.
 //! * [`images`]: image decoding within limits (no decompression bombs).
+//! * [`photo`]: the one photo reader: EXIF orientation, ICC profiles to sRGB, broken files refused.
 //! * [`io`]: atomic writes and input hashing.
 //! * [`out`]: what a stage may replace or delete, output locks, temporary files.
 //! * [`colour`]: sRGB ⇄ CIE L\*a\*b\*.
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod out;
 pub mod palette;
 pub mod paths;
+pub mod photo;
 pub mod rng;
 pub mod shard;
 

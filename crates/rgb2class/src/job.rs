@@ -89,8 +89,8 @@ pub(crate) struct Job<'a> {
 impl Job<'_> {
     fn image_size(&self) -> Result<Option<(u32, u32)>> {
         let Some(img) = &self.image else { return Ok(None) };
-        let size = facepipe_core::images::reader(img, "image")?
-            .into_dimensions()
+        // the size as shown: a label is drawn on the photo the right way up
+        let size = facepipe_core::photo::shown_size(img, "image")
             .with_context(|| format!("cannot read the size of image {}", img.display()))?;
         Ok(Some(size))
     }

@@ -15,7 +15,9 @@ use std::path::Path;
 ///   already a class-index mask, and is refused with that hint.
 /// * Floating point: refused.
 pub fn decode_label(path: &Path, all_gray_palette: bool) -> Result<(u32, u32, Vec<u8>)> {
-    let img = facepipe_core::images::decode(path, "label")?;
+    // turned as its EXIF orientation says, like its photo; its colours are codes, never
+    // colour-managed
+    let img = facepipe_core::photo::decode_oriented(path, "label")?;
     decode_label_image(img, path, all_gray_palette)
 }
 
@@ -68,7 +70,7 @@ pub fn decode_label_image(
     Ok((w, h, rgb))
 }
 
-/// Decodes a non-interlaced 8-bit RGB PNG (the usual label) row by row, handing each row to
+/// Decodes a non-interlaced 8-bit RGB PNG (the usual label, with no EXIF orientation) row by row, handing each row to
 /// `on_row(y, height, rgb)`: no whole-image RGB buffer is allocated, and each row is mapped while it is
 /// still in cache. Returns `None`, having read only the header, for any other kind of image
 /// (the caller then uses [`decode_label`]).
@@ -94,7 +96,10 @@ pub fn stream_rgb8_png_from<R: std::io::BufRead + std::io::Seek>(
         .read_info()
         .with_context(|| format!("cannot decode label {}", path.display()))?;
     let info = rd.info();
-    if info.color_type != png::ColorType::Rgb || info.bit_depth != png::BitDepth::Eight || info.interlaced {
+    let turned = (info.exif_metadata.as_deref())
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .is_some_and(|o| o != image::metadata::Orientation::NoTransforms);
+    if info.color_type != png::ColorType::Rgb || info.bit_depth != png::BitDepth::Eight || info.interlaced || turned {
         return Ok(None);
     }
     let (w, h) = (info.width, info.height);

@@ -47,9 +47,10 @@ pub fn square_crop(w: u32, h: u32, rng: Option<&mut SplitMix64>) -> Crop {
     }
 }
 
-/// Reads a photo as 8-bit RGB.
+/// Reads a photo as a viewer shows it (EXIF orientation applied), in 8-bit sRGB (an embedded
+/// profile applied): [`facepipe_core::photo`].
 pub fn read_image(path: &Path) -> Result<RgbImage> {
-    Ok(facepipe_core::images::decode(path, "image")?.to_rgb8())
+    facepipe_core::photo::read_rgb8(path)
 }
 
 /// Crops and resizes a photo/mask pair to `size`×`size`.
