@@ -19,20 +19,19 @@ pub(crate) struct Joined<'a> {
 pub(crate) fn join<'a>(
     rows: &[FaceRow],
     r: &'a reference::Reference,
-    on: JoinOn,
+    on: &JoinOn,
     id_column: &str,
     input: InputFile,
 ) -> Joined<'a> {
-    let key = |row: &FaceRow| match on {
-        JoinOn::FaceId => row.face_id.clone(),
-        JoinOn::Id => row.id.clone(),
-    };
-    let per_face: Vec<Option<&reference::Row>> = rows.iter().map(|row| r.rows.get(&key(row))).collect();
+    let per_face: Vec<Option<&reference::Row>> = rows
+        .iter()
+        .map(|row| join_key(row, on).and_then(|k| r.rows.get(&k)))
+        .collect();
     let used: std::collections::HashSet<String> = rows
         .iter()
         .zip(&per_face)
         .filter(|(_, m)| m.is_some())
-        .map(|(row, _)| key(row))
+        .filter_map(|(row, _)| join_key(row, on))
         .collect();
     let (mut de76, mut de00) = (Vec::new(), Vec::new());
     let mut ch: [(Vec<f64>, Vec<f64>); 3] = Default::default();
@@ -60,7 +59,7 @@ pub(crate) fn join<'a>(
         agreement: Agreement {
             reference: input,
             id_column: id_column.to_string(),
-            join: on,
+            join: on.clone(),
             faces_joined: joined,
             faces_without_reference: rows
                 .iter()
@@ -82,6 +81,15 @@ pub(crate) fn join<'a>(
     }
 }
 
+/// A face's key into the reference (none for an item without the field joined on).
+pub(crate) fn join_key(row: &FaceRow, on: &JoinOn) -> Option<String> {
+    match on {
+        JoinOn::FaceId => Some(row.face_id.clone()),
+        JoinOn::Id => Some(row.id.clone()),
+        JoinOn::Field(_) => row.join_key.clone(),
+    }
+}
+
 /// The reference as read: its rows, its provenance record and the path as the user gave it.
 pub(crate) struct RefInput<'a> {
     pub data: &'a reference::Reference,
@@ -99,32 +107,20 @@ pub(crate) fn assemble<'a>(
     mut warnings: Vec<String>,
     reference: Option<&RefInput<'a>>,
 ) -> Result<(Report, Vec<u8>, Option<Joined<'a>>)> {
-    let joined = reference.map(|r| join(rows, r.data, r.join, &r.columns.id, r.input.clone()));
+    let joined = reference.map(|r| join(rows, r.data, &r.join, &r.columns.id, r.input.clone()));
     if let (Some(j), Some(r)) = (&joined, reference)
         && j.agreement.faces_joined == 0
     {
         let example = r.data.rows.keys().min().cloned().unwrap_or_default();
-        let ours = rows.first().map(|row| match r.join {
-            JoinOn::FaceId => row.face_id.clone(),
-            JoinOn::Id => row.id.clone(),
-        });
+        let ours = rows.first().and_then(|row| join_key(row, &r.join));
+        let other = if r.join == JoinOn::FaceId { "id" } else { "face-id" };
         let w = format!(
-            "reference {}: none of its {} ids matches a face (its ids look like {example:?}, the faces' like {:?}); with --join {} the id is {}; is it the right file, or should --join be {}?",
+            "reference {}: none of its {} ids matches a face (its ids look like {example:?}, the faces' like {:?}); with --join {} the id is {}; is it the right file, or should --join be {other} or an item field?",
             r.shown,
             r.data.rows.len(),
             ours.unwrap_or_default(),
-            match r.join {
-                JoinOn::FaceId => "face-id",
-                JoinOn::Id => "id",
-            },
-            match r.join {
-                JoinOn::FaceId => "ITEM#FACE",
-                JoinOn::Id => "the item id",
-            },
-            match r.join {
-                JoinOn::FaceId => "id",
-                JoinOn::Id => "face-id",
-            },
+            r.join,
+            r.join.describe(),
         );
         log::warn!("{w}");
         warnings.push(w);

@@ -27,6 +27,8 @@ struct RowHead<'a> {
     mask: String,
     /// How the photo was read, once it has been.
     photo: Option<PhotoInfo>,
+    /// The value of the field `--join FIELD` names.
+    join_key: Option<String>,
 }
 
 impl RowHead<'_> {
@@ -53,6 +55,7 @@ impl RowHead<'_> {
             label: 0,
             orientation: self.photo.as_ref().map(|p| p.orientation),
             colour_profile: self.photo.as_ref().map(|p| p.profile.clone()).unwrap_or_default(),
+            join_key: self.join_key.clone(),
         }
     }
 }
@@ -96,6 +99,13 @@ impl Measurer<'_> {
             image: shown(&image),
             mask: shown(&mask),
             photo: None,
+            join_key: match &self.cfg.join {
+                crate::JoinOn::Field(f) => it.field(f).map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+                _ => None,
+            },
         };
         let mut rows = match (&image, &mask) {
             (Some(i), Some(m)) => self.faces(&mut head, i, m)?,
@@ -203,6 +213,7 @@ impl Measurer<'_> {
             label: f.label,
             orientation: head.photo.as_ref().map(|p| p.orientation),
             colour_profile: head.photo.as_ref().map(|p| p.profile.clone()).unwrap_or_default(),
+            join_key: head.join_key.clone(),
         }
     }
 

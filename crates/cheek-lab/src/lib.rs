@@ -79,6 +79,10 @@ pub struct FaceRow {
     /// The EXIF orientation the photo was shown with (none when it was not read).
     #[serde(default)]
     pub orientation: Option<u8>,
+    /// The value of the item field `--join FIELD` names (none without it, or when the item
+    /// has no such field).
+    #[serde(default)]
+    pub join_key: Option<String>,
     /// The photo's colour profile and what was done with it (`sRGB (no profile)`,
     /// `Display P3 → sRGB`, ...).
     #[serde(default)]
@@ -133,7 +137,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         input,
         shown: &reference_shown,
         columns: &cfg.ref_columns,
-        join: cfg.join,
+        join: cfg.join.clone(),
     });
     let mut head = report_head(cfg, &inputs.loaded, shard, &items, &results);
     head.csv = written_path(output)?;
@@ -160,6 +164,12 @@ fn check_flags(cfg: &Config, shard: Option<Shard>) -> Result<()> {
         cfg.placement.cheek_out.is_finite() && cfg.placement.cheek_down.is_finite(),
         "--cheek-out and --cheek-down must be finite numbers"
     );
+    if cfg.reference.is_some() && cfg.faces == Faces::All && cfg.join != JoinOn::FaceId {
+        bail!(
+            "--join {} gives one reference row per photo, so with --faces all every face of a photo would be compared with it: use --join face-id (reference ids ITEM#FACE), or --faces largest",
+            cfg.join
+        );
+    }
     if shard.is_some() {
         ensure!(
             cfg.report.as_deref().is_some_and(|r| r != Path::new("-")),
@@ -268,7 +278,7 @@ fn report_head(cfg: &Config, loaded: &Loaded, shard: Option<Shard>, items: &[&It
             shard: s.to_string(),
             reference: cfg.reference.as_deref().map(|p| p.display().to_string()),
             ref_columns: cfg.ref_columns.clone(),
-            join: cfg.join,
+            join: cfg.join.clone(),
             items: items
                 .iter()
                 .zip(results)

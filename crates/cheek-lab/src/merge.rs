@@ -111,7 +111,7 @@ pub fn merge(cfg: &Config) -> Result<Report> {
         input,
         shown: &shown,
         columns: &part.ref_columns,
-        join: part.join,
+        join: part.join.clone(),
     });
     let mut head = merged_head(&parts)?;
     head.csv = crate::written_path(output)?;

@@ -208,6 +208,8 @@ impl Manifest {
 
     /// Parses a manifest document. Relative paths stay as they are; see [`Manifest::read`].
     pub fn parse(bytes: &[u8]) -> Result<Self> {
+        // a byte-order mark, as some Windows editors write, is not part of the JSON
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let value: Value = serde_json::from_slice(bytes).context("not valid JSON")?;
         let obj = value.as_object().context("a manifest must be a JSON object")?;
         match obj.get("schema") {
@@ -387,6 +389,12 @@ pub fn palette_json_schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let doc = "\u{feff}{\"schema\":\"facepipe/dataset\",\"schema_version\":1,\"items\":[{\"id\":\"a\"}]}";
+        assert_eq!(Manifest::parse(doc.as_bytes()).unwrap().items[0].id, "a");
+    }
 
     fn doc(extra: &str) -> String {
         format!(

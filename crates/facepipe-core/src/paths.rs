@@ -98,6 +98,30 @@ pub fn dataset_relative(name: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// The relative output stem (a path without extension) of an item id: its `/`- or
+/// `\\`-separated parts, each made a safe file name (control and Windows-reserved characters →
+/// `_`, `.` and `..` → `_`). Two ids whose stems are equal ignoring case would share output
+/// files on some file systems: the stages that write per-item files refuse them.
+pub fn output_stem(id: &str) -> String {
+    id.split(['/', '\\'])
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let p: String = p
+                .chars()
+                .map(|c| {
+                    if c.is_control() || ":*?\"<>|".contains(c) {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            if p == "." || p == ".." { "_".to_string() } else { p }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The longest common ancestor directory of a set of absolute file paths.
 pub fn common_dir<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Option<PathBuf> {
     let mut acc: Option<Vec<Component<'a>>> = None;
@@ -150,6 +174,13 @@ mod tests {
         ] {
             assert!(dataset_relative(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn stems_are_safe_relative_names() {
+        assert_eq!(output_stem("samples/g000/face_00000"), "samples/g000/face_00000");
+        assert_eq!(output_stem("../x/./a:b"), "_/x/_/a_b");
+        assert_eq!(output_stem("/abs\\win"), "abs/win");
     }
 
     #[test]

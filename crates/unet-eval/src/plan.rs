@@ -100,7 +100,7 @@ fn select_jobs(m: &Manifest, select: Select, mine: Option<&HashSet<usize>>, show
             .image
             .as_ref()
             .with_context(|| format!("item {:?} in {shown} has no `image`", it.id))?;
-        let stem = stem_for(&it.id);
+        let stem = facepipe_core::paths::output_stem(&it.id);
         ensure!(!stem.is_empty(), "item id {:?} makes no file name", it.id);
         if !stems.insert(stem.to_lowercase()) {
             bail!(
@@ -129,19 +129,28 @@ fn select_jobs(m: &Manifest, select: Select, mine: Option<&HashSet<usize>>, show
     Ok(jobs)
 }
 
-/// Reads an item's image size (its tiles follow from it) and checks its mask, if any: same
-/// size, every value a class.
+/// The longest side a photo may have, in short sides: tiling a thinner picture would take one
+/// tile per few pixels (a 4000×1 image: 4000 tiles, each scaled up to the model's size).
+pub const MAX_ASPECT: u32 = 10;
+
+/// Reads an item's image size as shown (its tiles follow from it) and checks its mask, if
+/// any: same size, every value a class.
 fn check_job(j: &mut Job, outside: predict::Outside, n_classes: usize) -> Result<()> {
-    let (w, h) = image::image_dimensions(&j.image)
-        .with_context(|| format!("item {:?}: cannot read image {}", j.id, j.image.display()))?;
+    let (w, h) = facepipe_core::photo::shown_size(&j.image, "image").with_context(|| format!("item {:?}", j.id))?;
     ensure!(w > 0 && h > 0, "item {:?}: image {} is empty", j.id, j.image.display());
+    ensure!(
+        w.max(h) <= MAX_ASPECT * w.min(h),
+        "item {:?}: image {} is {w}×{h}, more than {MAX_ASPECT} times as long as it is wide: no face photo is; crop it first",
+        j.id,
+        j.image.display()
+    );
     (j.width, j.height) = (w, h);
     (j.tiles, j.centre) = predict::tiles(w, h, outside);
     if let Some(mp) = &j.mask {
         let mask = facepipe_core::mask::read(mp, n_classes).with_context(|| format!("item {:?}", j.id))?;
         ensure!(
             mask.dimensions() == (w, h),
-            "item {:?}: image {} is {w}×{h} but its mask {} is {}×{}",
+            "item {:?}: image {} is {w}×{h} as shown but its mask {} is {}×{}: a mask must match the photo as a viewer shows it (EXIF orientation applied)",
             j.id,
             j.image.display(),
             mp.display(),
@@ -150,37 +159,4 @@ fn check_job(j: &mut Job, outside: predict::Outside, n_classes: usize) -> Result
         );
     }
     Ok(())
-}
-
-/// A relative output stem for an id: its `/`-separated parts, each made a safe file name.
-pub(crate) fn stem_for(id: &str) -> String {
-    id.split(['/', '\\'])
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let p: String = p
-                .chars()
-                .map(|c| {
-                    if c.is_control() || ":*?\"<>|".contains(c) {
-                        '_'
-                    } else {
-                        c
-                    }
-                })
-                .collect();
-            if p == "." || p == ".." { "_".to_string() } else { p }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stems_are_safe_relative_names() {
-        assert_eq!(stem_for("samples/g000/face_00000"), "samples/g000/face_00000");
-        assert_eq!(stem_for("../x/./a:b"), "_/x/_/a_b");
-        assert_eq!(stem_for("/abs\\win"), "abs/win");
-    }
 }

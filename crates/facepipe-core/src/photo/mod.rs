@@ -120,8 +120,13 @@ struct Raw {
 }
 
 fn raw(path: &Path, what: &str) -> Result<Raw> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    raw_of(bytes, path, what)
+}
+
+/// [`raw`] on a file's bytes already read (`path` names it).
+fn raw_of(bytes: Vec<u8>, path: &Path, what: &str) -> Result<Raw> {
     let shown = path.display();
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {what} {shown}"))?;
     if bytes.is_empty() {
         bail!("{what} {shown} is empty (0 bytes)");
     }
@@ -166,7 +171,15 @@ fn format_name(f: ImageFormat) -> String {
 
 /// Reads a photo as shown, in sRGB (see the module's notes).
 pub fn read(path: &Path) -> Result<Photo> {
-    let raw = raw(path, "image")?;
+    from_raw(raw(path, "image")?, path)
+}
+
+/// [`read`] on a photo file's bytes, already read (`path` names it in errors).
+pub fn read_bytes(bytes: Vec<u8>, path: &Path) -> Result<Photo> {
+    from_raw(raw_of(bytes, path, "image")?, path)
+}
+
+fn from_raw(raw: Raw, path: &Path) -> Result<Photo> {
     let (img, orientation, icc) = decode(&raw, path, "image")?;
     let bit_depth = img.color().bytes_per_pixel() / img.color().channel_count() * 8;
     let stored_grey = !img.color().has_color();
