@@ -37,6 +37,7 @@ UNET_TRAIN ?= $(BIN)/unet-train
 UNET_EVAL ?= $(BIN)/unet-eval
 CHEEK_LAB ?= $(BIN)/cheek-lab
 REPORT ?= $(BIN)/report
+PHOTOS_STAGE ?= $(BIN)/photos
 
 # Training: a CPU-sized configuration for the demo (the slim decoder, random initial weights,
 # fastai's progressive resizing: a 12-epoch cycle at 64², then a 15-epoch one at 128², with
@@ -66,7 +67,7 @@ BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: browser snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists interop-parity clean help
+.PHONY: measure browser snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists interop-parity clean help
 
 all: $(OUT_DIR)/report.html ## run the pipeline (demo data unless DATA_DIR is set), summarise, and write report.html
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -119,6 +120,32 @@ $(OUT_DIR)/cheeks_truth.csv: $(OUT_DIR)/split.json $(REFERENCE) | build
 $(OUT_DIR)/report.html: $(OUT_DIR)/cheeks.csv $(OUT_DIR)/cheeks_truth.csv $(MODEL_DIR)/model.json | build
 	$(REPORT) -o $@ --manifest $(OUT_DIR)/predictions.json --model $(MODEL_DIR) --eval $(EVAL_DIR) \
 	  --cheeks $(OUT_DIR)/cheeks.json --cheeks $(OUT_DIR)/cheeks_truth.json $(REPORT_ARGS)
+
+# Measure your own photos with a trained model: photos → unet-eval → cheek-lab → report, into
+# MEASURE_DIR. PHOTOS is a folder of photos or a CSV listing them (its other columns travel
+# with each photo); REFERENCE (hand measurements) and JOIN (face-id, id, or a CSV column such
+# as participant) only when given on the command line: the demo's reference is not assumed.
+PHOTOS ?=
+MODEL ?= $(MODEL_DIR)
+MEASURE_DIR ?= $(OUT_DIR)/measure
+JOIN ?= face-id
+PHOTOS_ARGS ?=
+MEASURE_REFERENCE := $(if $(filter command line environment,$(origin REFERENCE)),$(REFERENCE),)
+measure: | build ## measure your own photos: make measure PHOTOS=DIR|CSV MODEL=DIR [REFERENCE=CSV JOIN=FIELD]
+	@if [ -z "$(PHOTOS)" ]; then echo "make measure: set PHOTOS to a folder of photos or a CSV listing them (and MODEL to a trained model directory)" >&2; exit 2; fi
+	@if [ ! -f "$(MODEL)/model.json" ]; then echo "make measure: $(MODEL)/model.json does not exist: set MODEL to a model directory unet-train wrote (make all trains one on the demo)" >&2; exit 2; fi
+	mkdir -p $(MEASURE_DIR)
+	$(PHOTOS_STAGE) -i $(PHOTOS) -o $(MEASURE_DIR)/photos.json $(PHOTOS_ARGS)
+	$(UNET_EVAL) --model $(MODEL) -i $(MEASURE_DIR)/photos.json -o $(MEASURE_DIR)/predictions.json \
+	  --out-dir $(MEASURE_DIR)/eval --device $(DEVICE) $(EVAL_ARGS)
+	$(CHEEK_LAB) -i $(MEASURE_DIR)/predictions.json -o $(MEASURE_DIR)/cheeks.csv --mask-field pred_mask \
+	  $(if $(MEASURE_REFERENCE),--reference $(MEASURE_REFERENCE) --join $(JOIN)) \
+	  --report $(MEASURE_DIR)/cheeks.json --qc-dir $(MEASURE_DIR)/cheek-qc $(CHEEK_ARGS)
+	$(REPORT) -o $(MEASURE_DIR)/report.html --manifest $(MEASURE_DIR)/predictions.json --model $(MODEL) \
+	  --eval $(MEASURE_DIR)/eval --cheeks $(MEASURE_DIR)/cheeks.json
+	@$(CHEEK_LAB) --summary $(MEASURE_DIR)/cheeks.json
+	@echo "cheeks: $(abspath $(MEASURE_DIR)/cheeks.csv)"
+	@echo "report: $(abspath $(MEASURE_DIR)/report.html)"
 
 test: ## build and run every test (release profile, shared with `make all`)
 	$(CARGO) build --release --workspace --bins
@@ -262,4 +289,5 @@ help: ## list targets and the variables you can override
 	@echo "           MODEL_DIR=$(MODEL_DIR) DEVICE=$(DEVICE) TRAIN_ARGS=$(TRAIN_ARGS)"
 	@echo "           EVAL_DIR=$(EVAL_DIR) EVAL_ARGS=$(EVAL_ARGS) REFERENCE=$(REFERENCE) CHEEK_ARGS=$(CHEEK_ARGS)"
 	@echo "           SNAKE_OUT=$(SNAKE_OUT) SHARDS=$(SHARDS) SNAKEMAKE_VENV=$(SNAKEMAKE_VENV) SNAKEMAKE_VERSION=$(SNAKEMAKE_VERSION) SNAKE_ARGS=$(SNAKE_ARGS)"
-	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN UNET_EVAL CHEEK_LAB (set one to swap that stage)"
+	@echo "Measure:   PHOTOS=$(PHOTOS) MODEL=$(MODEL) MEASURE_DIR=$(MEASURE_DIR) JOIN=$(JOIN) PHOTOS_ARGS=$(PHOTOS_ARGS)"
+	@echo "Stages:    DEMO_FACES XML_PAIRS RGB2CLASS SPLIT CHECK UNET_TRAIN UNET_EVAL CHEEK_LAB PHOTOS_STAGE (set one to swap that stage)"

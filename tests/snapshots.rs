@@ -7,8 +7,9 @@
 
 use facepipe_testutil::{json, redact, run, stage, train_tiny};
 
-const STAGES: [&str; 10] = [
+const STAGES: [&str; 11] = [
     "demo-faces",
+    "photos",
     "xml-pairs",
     "rgb2class",
     "split",

@@ -56,8 +56,18 @@ pub struct Config {
     pub aa_labels: f64,
     /// Share of images with two faces.
     pub two_faces: f64,
+    /// Also write every photo as a phone would
+    /// ([`facepipe_core::photo::encode::phone_of`]) under `phone/`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub phone: bool,
     #[serde(skip)]
     pub force: bool,
+}
+
+/// Where `--phone` writes photo `i` (its id, as `photos` gives it on `phone/`, is the demo id).
+fn phone_name(i: u32, group_size: u32) -> String {
+    let (img, _, _) = names(i, group_size);
+    format!("phone/{}", img.replace(".png", ".jpg"))
 }
 
 /// One cheek's truth.
@@ -121,7 +131,8 @@ fn planned(cfg: &Config) -> Vec<String> {
     let mut files: Vec<String> = (0..cfg.count)
         .flat_map(|i| {
             let (img, lab, _) = names(i, cfg.group_size);
-            [img, lab]
+            let phone = cfg.phone.then(|| phone_name(i, cfg.group_size));
+            [Some(img), Some(lab), phone].into_iter().flatten()
         })
         .collect();
     files.extend([MARKER, "training.xml", "participants.csv"].map(String::from));
@@ -171,6 +182,13 @@ fn make_one(cfg: &Config, i: u32, palette: &[[u8; 3]]) -> Result<Vec<FaceTruth>>
     let (img_name, lab_name, id) = names(i, cfg.group_size);
     write_png(&cfg.out.join(&img_name), &px.photo, cfg.width, cfg.height)?;
     write_png(&cfg.out.join(&lab_name), &px.label, cfg.width, cfg.height)?;
+    if cfg.phone {
+        let shown = image::RgbImage::from_raw(cfg.width, cfg.height, px.photo.clone()).context("photo size")?;
+        let jpg = facepipe_core::photo::encode::phone_jpeg(&shown, facepipe_core::photo::encode::phone_of(i))?;
+        let path = cfg.out.join(phone_name(i, cfg.group_size));
+        create_dir_all(path.parent().context("a folder")?)?;
+        write_atomic(&path, &jpg)?;
+    }
 
     let mut rows = Vec::new();
     // Faces are listed front-most first (face 0 is the main subject).
@@ -360,6 +378,7 @@ mod tests {
             group_size: 4,
             aa_labels: 0.5,
             two_faces: 0.3,
+            phone: false,
             force: false,
         }
     }

@@ -33,6 +33,12 @@ struct Args {
     /// Share of images with two faces.
     #[arg(long, default_value_t = 0.1, value_parser = facepipe_core::cli::fraction)]
     two_faces: f64,
+    /// Also write each photo as a phone would, under OUT/phone/samples/ (JPEG; stored sideways
+    /// or flipped with an EXIF orientation, in sRGB, Display P3 or Adobe RGB with the profile
+    /// embedded): photos to try `photos`/`make measure` on, whose true cheek colours are the
+    /// demo's.
+    #[arg(long)]
+    phone: bool,
     #[arg(long, help = facepipe_core::cli::FORCE_HELP)]
     force: bool,
     #[command(flatten)]
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
                 group_size: a.group_size,
                 aa_labels: a.aa_labels,
                 two_faces: a.two_faces,
+                phone: a.phone,
                 force: a.force,
             };
             let faces = demo_faces::run(&cfg, &a.common.progress(u64::from(cfg.count), "demo-faces"))?;

@@ -134,6 +134,25 @@ pub struct Phone {
     pub quality: u8,
 }
 
+/// How `demo-faces --phone` writes photo `i`: the EXIF orientations in turn (most of them
+/// sideways, as portrait phone photos are), and the colour spaces in turn: sRGB without a
+/// profile, Display P3 (v4 profile), sRGB with a v4 profile, Adobe RGB (v2 profile). JPEG
+/// quality 92.
+pub fn phone_of(i: u32) -> Phone {
+    let (space, icc) = match i % 4 {
+        0 => (Space::Srgb, None),
+        1 => (Space::DisplayP3, Some(IccVersion::V4)),
+        2 => (Space::Srgb, Some(IccVersion::V4)),
+        _ => (Space::AdobeRgb, Some(IccVersion::V2)),
+    };
+    Phone {
+        orientation: [6, 1, 8, 3, 6, 2, 5, 7][i as usize % 8],
+        space,
+        icc,
+        quality: 92,
+    }
+}
+
 /// `shown` (8-bit sRGB, the right way up) as a phone writes it: converted to `p.space`, stored
 /// so that EXIF orientation `p.orientation` shows it upright, as a JPEG.
 pub fn phone_jpeg(shown: &image::RgbImage, p: Phone) -> Result<Vec<u8>> {

@@ -173,6 +173,18 @@ fn sixteen_bits_are_kept_and_grey_is_no_colour() {
 }
 
 #[test]
+fn a_cmyk_jpeg_is_read_for_its_shapes_and_said_to_have_no_colour() {
+    let d = tempfile::tempdir().unwrap();
+    let cmyk: Vec<u8> = (0..12 * 8).flat_map(|i| [20, 60, 90, (i % 50) as u8]).collect();
+    let mut jpg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpg, 90)
+        .encode(&cmyk, 12, 8, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    let p = read(&write(d.path(), "print.jpg", &jpg)).unwrap();
+    assert_eq!((p.info.colour, p.pixels.dimensions()), (Colour::Cmyk, (12, 8)));
+}
+
+#[test]
 fn broken_files_are_refused_with_one_line_naming_them() {
     let d = tempfile::tempdir().unwrap();
     let jpg = encode::phone_jpeg(&scene(64, 48), phone(1, Space::Srgb, None)).unwrap();
