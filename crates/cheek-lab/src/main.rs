@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         |a| {
             let cfg = &a.cfg;
             if let Some(r) = &cfg.summary {
-                eprintln!("{}", cheek_lab::summary(r)?);
+                facepipe_core::cli::say(cheek_lab::summary(r)?);
                 return Ok(());
             }
             if !cfg.merge.is_empty() {

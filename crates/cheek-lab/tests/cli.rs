@@ -543,3 +543,40 @@ fn hostile_outputs_and_inputs() {
     fails(output(&mut cheek_lab(&m, &o7)), "over the limit");
     assert!(!o7.exists());
 }
+
+#[test]
+fn joins_on_an_item_field_and_refuses_what_would_mix_rows_up() {
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path();
+    let m = dataset(t);
+    let out = t.join("cheeks.csv");
+    // the items' `participant` field (as `photos` carries it from a CSV) joins the reference
+    let r = reference(t, &[lab_row("frontal", 30), lab_row("rotated", 31)].concat());
+    succeeds(
+        cheek_lab(&m, &out)
+            .arg("--reference")
+            .arg(&r)
+            .args(["--join", "participant"]),
+    );
+    let rows = read_csv(&out);
+    let frontal = rows.iter().find(|r| r["id"] == "frontal").unwrap();
+    assert_eq!(frontal["ref.age"], "30");
+    assert!(frontal["left_dE2000"].parse::<f64>().unwrap() < 1e-3);
+    // one reference row per photo cannot be shared by every face of it
+    fails(
+        output(
+            cheek_lab(&m, &t.join("all.csv"))
+                .arg("--reference")
+                .arg(&r)
+                .args(["--join", "id", "--faces", "all"]),
+        ),
+        "--join id gives one reference row per photo, so with --faces all",
+    );
+    // two outputs on one path
+    let same = t.join("same");
+    fails(
+        output(cheek_lab(&m, &same).arg("--report").arg(&same)),
+        "-o and --report are the same path",
+    );
+    assert!(!same.exists() && !t.join("all.csv").exists());
+}

@@ -60,6 +60,7 @@ impl OutputArgs {
         let mut outputs = crate::out::Outputs::new(stage, self.force);
         outputs.manifest(&self.output)?;
         for p in also {
+            outputs.claim(p, "--out-dir")?;
             outputs.lock(p)?;
         }
         Ok(outputs)
@@ -117,7 +118,7 @@ impl log::Log for StderrLogger {
                 log::Level::Debug => "debug",
                 log::Level::Trace => "trace",
             };
-            eprintln!("{}: {lvl}: {}", self.stage, r.args());
+            say(format_args!("{}: {lvl}: {}", self.stage, r.args()));
         }
     }
     fn flush(&self) {}
@@ -202,12 +203,20 @@ pub fn main_chatty<A: Parser>(
     exit(stage, result)
 }
 
+/// Writes a line to stderr. A closed or broken stderr (`stage ... 2>&1 | head -1`) is ignored:
+/// logging never ends a run (`eprintln!` would panic there, and kill a training before its
+/// model is written).
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 fn exit(stage: &str, result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{stage}: error: {e:#}");
+            say(format_args!("{stage}: error: {e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
                         }
                     }
                     Err(e) => {
-                        eprintln!("manifest-check: error: {e:#}");
+                        facepipe_core::cli::say(format_args!("manifest-check: error: {e:#}"));
                         bad.push(input.display().to_string());
                     }
                 }

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         |a: &mut Args| &mut a.common,
         |a| {
             if let Some(dir) = &a.summary {
-                eprintln!("{}", unet_eval::report::summary(dir)?);
+                facepipe_core::cli::say(unet_eval::report::summary(dir)?);
                 return Ok(());
             }
             if !a.merge.is_empty() {

@@ -2,7 +2,7 @@
 //! image is readable, its mask (if any) of the same size with valid values, and the output
 //! names of all of them distinct.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -94,7 +94,7 @@ fn wanted(it: &Item, select: Select) -> bool {
 /// errors on an item without an image, or on output names that clash among all selected.
 fn select_jobs(m: &Manifest, select: Select, mine: Option<&HashSet<usize>>, shown: &str) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
-    let mut stems = HashSet::new();
+    let mut stems: HashMap<String, &str> = HashMap::new();
     for (index, it) in m.items.iter().enumerate().filter(|(_, it)| wanted(it, select)) {
         let image = it
             .image
@@ -102,7 +102,7 @@ fn select_jobs(m: &Manifest, select: Select, mine: Option<&HashSet<usize>>, show
             .with_context(|| format!("item {:?} in {shown} has no `image`", it.id))?;
         let stem = facepipe_core::paths::output_stem(&it.id);
         ensure!(!stem.is_empty(), "item id {:?} makes no file name", it.id);
-        if !stems.insert(stem.to_lowercase()) {
+        if stems.insert(stem.to_lowercase(), &it.id).is_some() {
             bail!(
                 "item ids in {shown} give the same output name {stem:?} (ids differing only in case or in unsafe characters)"
             );
@@ -126,7 +126,27 @@ fn select_jobs(m: &Manifest, select: Select, mine: Option<&HashSet<usize>>, show
     if stems.is_empty() {
         bail!("no item of {shown} is selected by --split {select}");
     }
+    check_file_folder_clashes(&stems, shown)?;
     Ok(jobs)
+}
+
+/// Refuses ids where one's output file would be a folder of another's (`x` writes
+/// `masks/x.tif`, `x.tif/y` needs `masks/x.tif/`): found before anything is written.
+/// `stems` maps each lower-case output stem to its item id.
+fn check_file_folder_clashes(stems: &HashMap<String, &str>, shown: &str) -> Result<()> {
+    for (stem, id) in stems {
+        for (i, _) in stem.match_indices('/') {
+            for ext in [".tif", ".png"] {
+                if let Some(other) = stem[..i].strip_suffix(ext).and_then(|s| stems.get(s)) {
+                    bail!(
+                        "item ids {other:?} and {id:?} in {shown} clash: the first's output file {}{ext} would have to be a folder of the second's; rename one",
+                        &stem[..i - ext.len()]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The longest side a photo may have, in short sides: tiling a thinner picture would take one

@@ -523,3 +523,49 @@ fn impossible_models_and_outputs_are_refused_before_any_work() {
         );
     }
 }
+
+#[test]
+fn clashing_ids_thin_photos_and_two_outputs_on_one_path_are_refused_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    sample(32, 32, 1).0.save(t.join("a.png")).unwrap();
+    let all = |mut c: Command| {
+        c.args(["--split", "all"]);
+        c
+    };
+    // `x` writes masks/x.tif, `x.tif/y` would need masks/x.tif/ (it failed after 21 files)
+    let clash = t.join("clash.json");
+    write_manifest(
+        &clash,
+        vec![
+            json!({"id": "x", "image": "a.png"}),
+            json!({"id": "x.tif/y", "image": "a.png"}),
+        ],
+    );
+    let (o, d) = (t.join("o.json"), t.join("ev"));
+    fails_cleanly(
+        all(eval(model(), &clash, &o, &d)),
+        "item ids \"x\" and \"x.tif/y\"",
+        &o,
+        &d,
+    );
+    // a 400×2 picture would be cut into a tile per two pixels
+    image::RgbImage::new(400, 2).save(t.join("thin.png")).unwrap();
+    let thin = t.join("thin.json");
+    write_manifest(&thin, vec![json!({"id": "thin", "image": "thin.png"})]);
+    fails_cleanly(
+        all(eval(model(), &thin, &o, &d)),
+        "is 400×2, more than 10 times as long as it is wide",
+        &o,
+        &d,
+    );
+    // -o and --out-dir on one path
+    let set = eval_set(t);
+    let same = t.join("same");
+    fails_cleanly(
+        eval(model(), &set, &same, &same),
+        "must not be inside --out-dir",
+        &same,
+        &same,
+    );
+}

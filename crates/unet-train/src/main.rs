@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         |a: &mut Args| &mut a.common,
         |a| {
             if let Some(dir) = &a.summary {
-                eprintln!("{}", unet_train::summary(dir)?);
+                facepipe_core::cli::say(unet_train::summary(dir)?);
                 return Ok(());
             }
             let (Some(input), Some(out_dir)) = (a.input, a.out_dir) else {

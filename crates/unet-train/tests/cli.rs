@@ -506,3 +506,20 @@ fn auto_takes_a_long_sweeps_valley_and_the_loss_is_recorded() {
     usage_error(c.output().unwrap(), "ce, dice, focal, ce+dice");
     assert!(!tmp.path().join("never").exists());
 }
+
+#[test]
+fn a_closed_stderr_does_not_end_a_training() {
+    // `unet-train ... 2>&1 | head -1`: the reader goes away after the first line
+    let d = tempfile::tempdir().unwrap();
+    let m = dataset(d.path(), 6);
+    let out = d.path().join("model");
+    let mut child = train(&m, &out, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(out.join("model.json").is_file());
+}

@@ -1,8 +1,8 @@
 //! [`Outputs`]: the one way a stage claims what it writes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use super::folder::OutDir;
 use super::lock::Locks;
@@ -28,6 +28,9 @@ pub struct Outputs {
     stage: String,
     force: bool,
     locks: Locks,
+    /// The files and folders claimed so far (where they are, and the flag that named them):
+    /// two outputs on one path would overwrite each other.
+    claimed: Vec<(PathBuf, String)>,
 }
 
 impl Outputs {
@@ -38,7 +41,39 @@ impl Outputs {
             stage: stage.into(),
             force,
             locks: Locks::default(),
+            claimed: Vec::new(),
         }
+    }
+
+    /// Refuses a second output on a path already claimed by another flag (`cheek-lab -o x
+    /// --report x`): the same path, or one that leads to the same place through `..` or a
+    /// link. Two outputs to stdout (`-`) are refused alike.
+    pub(crate) fn claim(&mut self, path: &Path, flag: &str) -> Result<()> {
+        let place = if path == Path::new("-") {
+            PathBuf::from("-")
+        } else {
+            let abs = crate::paths::absolute(path)?;
+            // the real folder (links followed) and the name in it
+            match (abs.parent().map(std::fs::canonicalize), abs.file_name()) {
+                (Some(Ok(dir)), Some(name)) => dir.join(name),
+                _ => abs,
+            }
+        };
+        if let Some((_, prev)) = self.claimed.iter().find(|(p, _)| *p == place) {
+            // the same output claimed again (a retry after a refusal)
+            if prev == flag {
+                return Ok(());
+            }
+            if path == Path::new("-") {
+                bail!("{prev} and {flag} both go to stdout (-): give one of them a file");
+            }
+            bail!(
+                "{prev} and {flag} are the same path {}: one output would overwrite the other; give each its own",
+                path.display()
+            );
+        }
+        self.claimed.push((place, flag.to_string()));
+        Ok(())
     }
 
     /// An output file (`-` is stdout): locked, then checked. A file that exists must be one the
@@ -46,6 +81,7 @@ impl Outputs {
     /// `what` the kind of file in the refusal ("a cheek-lab report"); the folder it goes in
     /// must exist and be writable. FIFOs and devices are written through, never read.
     pub fn file(&mut self, path: &Path, flag: &str, what: &str, ours: impl Fn(&[u8]) -> bool) -> Result<()> {
+        self.claim(path, flag)?;
         self.locks.lock(&self.stage, path, false)?;
         super::check_file(path, flag, what, self.force, ours)
     }
@@ -53,6 +89,7 @@ impl Outputs {
     /// An output file named after another output already claimed (a report's picture beside
     /// it), which that output's lock covers: checked as [`Outputs::file`], not locked again.
     pub fn beside(&mut self, path: &Path, flag: &str, what: &str, ours: impl Fn(&[u8]) -> bool) -> Result<()> {
+        self.claim(path, flag)?;
         super::check_file(path, flag, what, self.force, ours)
     }
 
@@ -71,6 +108,7 @@ impl Outputs {
     /// not write is refused unless `--force`. `ours` recognises names only this stage writes
     /// (for fixed names); [`OutDir::begin`] takes the folder when the work starts.
     pub fn folder(&mut self, dir: &Path, marker: &str, flag: &str, ours: &dyn Fn(&str) -> bool) -> Result<OutDir> {
+        self.claim(dir, flag)?;
         self.locks.lock(&self.stage, dir, false)?;
         OutDir::inspect(dir, marker, flag, &self.stage, self.force, ours)
     }
@@ -84,6 +122,7 @@ impl Outputs {
     /// A folder that the shards of one run write into together: locked shared (shards run side
     /// by side; an unsharded run on it refuses while they do).
     pub fn shared(&mut self, dir: &Path) -> Result<()> {
+        self.claim(dir, "--out-dir")?;
         self.locks.lock(&self.stage, dir, true)
     }
 }
@@ -106,6 +145,25 @@ mod tests {
         assert!(e.contains("another run"), "{e}");
         drop(a);
         b.manifest(&f).unwrap();
+    }
+
+    #[test]
+    fn two_outputs_on_one_path_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x");
+        let mut o = Outputs::new("stage", false);
+        o.file(&f, "-o", "a CSV", |_| true).unwrap();
+        let e = format!(
+            "{:#}",
+            o.file(&d.path().join("sub/../x"), "--report", "a report", |_| true)
+                .unwrap_err()
+        );
+        assert!(e.contains("-o and --report are the same path"), "{e}");
+        let e = format!("{:#}", o.folder(&f, ".s", "--qc-dir", &|_| false).unwrap_err());
+        assert!(e.contains("-o and --qc-dir are the same path"), "{e}");
+        o.file(Path::new("-"), "-o", "", |_| true).unwrap();
+        let e = format!("{:#}", o.file(Path::new("-"), "--report", "", |_| true).unwrap_err());
+        assert!(e.contains("both go to stdout"), "{e}");
     }
 
     #[test]
