@@ -82,6 +82,9 @@ fn make_all_ends_with_a_report_that_a_browser_shows_whole() {
         assert!(html.contains(section), "{section:?} missing from the page");
     }
     assert!(!html.contains("<script"), "the page runs no script");
+    assert!(!html.contains("not from one run"), "make all's inputs are one run's");
+    inputs_of_other_runs_are_named_on_the_page(&out);
+    make_measure_runs_on_a_folder_of_photos(&out);
 
     let shot = d.path().join("shot.png");
     let Some(found) = open_in_browser(&page, &shot) else {
@@ -120,6 +123,65 @@ fn make_all_ends_with_a_report_that_a_browser_shows_whole() {
         "every chart has its labels: {svgs:?}"
     );
     not_blank(&shot, found["height"].as_u64().unwrap());
+}
+
+/// `report` on a model, an evaluation and cheeks that are not one run's says so at the top.
+fn inputs_of_other_runs_are_named_on_the_page(out: &Path) {
+    // the same model directory with a model.json of other bytes: "another model"
+    let other = out.join("other-model");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in ["model.json", "metrics.csv"] {
+        std::fs::copy(out.join("model").join(f), other.join(f)).unwrap();
+    }
+    let mut mj = std::fs::read(other.join("model.json")).unwrap();
+    mj.extend(b"\n");
+    std::fs::write(other.join("model.json"), mj).unwrap();
+    let page = out.join("mixed.html");
+    let report = Command::new(bin_dir().join("report"))
+        .arg("-o")
+        .arg(&page)
+        .arg("--manifest")
+        .arg(out.join("pairs.json"))
+        .arg("--model")
+        .arg(&other)
+        .arg("--eval")
+        .arg(out.join("eval"))
+        .arg("--cheeks")
+        .arg(out.join("cheeks.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&ok(report).stderr).to_string();
+    let html = std::fs::read_to_string(&page).unwrap();
+    for said in [
+        "was made with another model than",
+        "predictions.json, which is neither",
+        "split.json, which is neither",
+    ] {
+        assert!(html.contains(said), "{said:?} not on the page");
+        assert!(err.contains(said), "{said:?} not warned: {err}");
+    }
+}
+
+/// `make measure` on the demo's photos with the run's model: photos → unet-eval → cheek-lab →
+/// report, one run's page.
+fn make_measure_runs_on_a_folder_of_photos(out: &Path) {
+    let make = Command::new("make")
+        .current_dir(repo())
+        .args(["--no-print-directory", "measure"])
+        .arg(format!("PHOTOS={}", out.join("demo-data/samples").display()))
+        .arg(format!("MODEL={}", out.join("model").display()))
+        .arg(format!("MEASURE_DIR={}", out.join("measure").display()))
+        .arg(format!("BIN={}", bin_dir().display()))
+        .arg("BUILD=:")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&ok(make).stdout).to_string();
+    assert!(said.contains("cheeks: ") && said.contains("report: "), "{said}");
+    let photos = facepipe_testutil::json(&out.join("measure/photos.json"));
+    assert_eq!(photos["items"].as_array().unwrap().len(), 12);
+    assert!(out.join("measure/cheeks.csv").is_file());
+    let html = std::fs::read_to_string(out.join("measure/report.html")).unwrap();
+    assert!(!html.contains("not from one run"));
 }
 
 /// A screenshot of the whole page, in many colours and mostly not background.

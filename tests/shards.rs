@@ -128,6 +128,14 @@ fn merged_shards_equal_the_unsharded_run() {
     let mut with_dup: Vec<&str> = names.iter().map(String::as_str).collect();
     with_dup[1] = "dup.json";
     fails(merge(&with_dup), &format!("item {} is in both", stolen["id"]));
+    // an item deleted from a shard by hand (its step still counts it)
+    let mut fewer_items = json(&dir.join(&names[2]));
+    fewer_items["items"].as_array_mut().unwrap().pop();
+    fs::write(dir.join("cut.json"), serde_json::to_vec(&fewer_items).unwrap()).unwrap();
+    let mut with_cut: Vec<&str> = names.iter().map(String::as_str).collect();
+    with_cut[2] = "cut.json";
+    fails(merge(&with_cut), "cut.json holds");
+    fails(merge(&with_cut), "items were added or removed after the stage ran");
     // a fraction among the counts (a part's score) cannot be added up
     let with_share: Vec<String> = names
         .iter()
@@ -301,7 +309,8 @@ fn eval_and_cheek_shards_merge_into_the_unsharded_run() {
     let mut whole_cheeks = json(&dir.join("cheeks.json"));
     // where each run wrote its CSV (and QC pictures) differs; the merge names its own CSV
     let whole_csv = whole_cheeks.as_object_mut().unwrap().remove("csv");
-    assert_eq!(whole_csv.unwrap(), dir.join("cheeks.csv").to_str().unwrap());
+    // relative to the report's folder, so a moved run folder still reports
+    assert_eq!(whole_csv.unwrap(), "cheeks.csv");
     whole_cheeks.as_object_mut().unwrap().remove("qc_dir");
     assert!(
         whole_cheeks["agreement"]["cheeks_compared"].as_u64().unwrap() > 10,
@@ -413,11 +422,7 @@ fn eval_and_cheek_shards_merge_into_the_unsharded_run() {
         assert_eq!(r["shards"].as_array().unwrap().len(), n);
         r.as_object_mut().unwrap().remove("shards");
         let merged_csv = r.as_object_mut().unwrap().remove("csv").unwrap();
-        assert_eq!(
-            merged_csv,
-            dir.join(&csv).to_str().unwrap(),
-            "the merged report names its CSV"
-        );
+        assert_eq!(merged_csv, csv.as_str(), "the merged report names its CSV");
         assert!(r.get("qc_dir").is_none(), "a merge writes no QC folder");
         assert_eq!(r, whole_cheeks, "N = {n}: cheek report");
         assert!(read(&format!("c{n}_scatter.png")) == read("cheeks_scatter.png"));

@@ -123,7 +123,10 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
     let items = select(&inputs.loaded.manifest, shard);
     let results = measure_all(cfg, &inputs, &items, progress)?;
     let rows: Vec<FaceRow> = results.iter().flat_map(|r| r.rows.iter().cloned()).collect();
-    let warnings: Vec<String> = results.iter().flat_map(|r| r.warnings.iter().cloned()).collect();
+    let mut warnings: Vec<String> = results.iter().flat_map(|r| r.warnings.iter().cloned()).collect();
+    if let Some((r, _)) = &inputs.reference {
+        warnings.extend(r.warnings.iter().cloned());
+    }
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -140,8 +143,11 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
         join: cfg.join.clone(),
     });
     let mut head = report_head(cfg, &inputs.loaded, shard, &items, &results);
-    head.csv = written_path(output)?;
-    head.qc_dir = cfg.qc_dir.as_deref().map(written_path).transpose()?.flatten();
+    head.csv = written_path(output, cfg.report.as_deref())?;
+    head.qc_dir = (cfg.qc_dir.as_deref())
+        .map(|d| written_path(d, cfg.report.as_deref()))
+        .transpose()?
+        .flatten();
     let (report, csv, joined) = assemble(head, &rows, warnings, ref_input.as_ref())?;
     if let (Some(d), Some(folder)) = (&cfg.qc_dir, qc_folder.as_mut()) {
         let de = qc_delta_e(&rows, joined.as_ref());
@@ -294,13 +300,22 @@ fn report_head(cfg: &Config, loaded: &Loaded, shard: Option<Shard>, items: &[&It
     }
 }
 
-/// An output's absolute path as the report records it; none for stdout.
-pub(crate) fn written_path(p: &Path) -> Result<Option<String>> {
+/// An output's path as the report records it: relative to the report's folder (so a run
+/// folder moved to another disk or machine can still be reported), absolute when the report
+/// goes to stdout; none for an output to stdout.
+pub(crate) fn written_path(p: &Path, report: Option<&Path>) -> Result<Option<String>> {
     if p == Path::new("-") {
         return Ok(None);
     }
     let abs = facepipe_core::paths::absolute(p)?;
-    facepipe_core::paths::to_manifest_string(&abs).map(Some)
+    let shown = match report.filter(|r| *r != Path::new("-")) {
+        Some(r) => {
+            let r = facepipe_core::paths::absolute(r)?;
+            facepipe_core::paths::relative_to(&abs, r.parent().unwrap_or(Path::new("/")))
+        }
+        None => abs,
+    };
+    facepipe_core::paths::to_manifest_string(&shown).map(Some)
 }
 
 /// CIEDE2000 of each face's left and right cheek against the reference, for the QC captions

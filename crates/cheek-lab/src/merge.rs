@@ -114,7 +114,7 @@ pub fn merge(cfg: &Config) -> Result<Report> {
         join: part.join.clone(),
     });
     let mut head = merged_head(&parts)?;
-    head.csv = crate::written_path(output)?;
+    head.csv = crate::written_path(output, cfg.report.as_deref())?;
     let (report, csv, joined) = assemble(head, &rows, warnings, ref_input.as_ref())?;
     outputs.write(&report, &csv, &rows, joined.as_ref())?;
     Ok(report)

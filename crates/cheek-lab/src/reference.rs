@@ -72,6 +72,29 @@ pub struct Row {
 pub struct Reference {
     pub header: Vec<String>,
     pub rows: HashMap<String, Row>,
+    /// Values outside what L*a*b* measurements of skin can be (L* outside 0–100, |a*| or
+    /// |b*| over 128), one line each: a typo or another scale, kept and warned about.
+    pub warnings: Vec<String>,
+}
+
+/// Warnings for a cheek's values outside the L*a*b* range.
+fn out_of_range(shown: &str, line: usize, names: &[String; 3], v: Option<[f64; 3]>) -> Vec<String> {
+    let Some([l, a, b]) = v else { return vec![] };
+    let mut w = vec![];
+    if !(0.0..=100.0).contains(&l) {
+        w.push(format!(
+            "{shown}:{line}: {} is {l}, outside L*'s 0–100: a typo, or another scale?",
+            names[0]
+        ));
+    }
+    for (name, x) in [(&names[1], a), (&names[2], b)] {
+        if x.abs() > 128.0 {
+            w.push(format!(
+                "{shown}:{line}: {name} is {x}, beyond ±128: a typo, or another scale?"
+            ));
+        }
+    }
+    w
 }
 
 fn parse_cell(shown: &str, line: usize, col: &str, s: &str) -> Result<Option<f64>> {
@@ -122,6 +145,7 @@ pub fn parse(bytes: &[u8], shown: &str, cols: &Columns) -> Result<Reference> {
     let left = [find(&cols.left[0])?, find(&cols.left[1])?, find(&cols.left[2])?];
     let right = [find(&cols.right[0])?, find(&cols.right[1])?, find(&cols.right[2])?];
     let mut rows: HashMap<String, Row> = HashMap::new();
+    let mut warnings = Vec::new();
     for (k, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| match e.position() {
             Some(p) => anyhow::anyhow!("{shown}:{}: {}", p.line(), csv_problem(&e)),
@@ -150,6 +174,8 @@ pub fn parse(bytes: &[u8], shown: &str, cols: &Columns) -> Result<Reference> {
             right: side(right, &cols.right)?,
             fields: rec.iter().map(str::to_string).collect(),
         };
+        warnings.extend(out_of_range(shown, line, &cols.left, row.left));
+        warnings.extend(out_of_range(shown, line, &cols.right, row.right));
         if let Some(prev) = rows.insert(key.clone(), row) {
             bail!(
                 "{shown}:{line}: id {key:?} appears again (first on line {}): ids must be unique",
@@ -157,7 +183,7 @@ pub fn parse(bytes: &[u8], shown: &str, cols: &Columns) -> Result<Reference> {
             );
         }
     }
-    Ok(Reference { header, rows })
+    Ok(Reference { header, rows, warnings })
 }
 
 /// A CSV error without the position (the caller puts `file:line` first).
@@ -271,6 +297,30 @@ mod tests {
         assert_eq!(r.rows["b#0"].left, None);
         assert_eq!(r.rows["b#0"].right, Some([55.0, 10.0, 14.0]));
         assert_eq!(r.rows["b#0"].fields[1], "41");
+    }
+
+    #[test]
+    fn values_outside_lab_are_kept_and_warned_about() {
+        let cols = Columns::default();
+        let h = "participant_id,left_cheek_L,left_cheek_a,left_cheek_b,right_cheek_L,right_cheek_a,right_cheek_b\n";
+        let r = parse(
+            format!("{h}a,250,10,20,60,10,-140\nb,60,10,20,60,10,20\n").as_bytes(),
+            "ref.csv",
+            &cols,
+        )
+        .unwrap();
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].starts_with("ref.csv:2: left_cheek_L is 250, outside L*'s 0–100"),
+            "{:?}",
+            r.warnings
+        );
+        assert!(
+            r.warnings[1].contains("right_cheek_b is -140, beyond ±128"),
+            "{:?}",
+            r.warnings
+        );
     }
 
     #[test]

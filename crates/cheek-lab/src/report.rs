@@ -50,8 +50,9 @@ pub struct Report {
     pub fwhr_measured: usize,
     pub warnings: Vec<String>,
     pub agreement: Option<Agreement>,
-    /// The CSV (`-o`) and QC folder (`--qc-dir`) this run wrote, absolute, for readers of the
-    /// report (the `report` stage); absent when written to stdout or not asked for.
+    /// The CSV (`-o`) and QC folder (`--qc-dir`) this run wrote, for readers of the report
+    /// (the `report` stage): relative to the report's folder (absolute when the report went to
+    /// stdout); absent when written to stdout or not asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -580,3 +580,38 @@ fn joins_on_an_item_field_and_refuses_what_would_mix_rows_up() {
     );
     assert!(!same.exists() && !t.join("all.csv").exists());
 }
+
+#[test]
+fn a_moved_run_folder_can_still_be_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let run_dir = d.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    let m = dataset(&run_dir);
+    let r = reference(&run_dir, &lab_row("frontal#0", 30));
+    let (out, rep) = (run_dir.join("cheeks.csv"), run_dir.join("cheeks.json"));
+    succeeds(
+        cheek_lab(&m, &out)
+            .arg("--reference")
+            .arg(&r)
+            .arg("--report")
+            .arg(&rep)
+            .arg("--qc-dir")
+            .arg(run_dir.join("qc")),
+    );
+    let report = json(&rep);
+    assert_eq!(
+        (report["csv"].as_str(), report["qc_dir"].as_str()),
+        (Some("cheeks.csv"), Some("qc"))
+    );
+    let moved = d.path().join("elsewhere");
+    std::fs::rename(&run_dir, &moved).unwrap();
+    ok(stage("report", &moved)
+        .args(["-o", "page.html", "--cheeks", "cheeks.json"])
+        .output()
+        .unwrap());
+    let page = std::fs::read_to_string(moved.join("page.html")).unwrap();
+    assert!(
+        !page.contains("names no CSV") && !page.contains("cannot read"),
+        "the moved report finds its CSV"
+    );
+}

@@ -45,6 +45,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Item fields that hold paths (rebased when a manifest is written elsewhere).
 pub const PATH_FIELDS: [&str; 4] = ["image", "label_rgb", "mask", "pred_mask"];
 
+/// The summary count, in the step of a stage that can run in shards (`--shard K/N`), of the
+/// items in the manifest it wrote: `manifest-merge` refuses a shard that no longer holds that
+/// many (an item deleted by hand).
+pub const ITEMS_WRITTEN: &str = "manifest_items";
+
 /// Which side of the train/valid split an item is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

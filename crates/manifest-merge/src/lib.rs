@@ -29,6 +29,29 @@ use serde_json::{Map, Value};
 
 pub const STAGE: &str = "manifest-merge";
 
+/// The count a sharded stage's step keeps of the items it wrote (see
+/// [`facepipe_core::manifest::ITEMS_WRITTEN`]): each shard must still hold that many.
+use facepipe_core::manifest::ITEMS_WRITTEN;
+
+/// The top-level fields without `skipped` (the photos a shard of `photos` left out, which
+/// differ between shards and are joined).
+fn without_skipped(extra: &Map<String, Value>) -> Map<String, Value> {
+    let mut e = extra.clone();
+    e.remove("skipped");
+    e
+}
+
+/// Every shard's `skipped` list joined, in file order (none if no shard has one).
+fn joined_skipped(shards: &[Loaded]) -> Option<Value> {
+    let mut all: Vec<Value> = shards
+        .iter()
+        .filter_map(|l| l.manifest.extra.get("skipped")?.as_array().cloned())
+        .flatten()
+        .collect();
+    all.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
+    (!all.is_empty()).then_some(Value::Array(all))
+}
+
 /// The shard a manifest holds, from its last provenance step.
 fn shard_of(m: &Manifest, shown: &str) -> Result<(Shard, Step)> {
     let step = m
@@ -122,9 +145,10 @@ impl Reference<'_> {
             first.root
         );
         ensure!(
-            m.extra == first.extra,
+            without_skipped(&m.extra) == without_skipped(&first.extra),
             "{name} has other top-level fields than {first_name}"
         );
+
         ensure!(
             m.provenance[..m.provenance.len() - 1] == *self.history,
             "{name} has another history than {first_name} (its provenance before {} differs): not from the same input",
@@ -137,6 +161,21 @@ impl Reference<'_> {
         );
         Ok(())
     }
+}
+
+/// Refuses a shard (`m`, named `name`) that holds other than the items its stage's step `own`
+/// says it wrote: an item removed from (or added to) it by hand.
+fn check_count(m: &Manifest, name: &str, own: &Step) -> Result<()> {
+    if let Some(n) = own.summary.get(ITEMS_WRITTEN).and_then(Value::as_u64)
+        && n != m.items.len() as u64
+    {
+        bail!(
+            "{name} holds {} items, but its {} step wrote {n}: items were added or removed after the stage ran; rerun that shard",
+            m.items.len(),
+            own.stage
+        );
+    }
+    Ok(())
 }
 
 /// Up to five ids, quoted, and how many more there are.
@@ -260,6 +299,7 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
                 bail!("item {:?} is in both {} and {name}", it.id, shown[j]);
             }
         }
+        check_count(m, name, own)?;
         for (p, c) in pixels.iter_mut().zip(&m.classes) {
             *p = p.zip(c.pixels).map(|(a, b)| a + b);
         }
@@ -272,6 +312,10 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
 
     let mut out = first.clone();
     out.items = items;
+    out.extra.remove("skipped");
+    if let Some(skipped) = joined_skipped(shards) {
+        out.extra.insert("skipped".into(), skipped);
+    }
     merge_pixels(&mut out, shards, expect, pixels);
     out.provenance = reference.history.to_vec();
     out.provenance.push(step);

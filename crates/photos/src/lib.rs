@@ -279,7 +279,7 @@ fn step(cfg: &Config, listed: &Listed, m: &Manifest, skipped: usize, duplicates:
         s = s.param("shard", shard.to_string());
     }
     s.inputs.extend(listed.csv.clone());
-    s.count("photos", m.items.len());
+    s.count(facepipe_core::manifest::ITEMS_WRITTEN, m.items.len());
     s.count("skipped", skipped);
     s.count("duplicates", duplicates);
     s

@@ -62,6 +62,9 @@ pub struct Model {
     pub dir: PathBuf,
     pub info: ModelInfo,
     pub metrics: Vec<MetricsRow>,
+    /// sha256 of its `model.json`: what an evaluation or a predictions manifest records of
+    /// the model it used.
+    pub model_json_sha256: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,10 +148,12 @@ impl Model {
     fn read(dir: &Path) -> Result<Model> {
         let info: ModelInfo = read_json(&dir.join("model.json"), "facepipe.model", "unet-train")?;
         let metrics = read_metrics(&dir.join("metrics.csv"))?;
+        let model_json_sha256 = facepipe_core::io::read_input(&dir.join("model.json"))?.1.sha256;
         Ok(Model {
             dir: dir.to_path_buf(),
             info,
             metrics,
+            model_json_sha256,
         })
     }
 
@@ -232,6 +237,9 @@ pub struct Eval {
 #[derive(Debug, Deserialize)]
 pub struct EvalInfo {
     pub model: EvalModel,
+    /// The manifest unet-eval read.
+    #[serde(default)]
+    pub manifest: Option<InputFile>,
     pub settings: serde_json::Value,
     pub classes: Vec<Class>,
     pub items: usize,
@@ -246,6 +254,8 @@ pub struct EvalModel {
     pub arch: String,
     pub input_size: u32,
     pub weights: String,
+    #[serde(default)]
+    pub model_json_sha256: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

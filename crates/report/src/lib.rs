@@ -8,6 +8,7 @@
 //! file, script, style sheet or font from anywhere, and reads the same offline, mailed, or
 //! archived with the run.
 
+mod consistency;
 mod html;
 mod inputs;
 mod sections;
@@ -69,6 +70,9 @@ pub fn run(cfg: &Config) -> Result<Written> {
     let mut outputs = facepipe_core::out::Outputs::new(STAGE, cfg.force);
     outputs.file(&cfg.output, "output", "a facepipe report page", is_ours)?;
     let inputs = Inputs::read(cfg)?;
+    for m in consistency::mismatches(&inputs) {
+        log::warn!("these inputs are not from one run: {m}");
+    }
     let page = render(&cfg.title, &inputs);
     facepipe_core::Output::parse(&cfg.output).write(page.as_bytes())?;
     Ok(Written {
@@ -81,6 +85,9 @@ pub fn run(cfg: &Config) -> Result<Written> {
 pub fn render(title: &str, inputs: &Inputs) -> String {
     let mut page = html::Page::new(title, GENERATOR);
     sections::overview(&mut page, inputs);
+    for m in consistency::mismatches(inputs) {
+        page.note(&format!("These inputs are not from one run: {m}."));
+    }
     sections::dataset::write(&mut page, inputs.manifest.as_ref());
     sections::training::write(&mut page, inputs.model.as_ref());
     sections::evaluation::write(&mut page, inputs.eval.as_ref());

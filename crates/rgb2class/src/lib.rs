@@ -278,6 +278,7 @@ fn step(cfg: &Config, source: &str, inputs: Vec<InputFile>, m: &Manifest, masks:
     step.count("pixels", t.pixels);
     step.count("off_palette_pixels", t.off_palette);
     step.count("ignored_pixels", t.counts[t.counts.len() - 1]);
+    step.count(facepipe_core::manifest::ITEMS_WRITTEN, m.items.len());
     step
 }
 

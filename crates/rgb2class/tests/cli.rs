@@ -216,7 +216,7 @@ fn grayscale_labels_work_with_an_all_gray_palette() {
 fn corrupt_truncated_and_mismatched_files() {
     let f = Fixture::new(2);
     fs::write(f.p("data/labels/g/1.png"), b"this is not a png").unwrap();
-    f.fails(&[], &["labels/g/1.png", "decode"]);
+    f.fails(&[], &["labels/g/1.png", "is not an image facepipe reads"]);
 
     let f = Fixture::new(1);
     let good = fs::read(f.p("data/labels/g/0.png")).unwrap();

@@ -189,7 +189,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Outcome> {
         },
     )?;
     let inputs = vec![loaded.input, model.model_json.clone(), model.weights_file.clone()];
-    m.provenance.push(step(cfg, inputs, dropped, &eval));
+    m.provenance.push(step(cfg, inputs, dropped, m.items.len(), &eval));
     m.write(&out, cfg.force)?;
     Ok(Outcome { manifest: m, eval })
 }
@@ -262,7 +262,7 @@ fn settings(cfg: &Config) -> report::Settings {
 
 /// This run's provenance step: its settings, `inputs` (manifest, model.json, weights), the
 /// counts and, unsharded, each group's headline scores.
-fn step(cfg: &Config, inputs: Vec<InputFile>, dropped: usize, eval: &report::EvalFile) -> Step {
+fn step(cfg: &Config, inputs: Vec<InputFile>, dropped: usize, written: usize, eval: &report::EvalFile) -> Step {
     let mut step = Step::new(STAGE, facepipe_core::VERSION)
         .param("split", cfg.select)
         .param("outside", cfg.outside)
@@ -276,6 +276,7 @@ fn step(cfg: &Config, inputs: Vec<InputFile>, dropped: usize, eval: &report::Eva
     step.count("items_not_selected", dropped);
     step.count("labelled", eval.labelled);
     step.count("tiles", eval.throughput.tiles);
+    step.count(facepipe_core::manifest::ITEMS_WRITTEN, written);
     // a shard's scores are its part's only: they are left out of its step (manifest-merge adds
     // counts up; the merged scores are in the merged eval.json)
     let mut summary = BTreeMap::new();

@@ -333,7 +333,12 @@ fn broken_models_and_inputs_are_named_and_nothing_is_written() {
 
     // a mask of another size than its image
     image::GrayImage::new(10, 10).save(t.join("e0.tif")).unwrap();
-    fails_cleanly(eval(model(), &set, &out, &dir), "is 32×32 but its mask", &out, &dir);
+    fails_cleanly(
+        eval(model(), &set, &out, &dir),
+        "is 32×32 as shown but its mask",
+        &out,
+        &dir,
+    );
     sample(32, 32, 3).1.save(t.join("e0.tif")).unwrap();
 
     // a missing image
@@ -568,4 +573,23 @@ fn clashing_ids_thin_photos_and_two_outputs_on_one_path_are_refused_before_writi
         &same,
         &same,
     );
+}
+
+#[test]
+fn weights_other_than_the_ones_model_json_records_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let set = eval_set(t);
+    // best.bpk from "another run": still a valid file, one value changed
+    let swapped = model_copy(&t.join("swapped"));
+    let mut bytes = std::fs::read(swapped.join("best.bpk")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(swapped.join("best.bpk"), bytes).unwrap();
+    assert!(
+        json(&swapped.join("model.json"))["best"]["burnpack_sha256"].is_string(),
+        "model.json records the hash"
+    );
+    let (o, d) = (t.join("o.json"), t.join("ev"));
+    fails_cleanly(eval(&swapped, &set, &o, &d), "are not the ones", &o, &d);
 }

@@ -89,6 +89,21 @@ impl Model {
         }
         let model_json = read_input(&json)?.1;
         let weights_file = read_input(&weights)?.1;
+        let files = match which {
+            Weights::Best => &info.best,
+            Weights::Last => &info.last,
+        };
+        if let Some(want) = &files.burnpack_sha256
+            && *want != weights_file.sha256
+        {
+            bail!(
+                "model directory {}: the {which} weights {} are not the ones {shown} was written with (sha256 {}…, expected {}…): a file copied in from another run? Use that run's model.json, or retrain",
+                dir.display(),
+                weights.display(),
+                &weights_file.sha256[..12],
+                &want[..want.len().min(12)]
+            );
+        }
         Ok(Model {
             dir: dir.to_path_buf(),
             info,

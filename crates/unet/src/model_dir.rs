@@ -77,6 +77,30 @@ pub struct WeightFiles {
     pub safetensors: String,
     /// The epoch it is the model of.
     pub record: EpochRecord,
+    /// sha256 of the burnpack and safetensors files as written: `unet-eval` refuses weights
+    /// that are not these (a `best.bpk` copied in from another run). Absent in model
+    /// directories written before facepipe 0.1 recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burnpack_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safetensors_sha256: Option<String>,
+}
+
+impl WeightFiles {
+    /// The files `stem`.bpk and `stem`.safetensors in `dir`, with their hashes, for `record`.
+    pub fn hashed(dir: &Path, stem: &str, record: EpochRecord) -> Result<Self> {
+        let hash = |name: &str| -> Result<Option<String>> {
+            Ok(Some(facepipe_core::io::read_input(&dir.join(name))?.1.sha256))
+        };
+        let (burnpack, safetensors) = (format!("{stem}.bpk"), format!("{stem}.safetensors"));
+        Ok(WeightFiles {
+            burnpack_sha256: hash(&burnpack)?,
+            safetensors_sha256: hash(&safetensors)?,
+            burnpack,
+            safetensors,
+            record,
+        })
+    }
 }
 
 /// Input preparation the model expects (what training's validation did).
@@ -387,7 +411,8 @@ pub fn load_weights<B: Backend, M: Module<B>>(net: &mut M, file: &Path) -> Resul
         .map_err(|e| anyhow::anyhow!("loading {shown}: {e}"))?;
     if let Some(e) = r.errors.first() {
         bail!(
-            "loading {shown}: {e} ({} errors in all): the file does not fit this model",
+            "loading {shown}: {} ({} errors in all): the file does not fit this model",
+            plain(e),
             r.errors.len()
         );
     }
@@ -412,6 +437,28 @@ pub fn load_weights<B: Backend, M: Module<B>>(net: &mut M, file: &Path) -> Resul
         }
     }
     Ok(())
+}
+
+/// burn's error in words (its own Display shows shapes as `Shape { dims: [..] }`).
+fn plain(e: &burn_store::ApplyError) -> String {
+    use burn_store::ApplyError as E;
+    let dims = |s: &burn::tensor::Shape| {
+        let d: Vec<String> = s.iter().map(ToString::to_string).collect();
+        format!("[{}]", d.join(", "))
+    };
+    match e {
+        E::ShapeMismatch { path, expected, found } => {
+            format!(
+                "{path} has shape {} in the file, the model needs {}",
+                dims(found),
+                dims(expected)
+            )
+        }
+        E::DTypeMismatch { path, expected, found } => {
+            format!("{path} is of type {found:?} in the file, the model needs {expected:?}")
+        }
+        other => other.to_string(),
+    }
 }
 
 pub(crate) fn save_adam(saved: &SavedAdam, path: &Path) -> Result<()> {

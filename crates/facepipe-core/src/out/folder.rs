@@ -143,6 +143,7 @@ impl OutDir {
         for rel in &planned {
             self.check_planned(rel)?;
         }
+        self.keep_foreign(&planned)?;
         let mut emptied = BTreeSet::new();
         for rel in self.previous.iter().chain(&self.temps) {
             let p = self.dir.join(rel);
@@ -175,8 +176,28 @@ impl OutDir {
         for rel in &more {
             self.check_planned(rel)?;
         }
+        self.keep_foreign(&more)?;
         self.ledger.extend(more);
         self.save_ledger()
+    }
+
+    /// Refuses to write over a file the stage did not write that has the name of one it
+    /// writes (a user's own `report.md` in the folder): `--force` writes beside such files and
+    /// keeps them, so it cannot replace one either.
+    fn keep_foreign<'a>(&self, planned: impl IntoIterator<Item = &'a String>) -> Result<()> {
+        let clash: Vec<&String> = planned.into_iter().filter(|r| self.foreign.contains(r)).collect();
+        if let Some(first) = clash.first() {
+            bail!(
+                "{} {} holds {} (and {} more) that {} did not write but would write now; it keeps such files, even with --force: move or rename {}, or choose another folder (nothing was changed)",
+                self.flag,
+                self.dir.display(),
+                first,
+                clash.len() - 1,
+                self.stage,
+                if clash.len() == 1 { "it" } else { "them" }
+            );
+        }
+        Ok(())
     }
 
     fn check_planned(&self, rel: &str) -> Result<()> {
@@ -259,6 +280,16 @@ mod tests {
         assert!(!out.join("b.png").exists());
         assert_eq!(fs::read_to_string(out.join("notes.txt")).unwrap(), "keep");
         assert_eq!(fs::read_to_string(out.join("mine/k.txt")).unwrap(), "keep");
+        // a user's file with the name of one the stage writes is not replaced, even with --force
+        let mut o = OutDir::inspect(&out, ".mine", "--out-dir", "stage", true, &none).unwrap();
+        let e = format!("{:#}", o.begin(["notes.txt".to_string()]).unwrap_err());
+        assert!(
+            e.contains("holds notes.txt (and 0 more) that stage did not write"),
+            "{e}"
+        );
+        let e = format!("{:#}", o.extend(["mine/k.txt".to_string()]).unwrap_err());
+        assert!(e.contains("holds mine/k.txt"), "{e}");
+        assert_eq!(fs::read_to_string(out.join("notes.txt")).unwrap(), "keep");
     }
 
     #[cfg(unix)]

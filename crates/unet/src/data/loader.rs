@@ -85,15 +85,15 @@ impl SplitSet {
     pub fn validate(&self) -> Result<()> {
         self.train.par_iter().chain(self.valid.par_iter()).try_for_each(|s| {
             let mask = read_mask(&s.mask, self.n_classes)?;
-            let dims = image::image_dimensions(&s.image)
-                .with_context(|| format!("reading image {} (item {:?})", s.image.display(), s.id))?;
-            if dims != mask.dimensions() {
+            // the size as shown (EXIF orientation applied), as every stage sees the photo
+            let (w, h) = facepipe_core::photo::shown_size(&s.image, "image").with_context(|| format!("item {:?}", s.id))?;
+            if (w, h) != mask.dimensions() {
                 bail!(
-                    "image {} is {:?} but its mask {} is {:?}",
+                    "image {} is {w}×{h} as shown but its mask {} is {}×{}: a mask must match the photo as a viewer shows it",
                     s.image.display(),
-                    dims,
                     s.mask.display(),
-                    mask.dimensions()
+                    mask.width(),
+                    mask.height()
                 );
             }
             Ok(())
@@ -121,11 +121,13 @@ pub fn load_sample(
     let mask = read_mask(&s.mask, n_classes)?;
     if img.dimensions() != mask.dimensions() {
         bail!(
-            "image {} is {:?} but its mask {} is {:?}",
+            "image {} is {}×{} as shown but its mask {} is {}×{}",
             s.image.display(),
-            img.dimensions(),
+            img.width(),
+            img.height(),
             s.mask.display(),
-            mask.dimensions()
+            mask.width(),
+            mask.height()
         );
     }
     let crop = square_crop(img.width(), img.height(), rng);

@@ -494,16 +494,8 @@ where
                 mean: IMAGENET_MEAN,
                 std: IMAGENET_STD,
             },
-            best: WeightFiles {
-                burnpack: "best.bpk".into(),
-                safetensors: "best.safetensors".into(),
-                record: best,
-            },
-            last: WeightFiles {
-                burnpack: "last.bpk".into(),
-                safetensors: "last.safetensors".into(),
-                record: last,
-            },
+            best: WeightFiles::hashed(&cfg.out_dir, "best", best)?,
+            last: WeightFiles::hashed(&cfg.out_dir, "last", last)?,
             recipe: cfg.recipe.clone(),
             manifest: cfg.manifest.display().to_string(),
             manifest_sha256: data.input.sha256.clone(),
