@@ -164,8 +164,29 @@ fn phone_photos_through_the_chain_measure_as_the_originals() {
     run(
         t,
         "cheek-lab",
-        &["-i", "phone_true.json", "--mask-field", "mask", "-o", "phone.csv"],
+        &[
+            "-i",
+            "phone_true.json",
+            "--mask-field",
+            "mask",
+            "-o",
+            "phone.csv",
+            "--report",
+            "phone_cheeks.json",
+        ],
     );
+    // the report says what was applied to the photos
+    let rep = json(&t.join("phone_cheeks.json"));
+    let profiles = &rep["colour_profiles"];
+    for (profile, n) in [
+        ("sRGB (no profile)", 2),
+        ("Display P3 → sRGB", 2),
+        ("sRGB IEC61966-2.1", 2),
+        ("Adobe RGB (1998) → sRGB", 2),
+    ] {
+        assert_eq!(profiles[profile].as_u64(), Some(n), "{profile}: {profiles}");
+    }
+    assert_eq!(rep["photos_oriented"].as_u64(), Some(7), "every orientation but 1");
     run(
         t,
         "cheek-lab",

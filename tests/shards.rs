@@ -136,6 +136,15 @@ fn merged_shards_equal_the_unsharded_run() {
     with_cut[2] = "cut.json";
     fails(merge(&with_cut), "cut.json holds");
     fails(merge(&with_cut), "items were added or removed after the stage ran");
+    // a shard of another dataset folder: the roots named in words (it printed Some("/…"))
+    let mut moved = json(&dir.join(&names[3]));
+    moved["root"] = "elsewhere".into();
+    fs::write(dir.join("moved.json"), serde_json::to_vec(&moved).unwrap()).unwrap();
+    let mut with_moved: Vec<&str> = names.iter().map(String::as_str).collect();
+    with_moved[3] = "moved.json";
+    let out = merge(&with_moved);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Some("), "no Debug text");
+    fails(out, "elsewhere, ");
     // a fraction among the counts (a part's score) cannot be added up
     let with_share: Vec<String> = names
         .iter()

@@ -142,6 +142,13 @@ pub(crate) fn assemble<'a>(
     head.cheeks_not_measurable = missing;
     head.not_measurable = not_measurable;
     head.fwhr_measured = rows.iter().filter(|r| r.fwhr.is_some()).count();
+    // one row per photo read: its first face (or the row saying it has none)
+    let photos = || rows.iter().filter(|r| r.face == 0 && r.orientation.is_some());
+    head.colour_profiles = BTreeMap::new();
+    for r in photos() {
+        *head.colour_profiles.entry(r.colour_profile.clone()).or_insert(0) += 1;
+    }
+    head.photos_oriented = photos().filter(|r| r.orientation != Some(1)).count();
     head.warnings = warnings;
     head.agreement = joined.as_ref().map(|j| j.agreement.clone());
     let columns = reference.map_or_else(reference::Columns::default, |r| r.columns.clone());

@@ -276,6 +276,8 @@ fn report_head(cfg: &Config, loaded: &Loaded, shard: Option<Shard>, items: &[&It
         cheeks_not_measurable: 0,
         not_measurable: BTreeMap::new(),
         fwhr_measured: 0,
+        colour_profiles: BTreeMap::new(),
+        photos_oriented: 0,
         warnings: vec![],
         agreement: None,
         csv: None,

@@ -48,6 +48,13 @@ pub struct Report {
     /// Reasons a cheek was not measurable, with counts.
     pub not_measurable: BTreeMap<String, usize>,
     pub fwhr_measured: usize,
+    /// The photos read, by the colour profile applied (`sRGB (no profile)` where a photo has
+    /// none and was taken as sRGB, `Display P3 → sRGB`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub colour_profiles: BTreeMap<String, usize>,
+    /// The photos shown turned or flipped by their EXIF orientation.
+    #[serde(default)]
+    pub photos_oriented: usize,
     pub warnings: Vec<String>,
     pub agreement: Option<Agreement>,
     /// The CSV (`-o`) and QC folder (`--qc-dir`) this run wrote, for readers of the report
@@ -122,6 +129,14 @@ pub fn summary(path: &Path) -> Result<String> {
         v["cheeks_not_measurable"],
         v["fwhr_measured"]
     );
+    if let Some(p) = v.get("colour_profiles").and_then(|p| p.as_object()) {
+        let each: Vec<String> = p.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        s.push_str(&format!(
+            "\n  photos: {}; {} shown turned or flipped by their EXIF orientation",
+            each.join(", "),
+            v["photos_oriented"]
+        ));
+    }
     if let Some(a) = v.get("agreement").filter(|a| !a.is_null()) {
         let d = &a["delta_e2000"];
         s.push_str(&format!(

@@ -138,11 +138,12 @@ impl Reference<'_> {
         if palette_of(&m.classes) != palette_of(&first.classes) {
             bail!("{name} has other classes than {first_name} (another palette or class order)");
         }
+        let root = |m: &Manifest| m.root.clone().unwrap_or_else(|| "none".into());
         ensure!(
             m.root == first.root,
-            "{name} has root {:?}, {first_name} has {:?}",
-            m.root,
-            first.root
+            "{name} has root {}, {first_name} has {}",
+            root(m),
+            root(first)
         );
         ensure!(
             without_skipped(&m.extra) == without_skipped(&first.extra),

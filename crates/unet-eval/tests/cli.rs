@@ -592,4 +592,22 @@ fn weights_other_than_the_ones_model_json_records_are_refused() {
     );
     let (o, d) = (t.join("o.json"), t.join("ev"));
     fails_cleanly(eval(&swapped, &set, &o, &d), "are not the ones", &o, &d);
+    // weights of a 2-class head for a model.json of 3 classes: the shapes in words
+    let three = model_copy(&t.join("three"));
+    let mut info = json(&three.join("model.json"));
+    info["classes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": 2, "name": "hat", "rgb": [9, 9, 9]}));
+    std::fs::write(three.join("model.json"), info.to_string()).unwrap();
+    sample(32, 32, 1).0.save(t.join("u.png")).unwrap();
+    let unlabelled = t.join("u.json");
+    facepipe_testutil::write_manifest(&unlabelled, json!([]), vec![json!({"id": "u", "image": "u.png"})]);
+    let out = eval(&three, &unlabelled, &o, &d)
+        .args(["--split", "all"])
+        .output()
+        .unwrap();
+    stderr_lacks(&out, "Shape {");
+    fails(out, "in the file, the model needs [3");
+    assert!(!o.exists() && !d.exists());
 }
