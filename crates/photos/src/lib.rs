@@ -103,7 +103,14 @@ fn list(cfg: &Config) -> Result<Listed> {
     }
     let l = list::csv(&cfg.input, cfg.path_column.as_deref())?;
     let (_, record) = facepipe_core::io::read_input(&cfg.input)?;
-    let root = paths::common_dir(l.photos.iter().map(|c| c.path.as_path())).unwrap_or_default();
+    // ids are paths below the CSV's folder, so that listing one more photo elsewhere in it
+    // changes no id; photos outside it take their common folder
+    let csv_dir = input.parent().map(Path::to_path_buf).unwrap_or_default();
+    let root = if l.photos.iter().all(|c| c.path.starts_with(&csv_dir)) {
+        csv_dir
+    } else {
+        paths::common_dir(l.photos.iter().map(|c| c.path.as_path())).unwrap_or_default()
+    };
     Ok(Listed {
         root,
         photos: l.photos,

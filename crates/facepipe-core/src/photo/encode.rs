@@ -134,8 +134,8 @@ pub struct Phone {
     pub quality: u8,
 }
 
-/// How `demo-faces --phone` writes photo `i`: the EXIF orientations in turn (most of them
-/// sideways, as portrait phone photos are), and the colour spaces in turn: sRGB without a
+/// How `demo-faces --phone` writes photo `i`: the eight EXIF orientations in turn (6, the
+/// portrait phone photo's, first), and the colour spaces in turn: sRGB without a
 /// profile, Display P3 (v4 profile), sRGB with a v4 profile, Adobe RGB (v2 profile). JPEG
 /// quality 92.
 pub fn phone_of(i: u32) -> Phone {
@@ -146,7 +146,7 @@ pub fn phone_of(i: u32) -> Phone {
         _ => (Space::AdobeRgb, Some(IccVersion::V2)),
     };
     Phone {
-        orientation: [6, 1, 8, 3, 6, 2, 5, 7][i as usize % 8],
+        orientation: [6, 1, 8, 3, 4, 2, 5, 7][i as usize % 8],
         space,
         icc,
         quality: 92,
