@@ -107,6 +107,13 @@ pub(crate) fn assemble<'a>(
     mut warnings: Vec<String>,
     reference: Option<&RefInput<'a>>,
 ) -> Result<(Report, Vec<u8>, Option<Joined<'a>>)> {
+    // the reference's values outside L*a*b* (a whole run and a merge alike)
+    if let Some(r) = reference {
+        for w in &r.data.warnings {
+            log::warn!("{w}");
+            warnings.push(w.clone());
+        }
+    }
     let joined = reference.map(|r| join(rows, r.data, &r.join, &r.columns.id, r.input.clone()));
     if let (Some(j), Some(r)) = (&joined, reference)
         && j.agreement.faces_joined == 0

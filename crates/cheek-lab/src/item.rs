@@ -100,9 +100,10 @@ impl Measurer<'_> {
             mask: shown(&mask),
             photo: None,
             join_key: match &self.cfg.join {
-                crate::JoinOn::Field(f) => it.field(f).map(|v| match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
+                crate::JoinOn::Field(f) => it.field(f).and_then(|v| match v {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s),
+                    other => Some(other.to_string()),
                 }),
                 _ => None,
             },

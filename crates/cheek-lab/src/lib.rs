@@ -123,10 +123,7 @@ pub fn run(cfg: &Config, progress: &indicatif::ProgressBar) -> Result<Report> {
     let items = select(&inputs.loaded.manifest, shard);
     let results = measure_all(cfg, &inputs, &items, progress)?;
     let rows: Vec<FaceRow> = results.iter().flat_map(|r| r.rows.iter().cloned()).collect();
-    let mut warnings: Vec<String> = results.iter().flat_map(|r| r.warnings.iter().cloned()).collect();
-    if let Some((r, _)) = &inputs.reference {
-        warnings.extend(r.warnings.iter().cloned());
-    }
+    let warnings: Vec<String> = results.iter().flat_map(|r| r.warnings.iter().cloned()).collect();
     for w in &warnings {
         log::warn!("{w}");
     }

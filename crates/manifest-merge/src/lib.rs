@@ -278,6 +278,7 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
     let mut step = reference.settings.clone();
     let mut by_index: BTreeMap<usize, usize> = BTreeMap::new();
     let mut owner: HashMap<&str, usize> = HashMap::new();
+    let mut bytes: HashMap<&str, (&str, usize)> = HashMap::new();
     let mut pixels: Vec<Option<u64>> = vec![Some(0); first.classes.len()];
     let parts = shards
         .iter()
@@ -298,6 +299,16 @@ pub fn merge(shards: &[Loaded], files: &[PathBuf], expect: Option<&Loaded>) -> R
         for it in &m.items {
             if let Some(j) = owner.insert(it.id.as_str(), i) {
                 bail!("item {:?} is in both {} and {name}", it.id, shown[j]);
+            }
+            // the same photo twice (photos finds copies only within a part)
+            if let Some(sha) = it.extra.get("sha256").and_then(Value::as_str)
+                && let Some((other, j)) = bytes.insert(sha, (it.id.as_str(), i))
+            {
+                bail!(
+                    "items {other:?} ({}) and {:?} ({name}) have the same bytes (sha256 {sha}): one photo twice; remove one and rerun its part",
+                    shown[j],
+                    it.id
+                );
             }
         }
         check_count(m, name, own)?;

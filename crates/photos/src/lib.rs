@@ -35,9 +35,6 @@ use list::Candidate;
 
 pub const STAGE: &str = "photos";
 
-/// The longest side a photo may have, in short sides (the bound `unet-eval` keeps too).
-pub const MAX_ASPECT: u32 = 10;
-
 /// What to read, and how.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -124,11 +121,7 @@ fn id_of(c: &Candidate, root: &Path) -> String {
     if let Some(id) = &c.id {
         return id.clone();
     }
-    let rel = c.path.strip_prefix(root).unwrap_or(&c.path).with_extension("");
-    rel.components()
-        .map(|p| p.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
+    list::relative_name(root, &c.path.with_extension(""))
 }
 
 /// Refuses two photos whose ids are equal, or give the same output name.
@@ -181,9 +174,10 @@ fn read_one(c: &Candidate, id: &str) -> Read {
         }
     };
     let PhotoInfo { width, height, .. } = p.info;
-    if width.max(height) > MAX_ASPECT * width.min(height) {
+    if !photo::aspect_ok(width, height) {
         return bad(format!(
-            "is {width}×{height}, more than {MAX_ASPECT} times as long as it is wide: no face photo is"
+            "is {width}×{height}, more than {} times as long as it is wide: no face photo is",
+            photo::MAX_ASPECT
         ));
     }
     Read::Ok(Box::new(item(c, id, &p.info, &sha, size)), sha, c.name.clone())
@@ -220,7 +214,11 @@ pub fn build(cfg: &Config) -> Result<Manifest> {
         None => (0..ids.len()).collect(),
     };
     let reads: Vec<Read> = mine.par_iter().map(|&k| read_one(&listed.photos[k], &ids[k])).collect();
-    let (items, skipped, duplicates) = sort_out(reads);
+    let (mut items, mut skipped, duplicates) = sort_out(reads);
+    // in id order (and the left-out by name), as manifest-merge joins the parts of a sharded
+    // run: the parts merged are the unsharded manifest
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    skipped.sort_by(|a, b| a.file.cmp(&b.file));
     if !skipped.is_empty() && !cfg.skip_bad {
         let lines: Vec<String> = skipped.iter().map(|s| format!("  {}: {}", s.file, s.reason)).collect();
         bail!(

@@ -23,8 +23,10 @@ pub const UNREAD: [(&str, &str); 9] = [
 ];
 
 /// Item fields a CSV column may not set (the stage sets them, or they mean something else).
-pub const RESERVED: [&str; 13] = [
+pub const RESERVED: [&str; 15] = [
     "image",
+    "group",
+    "bit_depth",
     "label_rgb",
     "mask",
     "pred_mask",
@@ -120,7 +122,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Listing, seen: &mut HashSet<PathBuf>)
     Ok(())
 }
 
-fn relative_name(root: &Path, p: &Path) -> String {
+/// `p` below `root`, its parts joined with `/`.
+pub(crate) fn relative_name(root: &Path, p: &Path) -> String {
     let rel = p.strip_prefix(root).unwrap_or(p);
     rel.components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -165,11 +168,9 @@ pub fn csv(file: &Path, column: Option<&str>) -> Result<Listing> {
             bail!("{shown}: column {h:?} would overwrite the item field of that name, which facepipe sets: rename it");
         }
     }
-    let base = file
-        .parent()
-        .map(facepipe_core::paths::absolute)
-        .transpose()?
-        .unwrap_or_default();
+    // the CSV's folder (a bare file name is in the working directory)
+    let abs = facepipe_core::paths::absolute(file)?;
+    let base = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut out = Listing::default();
     for (i, rec) in r.records().enumerate() {
         let line = i + 2;

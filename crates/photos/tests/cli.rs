@@ -183,6 +183,12 @@ fn a_csv_names_the_photos_and_its_columns_travel_with_them() {
     );
     assert_eq!(m["items"].as_array().unwrap().len(), 2, "the blank row is passed over");
     assert_eq!(m["provenance"][0]["inputs"][0]["path"], "study/list.csv");
+    // a CSV named by its bare file name, from its own folder
+    ok(stage("photos", &s)
+        .args(["-i", "list.csv", "-o", "../bare.json"])
+        .output()
+        .unwrap());
+    assert_eq!(json(&d.path().join("bare.json"))["items"], m["items"]);
     // an id column gives the ids
     std::fs::write(s.join("ids.csv"), "id,image\nanna,p01/a.jpg\nben,p02/a.jpg\n").unwrap();
     ok(run(d.path(), "photos", &["-i", "study/ids.csv", "-o", "ids.json"]));
@@ -199,6 +205,10 @@ fn a_csv_names_the_photos_and_its_columns_travel_with_them() {
         (
             "image,width\np01/a.jpg,3\n",
             "column \"width\" would overwrite the item field",
+        ),
+        (
+            "image,group\np01/a.jpg,3\n",
+            "column \"group\" would overwrite the item field",
         ),
         ("picture\np01/a.jpg\n", "has no column naming the photos"),
         ("image\nmissing.jpg\n", "missing.jpg: does not exist"),
@@ -229,6 +239,45 @@ fn shards_read_their_part_and_merge_into_the_whole() {
     ));
     let (all, merged) = (json(&d.path().join("all.json")), json(&d.path().join("merged.json")));
     assert_eq!(all["items"], merged["items"]);
+    // names whose walk order is not their id order (a-2.png before a.jpg), a photo left out,
+    // and a copy in another part: the parts still merge into the whole, the copy is refused
+    let s = d.path().join("study");
+    let a2 = encode::phone_png(
+        &image::DynamicImage::ImageRgb8(scene(50, 70)),
+        phone(1, Space::Srgb, None),
+    );
+    put(&s, "p01/a-2.png", &a2.unwrap());
+    put(&s, "p00/empty.jpg", b"");
+    let go = |out: &str, shard: Option<&str>| {
+        let mut c = stage("photos", d.path());
+        c.args(["-i", "study", "-o", out, "--skip-bad"]);
+        if let Some(k) = shard {
+            c.args(["--shard", k]);
+        }
+        ok(c.output().unwrap());
+    };
+    go("all.json", None);
+    go("s0.json", Some("0/2"));
+    go("s1.json", Some("1/2"));
+    ok(run(
+        d.path(),
+        "manifest-merge",
+        &["s0.json", "s1.json", "-o", "merged.json"],
+    ));
+    let (all, merged) = (json(&d.path().join("all.json")), json(&d.path().join("merged.json")));
+    assert_eq!(all["items"], merged["items"]);
+    assert_eq!(all["skipped"], merged["skipped"]);
+    let ids: Vec<&str> = (all["items"].as_array().unwrap().iter())
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[..2], ["p01/a", "p01/a-2"], "id order");
+    put(&s, "p05/copy.jpg", &std::fs::read(s.join("p02/a.jpg")).unwrap());
+    go("s0.json", Some("0/2"));
+    go("s1.json", Some("1/2"));
+    let merge = stage("manifest-merge", d.path())
+        .args(["s0.json", "s1.json", "-o", "dup.json"])
+        .output();
+    fails(merge.unwrap(), "have the same bytes");
     fails(
         photos(d.path(), &["-i", "nowhere", "-o", "x.json"]),
         "nowhere does not exist: give a folder of photos or a CSV listing them",

@@ -149,20 +149,17 @@ fn check_file_folder_clashes(stems: &HashMap<String, &str>, shown: &str) -> Resu
     Ok(())
 }
 
-/// The longest side a photo may have, in short sides: tiling a thinner picture would take one
-/// tile per few pixels (a 4000×1 image: 4000 tiles, each scaled up to the model's size).
-pub const MAX_ASPECT: u32 = 10;
-
 /// Reads an item's image size as shown (its tiles follow from it) and checks its mask, if
 /// any: same size, every value a class.
 fn check_job(j: &mut Job, outside: predict::Outside, n_classes: usize) -> Result<()> {
     let (w, h) = facepipe_core::photo::shown_size(&j.image, "image").with_context(|| format!("item {:?}", j.id))?;
     ensure!(w > 0 && h > 0, "item {:?}: image {} is empty", j.id, j.image.display());
     ensure!(
-        w.max(h) <= MAX_ASPECT * w.min(h),
-        "item {:?}: image {} is {w}×{h}, more than {MAX_ASPECT} times as long as it is wide: no face photo is; crop it first",
+        facepipe_core::photo::aspect_ok(w, h),
+        "item {:?}: image {} is {w}×{h}, more than {} times as long as it is wide: no face photo is; crop it first",
         j.id,
-        j.image.display()
+        j.image.display(),
+        facepipe_core::photo::MAX_ASPECT
     );
     (j.width, j.height) = (w, h);
     (j.tiles, j.centre) = predict::tiles(w, h, outside);

@@ -100,8 +100,8 @@ impl Model {
                 "model directory {}: the {which} weights {} are not the ones {shown} was written with (sha256 {}…, expected {}…): a file copied in from another run? Use that run's model.json, or retrain",
                 dir.display(),
                 weights.display(),
-                &weights_file.sha256[..12],
-                &want[..want.len().min(12)]
+                weights_file.sha256.chars().take(12).collect::<String>(),
+                want.chars().take(12).collect::<String>()
             );
         }
         Ok(Model {

@@ -31,6 +31,16 @@ use serde::{Deserialize, Serialize};
 use crate::images::{check_size, explain, limits};
 use profile::Icc;
 
+/// The longest side a photo may have, in short sides: no face photo is thinner, and
+/// `unet-eval` would cut a thinner picture into a tile per few pixels (a 4000×1 image: 4000
+/// tiles, each scaled up to the model's size). `photos` and `unet-eval` refuse such photos.
+pub const MAX_ASPECT: u32 = 10;
+
+/// Whether a `w`×`h` photo is within [`MAX_ASPECT`].
+pub fn aspect_ok(w: u32, h: u32) -> bool {
+    u64::from(w.max(h)) <= u64::from(MAX_ASPECT) * u64::from(w.min(h))
+}
+
 /// What a photo's pixels hold, colour-wise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -183,12 +193,12 @@ fn from_raw(raw: Raw, path: &Path) -> Result<Photo> {
     let (img, orientation, icc) = decode(&raw, path, "image")?;
     let bit_depth = img.color().bytes_per_pixel() / img.color().channel_count() * 8;
     let stored_grey = !img.color().has_color();
-    let (pixels, profile) = colour_managed(img, icc.as_deref()).with_context(|| format!("image {}", path.display()))?;
-    let mut pixels = pixels;
+    let managed = colour_managed(img, icc.as_deref()).with_context(|| format!("image {}", path.display()))?;
+    let mut pixels = managed.pixels;
     orient(&mut pixels, orientation);
     let colour = if raw.components == Some(4) {
         Colour::Cmyk
-    } else if stored_grey || neutral(&pixels) {
+    } else if stored_grey || managed.neutral {
         Colour::Grayscale
     } else {
         Colour::Rgb
@@ -201,7 +211,7 @@ fn from_raw(raw: Raw, path: &Path) -> Result<Photo> {
             width,
             height,
             orientation: orientation.to_exif(),
-            profile,
+            profile: managed.profile,
             colour,
             bit_depth,
         },
@@ -264,9 +274,17 @@ fn neutral(p: &Pixels) -> bool {
     }
 }
 
+/// A photo's pixels in sRGB, what was done to them, and whether they were neutral (R = G = B
+/// everywhere) as stored: judged before a conversion, whose rounding would tint a grey photo.
+struct Managed {
+    pixels: Pixels,
+    profile: String,
+    neutral: bool,
+}
+
 /// The stored pixels as sRGB: RGB through a non-sRGB RGB profile is converted; grey is
-/// replicated; alpha is dropped. Returns the pixels and what was done, in words.
-fn colour_managed(img: DynamicImage, icc: Option<&[u8]>) -> Result<(Pixels, String)> {
+/// replicated; alpha is dropped.
+fn colour_managed(img: DynamicImage, icc: Option<&[u8]>) -> Result<Managed> {
     use DynamicImage as D;
     let sixteen = matches!(
         img,
@@ -280,17 +298,31 @@ fn colour_managed(img: DynamicImage, icc: Option<&[u8]>) -> Result<(Pixels, Stri
     } else {
         Pixels::Rgb8(img.into_rgb8())
     };
-    let Some(icc) = icc else {
-        return Ok((stored, "sRGB (no profile)".into()));
+    let neutral = neutral(&stored);
+    let (pixels, profile) = match icc.map(profile::classify).transpose()? {
+        None => (stored, "sRGB (no profile)".to_string()),
+        Some(Icc::Srgb(name)) => (stored, name),
+        Some(Icc::Other(name, space)) => (stored, format!("{name} ({} profile, not applied)", space_name(space))),
+        Some(Icc::Rgb(t, name)) => (Pixels::RgbF(convert(&stored, t.as_ref())?), format!("{name} → sRGB")),
     };
-    Ok(match profile::classify(icc)? {
-        Icc::Srgb(name) => (stored, name),
-        Icc::Other(name, space) => (stored, format!("{name} ({space:?} profile, not applied)")),
-        Icc::Rgb(p, name) => {
-            let t = profile::transform(&p).with_context(|| format!("its ICC profile \"{name}\" cannot be applied"))?;
-            (Pixels::RgbF(convert(&stored, t.as_ref())?), format!("{name} → sRGB"))
-        }
+    Ok(Managed {
+        pixels,
+        profile,
+        neutral,
     })
+}
+
+/// A profile's colour space in words.
+fn space_name(s: moxcms::DataColorSpace) -> &'static str {
+    use moxcms::DataColorSpace as S;
+    match s {
+        S::Gray => "grey",
+        S::Cmyk => "CMYK",
+        S::Lab => "L*a*b*",
+        S::Xyz => "XYZ",
+        S::Rgb => "RGB",
+        _ => "another colour space's",
+    }
 }
 
 /// Every pixel through `t`, a row at a time (in parallel over rows).

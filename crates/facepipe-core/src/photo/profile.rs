@@ -14,8 +14,8 @@ use moxcms::{ColorProfile, DataColorSpace, Layout, ProfileText, RenderingIntent,
 pub enum Icc {
     /// sRGB or equivalent: nothing to do.
     Srgb(String),
-    /// An RGB profile of another space: convert.
-    Rgb(Box<ColorProfile>, String),
+    /// An RGB profile of another space: convert, with this transform.
+    Rgb(std::sync::Arc<moxcms::TransformF64Executor>, String),
     /// A grey, CMYK or other profile (named, with its colour space): not applied to RGB values.
     Other(String, DataColorSpace),
 }
@@ -40,7 +40,7 @@ pub fn classify(icc: &[u8]) -> Result<Icc> {
     Ok(if off <= 1e-3 {
         Icc::Srgb(name)
     } else {
-        Icc::Rgb(Box::new(p), name)
+        Icc::Rgb(t, name)
     })
 }
 

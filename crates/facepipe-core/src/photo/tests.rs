@@ -170,6 +170,22 @@ fn sixteen_bits_are_kept_and_grey_is_no_colour() {
         read(&write(d.path(), "g3.png", &jpg)).unwrap().info.colour,
         Colour::Grayscale
     );
+    // a grey photo tagged Display P3: judged before the conversion, whose rounding tints it
+    let rgb = DynamicImage::ImageLuma8(image::GrayImage::from_fn(8, 8, |x, y| {
+        image::Luma([(x * 30 + y) as u8])
+    }))
+    .to_rgb8();
+    let mut png = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut png);
+    enc.set_icc_profile(Space::DisplayP3.icc(IccVersion::V4).unwrap())
+        .unwrap();
+    enc.write_image(rgb.as_raw(), 8, 8, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let p = read(&write(d.path(), "gp3.png", &png)).unwrap();
+    assert_eq!(
+        (p.info.colour, p.info.profile.as_str()),
+        (Colour::Grayscale, "Display P3 → sRGB")
+    );
 }
 
 #[test]
