@@ -222,62 +222,47 @@ fn a_csv_names_the_photos_and_its_columns_travel_with_them() {
 #[test]
 fn shards_read_their_part_and_merge_into_the_whole() {
     let d = tempfile::tempdir().unwrap();
-    study(&d.path().join("study"));
-    ok(run(d.path(), "photos", &["-i", "study", "-o", "all.json"]));
-    for k in 0..2 {
-        let shard = format!("{k}/2");
-        ok(run(
-            d.path(),
-            "photos",
-            &["-i", "study", "-o", &format!("s{k}.json"), "--shard", &shard],
-        ));
-    }
-    ok(run(
-        d.path(),
-        "manifest-merge",
-        &["s0.json", "s1.json", "-o", "merged.json"],
-    ));
-    let (all, merged) = (json(&d.path().join("all.json")), json(&d.path().join("merged.json")));
-    assert_eq!(all["items"], merged["items"]);
+    let s = d.path().join("study");
+    study(&s);
+    // photos (all, then in two parts, --skip-bad) and the parts merged: the merged manifest
+    let sharded = || {
+        for (out, shard) in [("all.json", None), ("s0.json", Some("0/2")), ("s1.json", Some("1/2"))] {
+            let mut c = stage("photos", d.path());
+            c.args(["-i", "study", "-o", out, "--skip-bad"]);
+            if let Some(k) = shard {
+                c.args(["--shard", k]);
+            }
+            ok(c.output().unwrap());
+        }
+        stage("manifest-merge", d.path())
+            .args(["s0.json", "s1.json", "-o", "merged.json"])
+            .output()
+            .unwrap()
+    };
+    let same_as_unsharded = || {
+        let (all, merged) = (json(&d.path().join("all.json")), json(&d.path().join("merged.json")));
+        assert_eq!(all["items"], merged["items"]);
+        assert_eq!(all["skipped"], merged["skipped"]);
+        all
+    };
+    ok(sharded());
+    same_as_unsharded();
     // names whose walk order is not their id order (a-2.png before a.jpg), a photo left out,
     // and a copy in another part: the parts still merge into the whole, the copy is refused
-    let s = d.path().join("study");
     let a2 = encode::phone_png(
         &image::DynamicImage::ImageRgb8(scene(50, 70)),
         phone(1, Space::Srgb, None),
     );
     put(&s, "p01/a-2.png", &a2.unwrap());
     put(&s, "p00/empty.jpg", b"");
-    let go = |out: &str, shard: Option<&str>| {
-        let mut c = stage("photos", d.path());
-        c.args(["-i", "study", "-o", out, "--skip-bad"]);
-        if let Some(k) = shard {
-            c.args(["--shard", k]);
-        }
-        ok(c.output().unwrap());
-    };
-    go("all.json", None);
-    go("s0.json", Some("0/2"));
-    go("s1.json", Some("1/2"));
-    ok(run(
-        d.path(),
-        "manifest-merge",
-        &["s0.json", "s1.json", "-o", "merged.json"],
-    ));
-    let (all, merged) = (json(&d.path().join("all.json")), json(&d.path().join("merged.json")));
-    assert_eq!(all["items"], merged["items"]);
-    assert_eq!(all["skipped"], merged["skipped"]);
+    ok(sharded());
+    let all = same_as_unsharded();
     let ids: Vec<&str> = (all["items"].as_array().unwrap().iter())
         .map(|i| i["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids[..2], ["p01/a", "p01/a-2"], "id order");
     put(&s, "p05/copy.jpg", &std::fs::read(s.join("p02/a.jpg")).unwrap());
-    go("s0.json", Some("0/2"));
-    go("s1.json", Some("1/2"));
-    let merge = stage("manifest-merge", d.path())
-        .args(["s0.json", "s1.json", "-o", "dup.json"])
-        .output();
-    fails(merge.unwrap(), "have the same bytes");
+    fails(sharded(), "have the same bytes");
     fails(
         photos(d.path(), &["-i", "nowhere", "-o", "x.json"]),
         "nowhere does not exist: give a folder of photos or a CSV listing them",
