@@ -122,6 +122,45 @@ pub fn output_stem(id: &str) -> String {
         .join("/")
 }
 
+/// Why two items cannot both have per-item output files (see [`output_clash`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clash {
+    /// Item `.0` gives no file name at all.
+    NoName(usize),
+    /// Items `.0` and `.1` have the same output stem (ignoring case).
+    SameStem(usize, usize),
+    /// Item `.0`'s output file (its stem + `.2`) would have to be a folder of item `.1`'s.
+    FileIsFolder(usize, usize, &'static str),
+}
+
+/// The first clash among `ids`' output files, each written as `STEM.tif` or `STEM.png`
+/// ([`output_stem`]): an id that names no file, two stems equal ignoring case, or one id's file
+/// a folder of another's (`x` → `x.tif`, `x.tif/y` → `x.tif/y.tif`). Found before anything is
+/// written, by every stage that writes per-item files.
+pub fn output_clash<'a>(ids: impl IntoIterator<Item = &'a str>) -> Option<Clash> {
+    let mut stems: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (k, id) in ids.into_iter().enumerate() {
+        let stem = output_stem(id).to_lowercase();
+        if stem.is_empty() {
+            return Some(Clash::NoName(k));
+        }
+        if let Some(&j) = stems.get(&stem) {
+            return Some(Clash::SameStem(j, k));
+        }
+        stems.insert(stem, k);
+    }
+    for (stem, &k) in &stems {
+        for (i, _) in stem.match_indices('/') {
+            for ext in [".tif", ".png"] {
+                if let Some(&j) = stem[..i].strip_suffix(ext).and_then(|s| stems.get(s)) {
+                    return Some(Clash::FileIsFolder(j, k, ext));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// The longest common ancestor directory of a set of absolute file paths.
 pub fn common_dir<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Option<PathBuf> {
     let mut acc: Option<Vec<Component<'a>>> = None;
@@ -181,6 +220,15 @@ mod tests {
         assert_eq!(output_stem("samples/g000/face_00000"), "samples/g000/face_00000");
         assert_eq!(output_stem("../x/./a:b"), "_/x/_/a_b");
         assert_eq!(output_stem("/abs\\win"), "abs/win");
+    }
+
+    #[test]
+    fn output_clashes_are_found() {
+        assert_eq!(output_clash(["a", "b/c"]), None);
+        assert_eq!(output_clash(["a", "b", "A"]), Some(Clash::SameStem(0, 2)));
+        assert_eq!(output_clash(["x:y", "x_y"]), Some(Clash::SameStem(0, 1)));
+        assert_eq!(output_clash(["x", "x.tif/y"]), Some(Clash::FileIsFolder(0, 1, ".tif")));
+        assert_eq!(output_clash(["ok", "/"]), Some(Clash::NoName(1)));
     }
 
     #[test]

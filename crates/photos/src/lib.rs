@@ -124,25 +124,27 @@ fn id_of(c: &Candidate, root: &Path) -> String {
     list::relative_name(root, &c.path.with_extension(""))
 }
 
-/// Refuses two photos whose ids are equal, or give the same output name.
+/// Refuses photos whose ids would give clashing output files in the later stages
+/// ([`paths::output_clash`]): the same name, or one's file a folder of another's.
 fn check_ids(photos: &[Candidate], ids: &[String]) -> Result<()> {
-    let mut by_stem: HashMap<String, usize> = HashMap::new();
-    for (k, id) in ids.iter().enumerate() {
-        let stem = paths::output_stem(id).to_lowercase();
-        if stem.is_empty() {
-            bail!("photo {}: its id {id:?} makes no file name", photos[k].name);
-        }
-        if let Some(&j) = by_stem.get(&stem) {
-            bail!(
-                "photos {} and {} would have the same id {:?} (ids are paths without the extension, compared ignoring case and unsafe characters): rename one, or give ids in a CSV's id column",
-                photos[j].name,
-                photos[k].name,
-                ids[j]
-            );
-        }
-        by_stem.insert(stem, k);
+    use paths::Clash;
+    match paths::output_clash(ids.iter().map(String::as_str)) {
+        None => Ok(()),
+        Some(Clash::NoName(k)) => bail!("photo {}: its id {:?} makes no file name", photos[k].name, ids[k]),
+        Some(Clash::SameStem(j, k)) => bail!(
+            "photos {} and {} would have the same id {:?} (ids are paths without the extension, compared ignoring case and unsafe characters): rename one, or give ids in a CSV's id column",
+            photos[j].name,
+            photos[k].name,
+            ids[j]
+        ),
+        Some(Clash::FileIsFolder(j, k, ext)) => bail!(
+            "photos {} and {} clash: the first's output files ({:?}{ext}) would have to be a folder of the second's (id {:?}): rename one",
+            photos[j].name,
+            photos[k].name,
+            ids[j],
+            ids[k]
+        ),
     }
-    Ok(())
 }
 
 /// Reads one photo whole: its bytes hashed, its pixels decoded as shown.

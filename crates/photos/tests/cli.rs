@@ -210,6 +210,10 @@ fn a_csv_names_the_photos_and_its_columns_travel_with_them() {
             "image,group\np01/a.jpg,3\n",
             "column \"group\" would overwrite the item field",
         ),
+        (
+            "id,image\nx,p01/a.jpg\nx.tif/y,p02/a.jpg\n",
+            "photos p01/a.jpg and p02/a.jpg clash: the first's output files",
+        ),
         ("picture\np01/a.jpg\n", "has no column naming the photos"),
         ("image\nmissing.jpg\n", "missing.jpg: does not exist"),
     ] {

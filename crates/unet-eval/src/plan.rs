@@ -2,7 +2,7 @@
 //! image is readable, its mask (if any) of the same size with valid values, and the output
 //! names of all of them distinct.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -94,19 +94,17 @@ fn wanted(it: &Item, select: Select) -> bool {
 /// errors on an item without an image, or on output names that clash among all selected.
 fn select_jobs(m: &Manifest, select: Select, mine: Option<&HashSet<usize>>, shown: &str) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
-    let mut stems: HashMap<String, &str> = HashMap::new();
+    let selected: Vec<&Item> = m.items.iter().filter(|it| wanted(it, select)).collect();
+    if selected.is_empty() {
+        bail!("no item of {shown} is selected by --split {select}");
+    }
+    check_output_names(&selected, shown)?;
     for (index, it) in m.items.iter().enumerate().filter(|(_, it)| wanted(it, select)) {
         let image = it
             .image
             .as_ref()
             .with_context(|| format!("item {:?} in {shown} has no `image`", it.id))?;
         let stem = facepipe_core::paths::output_stem(&it.id);
-        ensure!(!stem.is_empty(), "item id {:?} makes no file name", it.id);
-        if stems.insert(stem.to_lowercase(), &it.id).is_some() {
-            bail!(
-                "item ids in {shown} give the same output name {stem:?} (ids differing only in case or in unsafe characters)"
-            );
-        }
         if mine.is_some_and(|k| !k.contains(&index)) {
             continue;
         }
@@ -123,30 +121,29 @@ fn select_jobs(m: &Manifest, select: Select, mine: Option<&HashSet<usize>>, show
             centre: 0,
         });
     }
-    if stems.is_empty() {
-        bail!("no item of {shown} is selected by --split {select}");
-    }
-    check_file_folder_clashes(&stems, shown)?;
     Ok(jobs)
 }
 
-/// Refuses ids where one's output file would be a folder of another's (`x` writes
-/// `masks/x.tif`, `x.tif/y` needs `masks/x.tif/`): found before anything is written.
-/// `stems` maps each lower-case output stem to its item id.
-fn check_file_folder_clashes(stems: &HashMap<String, &str>, shown: &str) -> Result<()> {
-    for (stem, id) in stems {
-        for (i, _) in stem.match_indices('/') {
-            for ext in [".tif", ".png"] {
-                if let Some(other) = stem[..i].strip_suffix(ext).and_then(|s| stems.get(s)) {
-                    bail!(
-                        "item ids {other:?} and {id:?} in {shown} clash: the first's output file {}{ext} would have to be a folder of the second's; rename one",
-                        &stem[..i - ext.len()]
-                    );
-                }
-            }
-        }
+/// Refuses ids whose output files clash ([`facepipe_core::paths::output_clash`]), before
+/// anything is written: no file name, the same name ignoring case or unsafe characters, or one
+/// id's file a folder of another's (`x` writes `masks/x.tif`, `x.tif/y` needs `masks/x.tif/`).
+fn check_output_names(selected: &[&Item], shown: &str) -> Result<()> {
+    use facepipe_core::paths::{Clash, output_clash, output_stem};
+    let id = |k: usize| selected[k].id.as_str();
+    match output_clash(selected.iter().map(|it| it.id.as_str())) {
+        None => Ok(()),
+        Some(Clash::NoName(k)) => bail!("item id {:?} makes no file name", id(k)),
+        Some(Clash::SameStem(_, k)) => bail!(
+            "item ids in {shown} give the same output name {:?} (ids differing only in case or in unsafe characters)",
+            output_stem(id(k))
+        ),
+        Some(Clash::FileIsFolder(j, k, ext)) => bail!(
+            "item ids {:?} and {:?} in {shown} clash: the first's output file {}{ext} would have to be a folder of the second's; rename one",
+            id(j),
+            id(k),
+            output_stem(id(j))
+        ),
     }
-    Ok(())
 }
 
 /// Reads an item's image size as shown (its tiles follow from it) and checks its mask, if

@@ -75,11 +75,11 @@ impl Model {
             info.preprocessing.std.iter().all(|&s| s > 0.0),
             "{shown}: preprocessing std must be positive"
         );
-        let file = match which {
-            Weights::Best => &info.best.burnpack,
-            Weights::Last => &info.last.burnpack,
+        let files = match which {
+            Weights::Best => &info.best,
+            Weights::Last => &info.last,
         };
-        let weights = dir.join(file);
+        let weights = dir.join(&files.burnpack);
         if !weights.is_file() {
             bail!(
                 "model directory {}: the {which} weights {} are missing (model.json names them; was the directory copied without its .bpk files?)",
@@ -89,10 +89,6 @@ impl Model {
         }
         let model_json = read_input(&json)?.1;
         let weights_file = read_input(&weights)?.1;
-        let files = match which {
-            Weights::Best => &info.best,
-            Weights::Last => &info.last,
-        };
         if let Some(want) = &files.burnpack_sha256
             && *want != weights_file.sha256
         {

@@ -4,7 +4,7 @@
 
 use anyhow::{Result, anyhow};
 use image::{DynamicImage, ImageEncoder, metadata::Orientation};
-use moxcms::{ColorProfile, DescriptionString, Layout, ProfileText, TransformOptions};
+use moxcms::{ColorProfile, DescriptionString, ProfileText};
 
 /// A colour space a photo can be stored in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -72,13 +72,7 @@ impl Space {
         if self == Space::Srgb {
             return Ok(rgb.to_vec());
         }
-        let opts = TransformOptions {
-            rendering_intent: moxcms::RenderingIntent::RelativeColorimetric,
-            ..TransformOptions::default()
-        };
-        let t = ColorProfile::new_srgb()
-            .create_transform_f64(Layout::Rgb, &self.profile(), Layout::Rgb, opts)
-            .map_err(|e| anyhow!("{e}"))?;
+        let t = super::profile::transform(&ColorProfile::new_srgb(), &self.profile())?;
         let mut out = vec![0f64; rgb.len()];
         t.transform(rgb, &mut out).map_err(|e| anyhow!("{e}"))?;
         Ok(out)

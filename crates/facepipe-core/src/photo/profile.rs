@@ -28,7 +28,8 @@ pub fn classify(icc: &[u8]) -> Result<Icc> {
     if p.color_space != DataColorSpace::Rgb {
         return Ok(Icc::Other(name, p.color_space));
     }
-    let t = transform(&p).with_context(|| format!("its ICC profile \"{name}\" cannot be applied"))?;
+    let t = transform(&p, &ColorProfile::new_srgb())
+        .with_context(|| format!("its ICC profile \"{name}\" cannot be applied"))?;
     // a 6×6×6 grid through the profile, against the values themselves
     let grid: Vec<f64> = (0..216)
         .flat_map(|i| [i / 36, (i / 6) % 6, i % 6].map(|v| f64::from(v) / 5.0))
@@ -44,17 +45,18 @@ pub fn classify(icc: &[u8]) -> Result<Icc> {
     })
 }
 
-/// The transform from `p` to sRGB, on RGB triples of doubles.
-pub fn transform(p: &ColorProfile) -> Result<std::sync::Arc<moxcms::TransformF64Executor>> {
+/// The transform from `from` to `to` (relative colorimetric, RGB triples of doubles): how a
+/// photo's pixels go to sRGB, and how `encode` writes them in another space.
+pub fn transform(from: &ColorProfile, to: &ColorProfile) -> Result<std::sync::Arc<moxcms::TransformF64Executor>> {
     let opts = TransformOptions {
         rendering_intent: RenderingIntent::RelativeColorimetric,
         ..TransformOptions::default()
     };
-    p.create_transform_f64(Layout::Rgb, &ColorProfile::new_srgb(), Layout::Rgb, opts)
+    from.create_transform_f64(Layout::Rgb, to, Layout::Rgb, opts)
         .map_err(|e| anyhow!("{e}"))
 }
 
-/// A profile's description (English where it has several), or a placeholder.
+/// A profile's description (English where it has several), or `unnamed profile`.
 pub fn describe(p: &ColorProfile) -> String {
     let text = match &p.description {
         Some(ProfileText::PlainString(s)) => s.clone(),
