@@ -61,13 +61,16 @@ CHEEK_ARGS ?=
 REPORT_ARGS ?=
 
 # How `build` builds the stages (set BUILD=: to use binaries built elsewhere, with BIN=DIR).
-BUILD ?= $(CARGO) build --release --workspace --bins --quiet
+# DEVICE=wgpu[:N] or cuda[:N] builds the model stages with that backend's feature.
+comma := ,
+DEVICE_FEATURES = $(if $(filter wgpu wgpu:%,$(DEVICE)),--features unet-train/wgpu$(comma)unet-eval/wgpu,$(if $(filter cuda cuda:% gpu,$(DEVICE)),--features unet-train/cuda$(comma)unet-eval/cuda,))
+BUILD ?= $(CARGO) build --release --workspace --bins --quiet $(DEVICE_FEATURES)
 
 BENCH_DIR ?= $(OUT_DIR)/bench
 BENCH_COUNT ?= 300
 BENCH_SIZE ?= 512
 
-.PHONY: measure browser snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists interop-parity clean help
+.PHONY: measure browser lavapipe wgpu-bins test-wgpu snakemake snakemake-venv test-snakemake test-slurm test-ray test-cluster all build test lint fmt schemas fuzz bench bench-unet bench-eval bench-kernels conv-bench gpu-bundle parity parity-fastai interop-lists interop-parity clean help
 
 all: $(OUT_DIR)/report.html ## run the pipeline (demo data unless DATA_DIR is set), summarise, and write report.html
 	@$(CHECK) --require pred_mask $(OUT_DIR)/predictions.json
@@ -147,9 +150,36 @@ measure: | build ## measure your own photos: make measure PHOTOS=DIR|CSV MODEL=D
 	@echo "cheeks: $(abspath $(MEASURE_DIR)/cheeks.csv)"
 	@echo "report: $(abspath $(MEASURE_DIR)/report.html)"
 
-test: ## build and run every test (release profile, shared with `make all`)
+# A Vulkan driver (lavapipe counts) makes `make test` run test-wgpu too; FACEPIPE_REQUIRE_WGPU=1
+# (CI) fails without one instead of skipping.
+VULKAN_ICD := $(firstword $(wildcard /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json))
+test: ## build and run every test (release profile, shared with `make all`); test-wgpu too where Vulkan is
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
+	@if [ -n "$(VULKAN_ICD)" ]; then $(MAKE) --no-print-directory test-wgpu; \
+	elif [ -n "$${FACEPIPE_REQUIRE_WGPU:-}" ]; then echo "test: FACEPIPE_REQUIRE_WGPU is set but no Vulkan driver is installed (make lavapipe)" >&2; exit 1; \
+	else echo "test: test-wgpu skipped: no Vulkan driver (make lavapipe installs Mesa's software one)"; fi
+
+# The model stages built with --features wgpu, kept in WGPU_BIN beside the default build.
+WGPU_BIN ?= $(BIN)/wgpu
+wgpu-bins: ## unet-train and unet-eval with the wgpu feature, copied into WGPU_BIN (the default build is kept)
+	$(CARGO) build --release --quiet -p unet-train -p unet-eval --features unet-train/wgpu,unet-eval/wgpu
+	mkdir -p $(WGPU_BIN)
+	cp $(BIN)/unet-train $(BIN)/unet-eval $(WGPU_BIN)/
+	$(CARGO) build --release --quiet -p unet-train -p unet-eval
+
+test-wgpu: wgpu-bins ## train and predict on wgpu against the CPU (pipelines/device_check.py); needs a Vulkan driver
+	python3 pipelines/device_check.py --bin $(WGPU_BIN) --cpu-bin $(BIN) --device wgpu
+
+lavapipe: ## install Mesa's Vulkan drivers (lavapipe runs Vulkan on the CPU) with apt-get (root), unless a Vulkan driver is there
+	@if [ -n "$(VULKAN_ICD)" ]; then echo "lavapipe: a Vulkan driver is installed ($(VULKAN_ICD))"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null; }; \
+	  echo "lavapipe: $$(ls /usr/share/vulkan/icd.d/lvp_icd*.json)"; \
+	else \
+	  echo "lavapipe: no Vulkan driver, and no root to install Mesa's: test-wgpu will be skipped" >&2; \
+	fi
 
 browser: ## install Debian's chromium for the report's browser test (apt-get; root), unless a Chromium is there
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then \
@@ -210,14 +240,14 @@ conv-bench: ## each CPU conv kernel (forward, input and weight gradient) on mode
 	done
 
 GPU_BUNDLE ?= $(OUT_DIR)/gpu-bundle
-gpu-bundle: ## build the CUDA binaries and pipelines/gpu-check.sh into one folder to carry to a GPU machine
+gpu-bundle: ## build the CUDA+wgpu binaries and pipelines/gpu-check.sh into one folder to carry to a GPU machine
 	$(CARGO) build --release -p demo-faces -p xml-pairs -p rgb2class -p split
-	$(CARGO) build --release -p unet-train -p unet-eval --features unet-train/cuda,unet-eval/cuda
-	$(CARGO) build --release -p unet --example bench --features cuda
+	$(CARGO) build --release -p unet-train -p unet-eval --features unet-train/cuda,unet-eval/cuda,unet-train/wgpu,unet-eval/wgpu
+	$(CARGO) build --release -p unet --example bench --features cuda,wgpu
 	mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/pipelines/bench
 	cp $(addprefix $(BIN)/,demo-faces xml-pairs rgb2class split unet-train unet-eval) $(CARGO_TARGET_DIR)/release/examples/bench $(GPU_BUNDLE)/bin/
 	strip $(GPU_BUNDLE)/bin/*    # 1.2 GB with line tables, about 160 MB without
-	cp pipelines/gpu-check.sh $(GPU_BUNDLE)/pipelines/
+	cp pipelines/gpu-check.sh pipelines/device_check.py $(GPU_BUNDLE)/pipelines/
 	cp pipelines/bench/unet_torch.py $(GPU_BUNDLE)/pipelines/bench/
 	tar -C $(dir $(GPU_BUNDLE)) -cJf $(GPU_BUNDLE).tar.xz $(notdir $(GPU_BUNDLE))    # about 26 MB
 	@echo "copy $(GPU_BUNDLE).tar.xz to the GPU machine, then run there:"

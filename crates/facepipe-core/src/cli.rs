@@ -105,9 +105,41 @@ struct StderrLogger {
     level: log::LevelFilter,
 }
 
+/// The workspace's crates, as `log` names them in a record's target. Records from any other
+/// crate (burn, cubecl, wgpu: burn-wgpu logs a line per kernel it autotunes) are shown only at
+/// warning and above, or at every level with `-vv`.
+pub const OWN_CRATES: &[&str] = &[
+    "cheek_lab",
+    "demo_faces",
+    "facepipe_core",
+    "facepipe_fuzz",
+    "facepipe_plot",
+    "facepipe_testutil",
+    "manifest_check",
+    "manifest_merge",
+    "photos",
+    "report",
+    "rgb2class",
+    "split",
+    "unet_eval",
+    "unet_train",
+    "unet",
+    "xml_pairs",
+];
+
+fn own_record(target: &str) -> bool {
+    let root = target.split("::").next().unwrap_or(target);
+    OWN_CRATES.contains(&root)
+}
+
 impl log::Log for StderrLogger {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= self.level
+        let level = if own_record(m.target()) || self.level >= log::LevelFilter::Debug {
+            self.level
+        } else {
+            self.level.min(log::LevelFilter::Warn)
+        };
+        m.level() <= level
     }
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) {
@@ -277,6 +309,7 @@ pub fn parse_size(s: &str) -> Result<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use log::Log;
 
     #[test]
     fn sizes() {
@@ -288,5 +321,36 @@ mod tests {
         assert!(finite_f64("NaN").is_err() && finite_f64("inf").is_err() && finite_f64("-1.5") == Ok(-1.5));
         assert!(fraction("1.5").is_err() && fraction("0.35") == Ok(0.35));
         assert!(positive_f64("0").is_err());
+    }
+
+    #[test]
+    fn dependencies_log_only_warnings_unless_very_verbose() {
+        let meta = |target: &'static str, level| log::MetadataBuilder::new().target(target).level(level).build();
+        let at = |level| StderrLogger { stage: "t", level };
+        let info = at(log::LevelFilter::Info);
+        assert!(info.enabled(&meta("unet::training::runner", log::Level::Info)));
+        assert!(!info.enabled(&meta("cubecl_runtime::tune", log::Level::Info)));
+        assert!(info.enabled(&meta("cubecl_runtime::tune", log::Level::Warn)));
+        assert!(at(log::LevelFilter::Debug).enabled(&meta("cubecl_runtime::tune", log::Level::Info)));
+        assert!(!at(log::LevelFilter::Error).enabled(&meta("wgpu_hal", log::Level::Warn)));
+    }
+
+    /// Every crate of the workspace is in [`OWN_CRATES`] (a new one would have its info lines
+    /// hidden).
+    #[test]
+    fn own_crates_are_the_workspace() {
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut names: Vec<String> = std::fs::read_dir(&crates)
+            .unwrap()
+            .filter_map(|e| {
+                let toml = std::fs::read_to_string(e.ok()?.path().join("Cargo.toml")).ok()?;
+                let name = toml.lines().find_map(|l| l.strip_prefix("name = "))?;
+                Some(name.trim_matches('"').replace('-', "_"))
+            })
+            .collect();
+        names.sort();
+        let mut own: Vec<String> = OWN_CRATES.iter().map(|s| s.to_string()).collect();
+        own.sort();
+        assert_eq!(names, own);
     }
 }

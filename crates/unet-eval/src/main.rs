@@ -25,18 +25,21 @@ use unet_eval::{Outside, Select};
 )]
 struct Args {
     /// Model directory written by unet-train (its model.json and weights).
-    #[arg(long, value_name = "DIR", required_unless_present_any = ["summary", "merge"])]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["summary", "merge", "list_devices"])]
     model: Option<PathBuf>,
     #[command(flatten)]
     input: InputArgs,
     #[command(flatten)]
     output: OutputArgs,
     /// Folder for the masks, pictures and reports (refused if it holds anything but a previous unet-eval).
-    #[arg(long, value_name = "DIR", required_unless_present = "summary")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["summary", "list_devices"])]
     out_dir: Option<PathBuf>,
     /// Print the summary of a finished evaluation directory and exit.
     #[arg(long, value_name = "DIR", exclusive = true)]
     summary: Option<PathBuf>,
+    /// List the devices this build can use (and wgpu's adapters) and exit.
+    #[arg(long, exclusive = true)]
+    list_devices: bool,
     /// Score only part K of N of the input's items (by sorted id), with --out-dir a folder of
     /// this shard's own: K/N, or env (Slurm's array task, Kubernetes' completion index; env/N
     /// fixes N). --merge joins the parts' scores, manifest-merge their manifests.
@@ -59,7 +62,8 @@ struct Args {
     /// Which saved model: best (lowest valid loss) or last.
     #[arg(long, default_value = "best", value_parser = clap::value_parser!(Weights))]
     weights: Weights,
-    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    /// cpu, cuda[:N] (NVIDIA) or wgpu[:N] (Vulkan, Metal, DirectX 12); each GPU backend needs a
+    /// build with its feature (--features cuda, --features wgpu): --list-devices shows them.
     #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(DeviceSpec))]
     device: DeviceSpec,
     /// Tiles per forward pass.
@@ -77,6 +81,10 @@ fn main() -> ExitCode {
         unet_eval::STAGE,
         |a: &mut Args| &mut a.common,
         |a| {
+            if a.list_devices {
+                facepipe_core::cli::say(unet::device::describe().join("\n"));
+                return Ok(());
+            }
             if let Some(dir) = &a.summary {
                 facepipe_core::cli::say(unet_eval::report::summary(dir)?);
                 return Ok(());

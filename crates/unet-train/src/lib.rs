@@ -13,6 +13,32 @@ use unet::training::recipe::{LrMax, Recipe, RecipeStep};
 pub const STAGE: &str = "unet-train";
 
 /// A short human summary of a finished model directory (what `make all` prints last).
+/// `--check-device`: the table of every compared result, then an error when one is beyond its
+/// limit.
+pub fn check_device(device: unet::device::DeviceSpec) -> Result<()> {
+    let diffs = unet::device_check::check(device)?;
+    let head = format!("--device {device} against the CPU");
+    let mut lines = vec![format!("{head:<64} {:>9} {:>7}", "max diff", "limit")];
+    for d in &diffs {
+        let mark = if d.ok() { "" } else { "  << beyond the limit" };
+        lines.push(format!("{:<64} {:>9.1e} {:>7.0e}{mark}", d.what, d.rel, d.tol));
+        if let Some(more) = &d.detail {
+            lines.push(format!("    {more}"));
+        }
+    }
+    let bad = diffs.iter().filter(|d| !d.ok()).count();
+    lines.push(format!(
+        "{} of {} results within their limit (max |device - cpu| / max |cpu|)",
+        diffs.len() - bad,
+        diffs.len()
+    ));
+    facepipe_core::cli::say(lines.join("\n"));
+    if bad > 0 {
+        bail!("--check-device: {bad} result(s) on {device} differ from the CPU's beyond float32 rounding");
+    }
+    Ok(())
+}
+
 pub fn summary(dir: &std::path::Path) -> Result<String> {
     let info = unet::model_dir::ModelInfo::read(dir)?;
     let b = &info.best.record;

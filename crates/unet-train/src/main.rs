@@ -22,14 +22,22 @@ use unet::training::recipe::LrMax;
 )]
 struct Args {
     /// Split manifest (items with image, mask and split; the classes).
-    #[arg(short, long, value_name = "FILE", required_unless_present = "summary")]
+    #[arg(short, long, value_name = "FILE", required_unless_present_any = ["summary", "list_devices", "check_device"])]
     input: Option<PathBuf>,
     /// Model directory to write (refused if it holds anything but a previous run).
-    #[arg(long, value_name = "DIR", required_unless_present = "summary")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["summary", "list_devices", "check_device"])]
     out_dir: Option<PathBuf>,
     /// Print the summary of a finished model directory and exit.
     #[arg(long, value_name = "DIR", exclusive = true)]
     summary: Option<PathBuf>,
+    /// List the devices this build can use (and wgpu's adapters) and exit.
+    #[arg(long, exclusive = true)]
+    list_devices: bool,
+    /// Run every operation the model trains with on --device and on the CPU from the same
+    /// inputs (forward and gradients, and both UNets' training step) and exit; exit 1 when one
+    /// differs beyond float32 rounding.
+    #[arg(long, conflicts_with_all = ["summary", "list_devices"])]
+    check_device: bool,
     /// Decoder: fastai's DynamicUnet or the slim segmentation_models_pytorch one.
     #[arg(long, default_value = "fastai", value_parser = clap::value_parser!(Arch))]
     arch: Arch,
@@ -68,7 +76,8 @@ struct Args {
     /// (segmentation_models_pytorch's Unet, fastai's DynamicUnet) or a unet-train .safetensors.
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
-    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    /// cpu, cuda[:N] (NVIDIA) or wgpu[:N] (Vulkan, Metal, DirectX 12); each GPU backend needs a
+    /// build with its feature (--features cuda, --features wgpu): --list-devices shows them.
     #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(DeviceSpec))]
     device: DeviceSpec,
     #[arg(long, help = facepipe_core::cli::FORCE_HELP, conflicts_with = "resume")]
@@ -93,6 +102,13 @@ fn main() -> ExitCode {
         unet_train::STAGE,
         |a: &mut Args| &mut a.common,
         |a| {
+            if a.list_devices {
+                facepipe_core::cli::say(unet::device::describe().join("\n"));
+                return Ok(());
+            }
+            if a.check_device {
+                return unet_train::check_device(a.device);
+            }
             if let Some(dir) = &a.summary {
                 facepipe_core::cli::say(unet_train::summary(dir)?);
                 return Ok(());

@@ -384,6 +384,31 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
             "--features cuda",
         );
     }
+    // wgpu in a CPU build; --list-devices says what the build has
+    if !unet::device::WGPU_BUILT {
+        fails(
+            train(&m, &tmp.path().join("r2"), &["--device", "wgpu:1"])
+                .output()
+                .unwrap(),
+            "--features wgpu",
+        );
+        let listed = ok(Command::new(bin("unet-train")).arg("--list-devices").output().unwrap());
+        stderr_has(&listed, "wgpu: not in this build");
+        stderr_has(&listed, "cpu: ");
+    }
+    // the device check on the CPU compares the CPU with itself: every result the same
+    let checked = ok(Command::new(bin("unet-train"))
+        .args(["--check-device", "--device", "cpu"])
+        .output()
+        .unwrap());
+    stderr_has(&checked, "model fastai (train mode): gradients of 131 parameters");
+    stderr_has(&checked, "49 of 49 results within their limit");
+    usage_error(
+        train(&m, &tmp.path().join("r3"), &["--device", "wgpu:x"])
+            .output()
+            .unwrap(),
+        "wgpu or wgpu:N",
+    );
     // usage errors exit 2
     usage_error(
         train(&m, &tmp.path().join("r3"), &["--lr", "fast"]).output().unwrap(),

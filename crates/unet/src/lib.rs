@@ -39,6 +39,7 @@ pub fn check_input_size(size: u32) -> Result<(), String> {
 
 pub mod data;
 pub mod device;
+pub mod device_check;
 pub mod inference;
 pub mod kernels;
 pub mod model;

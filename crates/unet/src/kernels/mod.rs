@@ -6,7 +6,7 @@
 //!   ([`conv`]: convolution, input and weight gradients as blocked GEMM; [`bn`]: BatchNorm
 //!   with ReLU fused, forward and backward), with custom backward nodes in burn's autodiff
 //!   graph ([`flex`]).
-//! * Every other backend (CUDA) keeps the default methods, which are burn's own operations
+//! * Every other backend (CUDA, wgpu) keeps the default methods, which are burn's own operations
 //!   exactly as the model used them before ([`reference`]), so its numerics and kernels are
 //!   unchanged.
 //!
@@ -181,6 +181,10 @@ impl Kernels for burn::backend::Autodiff<burn::backend::Flex> {
 impl Kernels for burn_cuda::Cuda {}
 #[cfg(feature = "cuda")]
 impl Kernels for burn::backend::Autodiff<burn_cuda::Cuda> {}
+#[cfg(feature = "wgpu")]
+impl Kernels for burn_wgpu::Wgpu {}
+#[cfg(feature = "wgpu")]
+impl Kernels for burn::backend::Autodiff<burn_wgpu::Wgpu> {}
 
 /// burn's own operations, as the model used them before the kernels: the defaults of
 /// [`Kernels`] and the reference the CPU kernels are tested against.

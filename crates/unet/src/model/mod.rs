@@ -26,7 +26,8 @@ pub mod weights;
 /// Output channels of the smp decoder blocks.
 pub const SMP_CHANNELS: [usize; 5] = [256, 128, 64, 32, 16];
 
-fn nearest<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+/// Nearest-neighbour resize to `size` (PyTorch's `interpolate(mode="nearest")`).
+pub fn nearest<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
@@ -324,6 +325,34 @@ impl std::fmt::Display for Arch {
             Arch::Smp => "smp",
         })
     }
+}
+
+/// Gives `net` (on any device) the initial weights [`Architecture::build`] draws on the CPU
+/// after `seed`. burn's GPU backends draw their random numbers with their own generators, so
+/// without this one seed would start a different model on each device; with it, a run on a
+/// GPU starts where the same run on the CPU does.
+pub fn start_as_on_cpu<B: Backend, M: Module<B>>(
+    net: &mut M,
+    arch: Arch,
+    n_classes: usize,
+    seed: u64,
+) -> anyhow::Result<()> {
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexDevice;
+    use burn_store::ModuleSnapshot;
+    Flex::seed(&FlexDevice, seed);
+    let snapshots = match arch {
+        Arch::Smp => SmpUnet::<Flex>::new(n_classes, &FlexDevice).collect(None, None, false),
+        Arch::Fastai => FastaiUnet::<Flex>::new(n_classes, &FlexDevice).collect(None, None, false),
+    };
+    let r = net.apply(snapshots, None, None, false);
+    anyhow::ensure!(
+        r.errors.is_empty() && r.missing.is_empty(),
+        "the CPU's initial {arch} weights do not fit the model ({} errors, {} missing)",
+        r.errors.len(),
+        r.missing.len()
+    );
+    Ok(())
 }
 
 /// A UNet that can be built for a number of classes and has the ResNet34 encoder.

@@ -18,9 +18,10 @@ use facepipe_core::out::Outputs;
 use super::{Outcome, TrainConfig};
 use crate::data::loader::{SplitSet, SweepBatches};
 use crate::data::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::device::DeviceSpec;
 use crate::kernels::TrainBackend;
-use crate::model::Architecture;
 use crate::model::weights::load_pretrained;
+use crate::model::{Architecture, start_as_on_cpu};
 use crate::model_dir::{
     FitLr, MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelInfo, Preprocessing, Pretrained, Progress, RUN_FORMAT, RunFile,
     Settings, WeightFiles, inspect_dir, load_adam, load_weights, save_weights, settings_diff, write_json,
@@ -182,7 +183,10 @@ where
             background,
         };
         B::seed(device, cfg.seed);
-        let net = M::build(ctx.data.n_classes, device);
+        let mut net = M::build(ctx.data.n_classes, device);
+        if cfg.device != DeviceSpec::Cpu {
+            start_as_on_cpu(&mut net, cfg.arch, ctx.data.n_classes, cfg.seed)?;
+        }
         if cfg.resume {
             Self::resume(outputs, ctx, &inputs.settings, net)
         } else {
