@@ -397,8 +397,18 @@ mod tests {
         assert_eq!("cuda".parse(), Ok(DeviceSpec::Cuda(0)));
         assert_eq!("cuda:2".parse(), Ok(DeviceSpec::Cuda(2)));
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
-        assert!("tpu".parse::<DeviceSpec>().unwrap_err().contains("cpu, cuda or cuda:N"));
+        assert!(
+            "tpu"
+                .parse::<DeviceSpec>()
+                .unwrap_err()
+                .contains("cpu, cuda, cuda:N, wgpu or wgpu:N")
+        );
         assert_eq!(DeviceSpec::Cuda(1).to_string(), "cuda:1");
+        assert_eq!("wgpu".parse(), Ok(DeviceSpec::Wgpu(None)));
+        assert_eq!("wgpu:1".parse(), Ok(DeviceSpec::Wgpu(Some(1))));
+        assert!("wgpu:".parse::<DeviceSpec>().is_err() && "wgpu:-1".parse::<DeviceSpec>().is_err());
+        assert_eq!(DeviceSpec::Wgpu(Some(2)).to_string(), "wgpu:2");
+        assert_eq!(DeviceSpec::Wgpu(None).to_string(), "wgpu");
     }
 
     #[cfg(not(feature = "cuda"))]
