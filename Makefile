@@ -171,11 +171,14 @@ wgpu-bins: ## unet-train and unet-eval with the wgpu feature, copied into WGPU_B
 test-wgpu: wgpu-bins ## train and predict on wgpu against the CPU (pipelines/device_check.py); needs a Vulkan driver
 	python3 pipelines/device_check.py --bin $(WGPU_BIN) --cpu-bin $(BIN) --device wgpu
 
+# Debian packages, installed quietly; the package lists are fetched only when the install needs them.
+apt_install = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null \
+  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null; }
+
 lavapipe: ## install Mesa's Vulkan drivers (lavapipe runs Vulkan on the CPU) with apt-get (root), unless a Vulkan driver is there
 	@if [ -n "$(VULKAN_ICD)" ]; then echo "lavapipe: a Vulkan driver is installed ($(VULKAN_ICD))"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null \
-	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null; }; \
+	  $(call apt_install,mesa-vulkan-drivers libvulkan1); \
 	  echo "lavapipe: $$(ls /usr/share/vulkan/icd.d/lvp_icd*.json)"; \
 	else \
 	  echo "lavapipe: no Vulkan driver, and no root to install Mesa's: test-wgpu will be skipped" >&2; \
@@ -185,8 +188,7 @@ browser: ## install Debian's chromium for the report's browser test (apt-get; ro
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then \
 	  echo "browser: $$(command -v chromium || command -v chromium-browser || command -v google-chrome)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
-	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; \
+	  $(call apt_install,chromium); \
 	  echo "browser: $$(command -v chromium)"; \
 	else \
 	  echo "browser: no Chromium, and no root to install Debian's: the browser test will be skipped" >&2; \

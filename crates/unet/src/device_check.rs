@@ -71,11 +71,7 @@ pub fn check(device: DeviceSpec) -> Result<Vec<Diff>> {
         };
         let prefix = format!("{model}{GRAD}");
         let end = i + cpu[i..].iter().take_while(|(w, _)| w.starts_with(&prefix)).count();
-        let scale = cpu[i..end]
-            .iter()
-            .flat_map(|(_, v)| v.iter())
-            .fold(0f64, |m, v| m.max(f64::from(v.abs())))
-            .max(1e-30);
+        let scale = cpu[i..end].iter().map(|(_, v)| max_abs(v)).fold(1e-30, f64::max);
         let scaled = |other: &[(String, Vec<f32>)]| -> Vec<(f64, &str)> {
             let mut per: Vec<(f64, &str)> = (i..end)
                 .map(|j| {
