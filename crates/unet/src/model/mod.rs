@@ -7,7 +7,7 @@
 //! the logits to the input's size, so any input size works, not only multiples of 32.
 
 use crate::kernels::{Kernels, batch_norm, conv2d};
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::Tensor;
@@ -25,6 +25,17 @@ pub mod weights;
 
 /// Output channels of the smp decoder blocks.
 pub const SMP_CHANNELS: [usize; 5] = [256, 128, 64, 32, 16];
+
+/// Receives a network's intermediate results under the names of the PyTorch twin's modules
+/// that compute them (for the step-by-step comparison with PyTorch: `examples/train_steps.rs`).
+pub type Tap<'a, B> = &'a mut dyn FnMut(&str, &Tensor<B, 4>);
+
+fn tap_features<B: Backend>(f: &resnet::Features<B>, tap: Tap<'_, B>, names: [&str; 5]) {
+    tap(names[0], &f.stem);
+    for (name, t) in names[1..].iter().zip(&f.stages) {
+        tap(name, t);
+    }
+}
 
 /// Nearest-neighbour resize to `size` (PyTorch's `interpolate(mode="nearest")`).
 pub fn nearest<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
@@ -110,18 +121,37 @@ impl<B: Kernels> SmpUnet<B> {
 
     /// Logits `[batch, classes, height, width]` at the input's height and width.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_tapped(x, &mut |_, _| {})
+    }
+
+    /// [`Self::forward`], showing `tap` each intermediate result under the name of the
+    /// segmentation_models_pytorch module that computes it (`encoder.relu`, `encoder.layer1`–`4`,
+    /// `decoder.blocks.0`–`4`, `segmentation_head`).
+    pub fn forward_tapped(&self, x: Tensor<B, 4>, tap: Tap<'_, B>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let f = self.encoder.forward(x);
+        tap_features(
+            &f,
+            tap,
+            [
+                "encoder.relu",
+                "encoder.layer1",
+                "encoder.layer2",
+                "encoder.layer3",
+                "encoder.layer4",
+            ],
+        );
         let [s1, s2, s3, s4] = f.stages;
         let hw = |t: &Tensor<B, 4>| {
             let d = t.dims();
             [d[2], d[3]]
         };
         let mut y = s4;
-        for (block, skip) in self
+        for (i, (block, skip)) in self
             .blocks
             .iter()
             .zip([Some(s3), Some(s2), Some(s1), Some(f.stem), None])
+            .enumerate()
         {
             let size = match &skip {
                 Some(s) => hw(s),
@@ -131,8 +161,11 @@ impl<B: Kernels> SmpUnet<B> {
                 }
             };
             y = block.forward(y, skip, size);
+            tap(&format!("decoder.blocks.{i}"), &y);
         }
-        nearest(conv2d(&self.head, y), [h, w])
+        let logits = nearest(conv2d(&self.head, y), [h, w]);
+        tap("segmentation_head", &logits);
+        logits
     }
 }
 
@@ -146,18 +179,30 @@ pub fn pixel_shuffle<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B, 4> {
         .reshape([b, c_out, h * r, w * r])
 }
 
+/// Gives a parameter the starting value `f` makes of its current one, as a parameter that
+/// trains. (`Param::map` keeps whatever the new tensor says about gradients, and a tensor made
+/// from another tracks none: mapped without `require_grad`, every bias of the fastai decoder, its
+/// BatchNorms' and its head's, stayed at its starting value through training, which the
+/// step-by-step comparison with fastai, `make parity-step`, found.)
+fn start_at<B: Backend, const D: usize>(
+    p: Param<Tensor<B, D>>,
+    f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Param<Tensor<B, D>> {
+    p.map(|t| f(t).detach().require_grad())
+}
+
 /// A conv followed by ReLU as fastai's decoder starts it (`init_default` with
 /// `kaiming_normal_`): weights N(0, 2/fan_in), bias 0.
 fn conv_relu<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Conv2d<B> {
     let mut conv = conv_relu_cfg(cin, cout, k).init(device);
-    conv.bias = conv.bias.map(|b| b.map(|t| t.zeros_like().detach()));
+    conv.bias = conv.bias.map(|b| start_at(b, |t| t.zeros_like()));
     conv
 }
 
 /// BatchNorm as fastai's `BatchNorm(ni)` starts it: weight 1, bias 1e-3.
 fn fastai_batch_norm<B: Backend>(c: usize, device: &B::Device) -> BatchNorm<B> {
     let mut bn = BatchNormConfig::new(c).init(device);
-    bn.beta = bn.beta.map(|b| b.ones_like().mul_scalar(1e-3).detach());
+    bn.beta = start_at(bn.beta, |b| b.ones_like().mul_scalar(1e-3));
     bn
 }
 
@@ -189,8 +234,8 @@ impl<B: Kernels> PixelShuffleIcnr<B> {
             .reshape([cout * 4, cin, 1, 1]);
         // detached: a weight computed from another parameter would be a non-leaf tensor on an
         // autodiff backend, which burn refuses to track
-        conv.weight = burn::module::Param::from_tensor(icnr.detach());
-        conv.bias = conv.bias.map(|b| b.map(|t| t.zeros_like().detach()));
+        conv.weight = Param::from_tensor(icnr.detach());
+        conv.bias = conv.bias.map(|b| start_at(b, |t| t.zeros_like()));
         PixelShuffleIcnr { conv }
     }
 
@@ -265,7 +310,9 @@ impl<B: Kernels> FastaiUnet<B> {
         // and fastai's `ConvLayer(..., act_cls=None)` bias, N(0, 0.01)
         let mut head = Conv2dConfig::new([cross, num_classes], [1, 1]).init(device);
         head.bias = head.bias.map(|b| {
-            b.map(|t| Tensor::random(t.shape(), burn::tensor::Distribution::Normal(0.0, 0.01), &t.device()).detach())
+            start_at(b, |t| {
+                Tensor::random(t.shape(), burn::tensor::Distribution::Normal(0.0, 0.01), &t.device())
+            })
         });
         FastaiUnet {
             encoder: ResNet::resnet34(device),
@@ -282,18 +329,43 @@ impl<B: Kernels> FastaiUnet<B> {
 
     /// Logits `[batch, classes, height, width]` at the input's size.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_tapped(x, &mut |_, _| {})
+    }
+
+    /// [`Self::forward`], showing `tap` each intermediate result under the name of the
+    /// `DynamicUnet` layer that computes it (`layers.0.2` the stem's ReLU, `layers.0.4`–`7` the
+    /// encoder's stages, `layers.2` the ReLU after its BatchNorm, `layers.3` the middle convs,
+    /// `layers.4`–`7` the UnetBlocks, `layers.8` the last shuffle, `layers.9` the resize,
+    /// `layers.10` the input concatenated, `layers.11` the ResBlock, `layers.12` the head).
+    pub fn forward_tapped(&self, x: Tensor<B, 4>, tap: Tap<'_, B>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let f = self.encoder.forward(x.clone());
+        tap_features(
+            &f,
+            tap,
+            ["layers.0.2", "layers.0.4", "layers.0.5", "layers.0.6", "layers.0.7"],
+        );
         let [s1, s2, s3, s4] = f.stages;
         let mut y = batch_norm(&self.bn, s4, true);
+        tap("layers.2", &y);
         y = relu(conv2d(&self.middle2, relu(conv2d(&self.middle1, y))));
-        for (block, skip) in self.blocks.iter().zip([s3, s2, s1, f.stem]) {
+        tap("layers.3", &y);
+        for (i, (block, skip)) in self.blocks.iter().zip([s3, s2, s1, f.stem]).enumerate() {
             y = block.forward(y, skip);
+            tap(&format!("layers.{}", 4 + i), &y);
         }
-        let y = nearest(self.shuf.forward(y), [h, w]);
+        let y = self.shuf.forward(y);
+        tap("layers.8", &y);
+        let y = nearest(y, [h, w]);
+        tap("layers.9", &y);
         let y = Tensor::cat(vec![y, x], 1);
+        tap("layers.10", &y);
         let r = conv2d(&self.res2, relu(conv2d(&self.res1, y.clone())));
-        conv2d(&self.head, relu(r + y))
+        let y = relu(r + y);
+        tap("layers.11", &y);
+        let logits = conv2d(&self.head, y);
+        tap("layers.12", &logits);
+        logits
     }
 }
 
