@@ -15,9 +15,9 @@ For each arch (fastai's DynamicUnet, segmentation_models_pytorch's Unet):
             STEPS.
 Compared: the learning rate and momentum of each step; step 1's forward results, module by
 module; each step's loss; at the --save steps every gradient, every parameter (BatchNorm's
-running statistics included) and Adam's two moments; after the last step the eval-mode logits
-on a validation batch and the validation loss as fastai computes it (AvgLoss: batch means
-weighted by batch size).
+running statistics included) and Adam's two moments; after step 1 and after the last step the
+eval-mode logits on a validation batch and the validation loss as fastai computes it (AvgLoss:
+batch means weighted by batch size).
 
 Tolerance: float32 noise, measured. fastai is run again (--nudges times, 3 by default) with every
 input image nudged by one float32 rounding (x·(1 + u·2⁻²³), u uniform in ±1, a new draw each
@@ -72,6 +72,23 @@ def tap_names(arch):
             "layers.12"]
 
 
+def validate(model, b):
+    """Eval-mode logits on the first validation batch, and the validation loss as fastai's
+    AvgLoss computes it (batch means weighted by batch size)."""
+    model.eval()
+    loss_func = CrossEntropyLossFlat(axis=1)
+    total, count, logits0, j = 0.0, 0, None, 0
+    with torch.no_grad():
+        while f"vx.{j}" in b:
+            p = model(b[f"vx.{j}"])
+            if j == 0:
+                logits0 = p.clone()
+            total += float(loss_func(p, b[f"vy.{j}"])) * p.shape[0]
+            count += p.shape[0]
+            j += 1
+    return logits0, torch.tensor(total / count)
+
+
 def run_fastai(arch, d, a, n_classes, nudge=0):
     """fastai's run of facepipe's job: returns {kind: {name: tensor}} as train_steps writes."""
     b = load_file(f"{d}/batches.safetensors")
@@ -89,13 +106,13 @@ def run_fastai(arch, d, a, n_classes, nudge=0):
     dl = DataLoader(list(range(n_iter * a.bs)), bs=a.bs, drop_last=True, shuffle=False)
     dls = DataLoaders(dl, DataLoader(list(range(a.bs)), bs=a.bs))
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(axis=1))
-    out = {"act": {}, "loss": {}, "lr": {}, "mom": {}}
+    out = {"act": {}, "loss": {}, "lr": {}, "mom": {}, "eval": {}}
     names = dict(model.named_modules())
     hooks = []
 
     def hook(name):
         def f(_m, _i, o):
-            if learn.train_iter == 0 and learn.training:
+            if learn.train_iter == 0 and _m.training:  # not the evaluation after step 1
                 out["act"][name] = o.detach().clone()
         return f
 
@@ -124,6 +141,9 @@ def run_fastai(arch, d, a, n_classes, nudge=0):
 
         def after_step(self):
             k = self.learn.train_iter + 1
+            if k in (1, a.steps):
+                out["eval"][f"logits.{k}"], out["eval"][f"loss.{k}"] = validate(model, b)
+                model.train()
             if k in a.save:
                 out[f"param.{k}"] = {n: t.detach().clone() for n, t in model.state_dict().items()
                                      if not n.endswith("num_batches_tracked")}
@@ -144,21 +164,6 @@ def run_fastai(arch, d, a, n_classes, nudge=0):
         h.remove()
     assert len(out["loss"]) == a.steps, f"fastai ran {len(out['loss'])} steps, not {a.steps}"
 
-    # validation as fastai's AvgLoss does it: batch means weighted by batch size
-    model.eval()
-    loss_func = CrossEntropyLossFlat(axis=1)
-    total, count, logits0 = 0.0, 0, None
-    with torch.no_grad():
-        j = 0
-        while f"vx.{j}" in b:
-            p = model(b[f"vx.{j}"])
-            if j == 0:
-                logits0 = p.clone()
-            bs = p.shape[0]
-            total += float(loss_func(p, b[f"vy.{j}"])) * bs
-            count += bs
-            j += 1
-    out["eval"] = {"logits": logits0, "loss": torch.tensor(total / count)}
     return out
 
 
@@ -216,9 +221,11 @@ def compare(arch, ours, theirs, nudges, init, a):
                     continue
                 base = init.get(name) if kind == "param" else None
                 add(key, name, ours[key][name], theirs_k[name], [n[key][name] for n in nudges], base)
-    add("eval", "logits", ours["eval"]["logits"], theirs["eval"]["logits"], [n["eval"]["logits"] for n in nudges])
-    add("eval", "valid loss", ours["eval"]["loss"].reshape(()), theirs["eval"]["loss"].reshape(()),
-        [n["eval"]["loss"].reshape(()) for n in nudges])
+    for k in (1, a.steps):
+        add(f"eval.{k}", "logits", ours["eval"][f"logits.{k}"], theirs["eval"][f"logits.{k}"],
+            [n["eval"][f"logits.{k}"] for n in nudges])
+        add(f"eval.{k}", "valid loss", ours["eval"][f"loss.{k}"].reshape(()), theirs["eval"][f"loss.{k}"].reshape(()),
+            [n["eval"][f"loss.{k}"].reshape(()) for n in nudges])
     return rows
 
 

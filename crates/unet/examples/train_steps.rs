@@ -19,8 +19,9 @@
 //! * `act.safetensors`: step 1's forward results, by the name of the module computing them;
 //! * `grad.K`, `param.K` (after the step, BatchNorm running statistics included), `m.K`, `v.K`
 //!   (Adam's moments after the step) `.safetensors` for each K of `--save`;
-//! * `eval.safetensors`: after the last step, the inference network's logits on the first
-//!   validation batch (`logits`) and the validation loss as unet-train computes it (`loss`).
+//! * `eval.safetensors`: after step 1 and after the last step K, the inference network's
+//!   logits on the first validation batch (`logits.K`) and the validation loss as unet-train
+//!   computes it (`loss.K`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -229,6 +230,23 @@ fn save_as<M: Module<B>>(
     Ok(())
 }
 
+/// The inference network's logits on the first validation batch and the validation loss as
+/// unet-train computes it, after step `step`; returns the loss.
+fn eval_into<M: Segmenter<B>>(
+    ev: &mut Out,
+    net: &M,
+    valid: &[Batch],
+    step: usize,
+    n: usize,
+    device: &burn::tensor::Device<B>,
+) -> Result<f64> {
+    let scores = evaluate(net, valid.iter().cloned().map(Ok), n, Loss::CrossEntropy, device)?;
+    let (x, _) = to_tensors::<<B as AutodiffBackend>::InnerBackend>(&valid[0], device);
+    ev.tensor(&format!("logits.{step}"), &net.valid().logits(x));
+    ev.f32(&format!("loss.{step}"), vec![], &[scores.loss() as f32]);
+    Ok(scores.loss())
+}
+
 fn run<M>(a: &Args) -> Result<()>
 where
     M: Segmenter<B> + Architecture<B> + Tapped<B>,
@@ -247,7 +265,20 @@ where
     let mut opt = GroupAdam::new(&net);
     let mut out = Out::default();
     let mut acts = Out::default();
-    let (mut step, mut epoch) = (0, 0);
+    let mut ev = Out::default();
+    let valid: Vec<Batch> = batches(data.valid.clone(), a.bs, a.size, n, false, a.seed, 0)
+        .scan(0, |seen, b| {
+            let keep = *seen < a.valid;
+            *seen += a.bs;
+            keep.then_some(b)
+        })
+        .collect::<Result<_>>()?;
+    ensure!(!valid.is_empty(), "the split has no validation items");
+    for (j, b) in valid.iter().enumerate() {
+        out.f32(&format!("vx.{j}"), vec![b.n, 3, b.size, b.size], &b.images);
+        out.i64(&format!("vy.{j}"), vec![b.n, b.size, b.size], &b.masks);
+    }
+    let (mut step, mut epoch, mut last_loss) = (0, 0, 0.0);
     'fit: loop {
         for (i, b) in batches(data.train.clone(), a.bs, a.size, n, true, a.seed, epoch as u64).enumerate() {
             let b = b?;
@@ -289,6 +320,9 @@ where
                 save_as(&net, &m, &a.out, &format!("m.{step}"), a.arch)?;
                 save_as(&net, &v, &a.out, &format!("v.{step}"), a.arch)?;
             }
+            if step == 1 || step == a.steps {
+                last_loss = eval_into(&mut ev, &net, &valid, step, n, &device)?;
+            }
             if step == a.steps {
                 break 'fit;
             }
@@ -296,26 +330,9 @@ where
         epoch += 1;
     }
 
-    let valid: Vec<Batch> = batches(data.valid.clone(), a.bs, a.size, n, false, a.seed, 0)
-        .scan(0, |seen, b| {
-            let keep = *seen < a.valid;
-            *seen += a.bs;
-            keep.then_some(b)
-        })
-        .collect::<Result<_>>()?;
-    ensure!(!valid.is_empty(), "the split has no validation items");
-    for (j, b) in valid.iter().enumerate() {
-        out.f32(&format!("vx.{j}"), vec![b.n, 3, b.size, b.size], &b.images);
-        out.i64(&format!("vy.{j}"), vec![b.n, b.size, b.size], &b.masks);
-    }
     out.write(&a.out.join("batches.safetensors"))?;
     acts.write(&a.out.join("act.safetensors"))?;
 
-    let scores = evaluate(&net, valid.clone().into_iter().map(Ok), n, Loss::CrossEntropy, &device)?;
-    let mut ev = Out::default();
-    let (x, _) = to_tensors::<<B as AutodiffBackend>::InnerBackend>(&valid[0], &device);
-    ev.tensor("logits", &net.valid().logits(x));
-    ev.f32("loss", vec![], &[scores.loss() as f32]);
     ev.write(&a.out.join("eval.safetensors"))?;
     eprintln!(
         "{} {}: {} steps of {} ({} a epoch), valid loss {:.6} on {} images",
@@ -324,7 +341,7 @@ where
         step,
         a.bs,
         n_iter,
-        scores.loss(),
+        last_loss,
         valid.iter().map(|b| b.n).sum::<usize>()
     );
     Ok(())
