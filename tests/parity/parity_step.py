@@ -19,6 +19,9 @@ running statistics included) and Adam's two moments; after step 1 and after the 
 eval-mode logits on a validation batch and the validation loss as fastai computes it (AvgLoss:
 batch means weighted by batch size).
 
+The data too: facepipe's first validation batch against fastai's own DataBlock pipeline
+(Resize with centre crop, ImageNet normalisation) on the same items.
+
 Tolerance: float32 noise, measured. fastai is run again (--nudges times, 3 by default) with every
 input image nudged by one float32 rounding (x·(1 + u·2⁻²³), u uniform in ±1, a new draw each
 time): the most that moves a tensor is what float32 arithmetic alone can move it by. A tensor passes when its difference between
@@ -167,6 +170,34 @@ def run_fastai(arch, d, a, n_classes, nudge=0):
     return out
 
 
+def data_check(split, d, a):
+    """facepipe's first validation batch against fastai's own pipeline on the same items
+    (Resize(size, method=Crop): the centre crop, bilinear for photos, nearest for masks;
+    ImageNet normalisation). Photos may differ by one 8-bit level (rounding), masks not at all."""
+    from fastai.vision.all import (DataBlock, FuncSplitter, ImageBlock, MaskBlock, Normalize, Resize,
+                                   ResizeMethod, imagenet_stats)
+    m = json.loads(Path(split).read_text())
+    base = Path(split).resolve().parent
+    items = [(str(base / it["image"]), str(base / it["mask"]), it["split"] == "valid")
+             for it in m["items"] if it.get("mask") and it.get("split")]
+    block = DataBlock(blocks=(ImageBlock, MaskBlock([c["name"] for c in m["classes"]])),
+                      get_x=lambda i: items[i][0], get_y=lambda i: items[i][1],
+                      splitter=FuncSplitter(lambda i: items[i][2]),
+                      item_tfms=Resize(a.size, method=ResizeMethod.Crop),
+                      batch_tfms=Normalize.from_stats(*imagenet_stats))
+    dls = block.dataloaders(list(range(len(items))), bs=a.bs, num_workers=0, device="cpu")
+    x, y = dls.valid.one_batch()
+    b = load_file(f"{d}/batches.safetensors")
+    level = 1 / 255 / min(imagenet_stats[1])  # one 8-bit level, normalised
+    dx = (x.as_subclass(torch.Tensor) - b["vx.0"]).abs().max().item()
+    same = (y.as_subclass(torch.Tensor) == b["vy.0"]).float().mean().item()
+    ok = dx <= level * 1.001 and same == 1.0
+    print(f"  data: facepipe's validation batch against fastai's pipeline: photos within {dx:.4f} "
+          f"(one 8-bit level is {level:.4f}), masks equal on {100 * same:.2f} % of pixels: "
+          f"{'ok' if ok else 'DIFFERENT'}")
+    return ok
+
+
 def facepipe_side(d, a):
     b = load_file(f"{d}/batches.safetensors")
     out = {"act": load_file(f"{d}/act.safetensors"),
@@ -281,7 +312,8 @@ def main():
             theirs = run_fastai(arch, d, a, n_classes)
             nudges = [run_fastai(arch, d, a, n_classes, nudge=s) for s in range(1, a.nudges + 1)]
             init = load_file(f"{d}/init.safetensors")
-        ok &= report(arch, compare(arch, ours, theirs, nudges, init, a))
+            ok &= report(arch, compare(arch, ours, theirs, nudges, init, a))
+            ok &= data_check(a.split, d, a)
     print("parity-step: " + ("ok" if ok else "FAILED"))
     sys.exit(0 if ok else 1)
 
