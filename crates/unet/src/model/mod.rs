@@ -58,11 +58,19 @@ pub struct ConvBnRelu<B: Backend> {
 }
 
 impl<B: Kernels> ConvBnRelu<B> {
+    /// As segmentation_models_pytorch's `initialize_decoder` starts it: the conv
+    /// `kaiming_uniform_(fan_in, relu)`, U(±√(6/fan_in)) (burn's and PyTorch's default bound is
+    /// √6 times smaller, which under Adam's fixed-size steps trains the decoder as if at a higher
+    /// learning rate), BatchNorm weight 1 and bias 0.
     pub fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
         ConvBnRelu {
             conv: Conv2dConfig::new([cin, cout], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .with_bias(false)
+                .with_initializer(burn::nn::Initializer::KaimingUniform {
+                    gain: std::f64::consts::SQRT_2,
+                    fan_out_only: false,
+                })
                 .init(device),
             bn: BatchNormConfig::new(cout).init(device),
         }
@@ -110,12 +118,16 @@ impl<B: Kernels> SmpUnet<B> {
                 conv2: ConvBnRelu::new(SMP_CHANNELS[i], SMP_CHANNELS[i], device),
             })
             .collect();
+        // smp's `initialize_head`: xavier_uniform_ weights, bias 0
+        let mut head = Conv2dConfig::new([16, num_classes], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_initializer(burn::nn::Initializer::XavierUniform { gain: 1.0 })
+            .init(device);
+        head.bias = head.bias.map(|b| start_at(b, |t| t.zeros_like()));
         SmpUnet {
             encoder: ResNet::resnet34(device),
             blocks,
-            head: Conv2dConfig::new([16, num_classes], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device),
+            head,
         }
     }
 

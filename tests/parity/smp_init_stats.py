@@ -1,0 +1,39 @@
+"""Mean and standard deviation of every decoder and head parameter of
+segmentation_models_pytorch's Unet at initialisation (resnet34 encoder, encoder_weights=None,
+12 classes: what `--arch smp` corresponds to), as JSON for crates/unet/tests/init_stats.rs.
+
+Run once with segmentation_models_pytorch installed; the output is committed:
+    python tests/parity/smp_init_stats.py > crates/unet/tests/data/smp_init_stats.json
+The encoder is left out (torchvision's initialisation, covered by crates/unet's encoder tests).
+"""
+import json
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+import segmentation_models_pytorch as smp
+import torch
+
+torch.manual_seed(2020)
+model = smp.Unet("resnet34", encoder_weights=None, classes=12)
+params = []
+for name, p in model.named_parameters():
+    if name.startswith("encoder."):
+        continue
+    t = p.detach().double()
+    params.append({
+        "name": name,
+        "shape": list(p.shape),
+        "mean": t.mean().item(),
+        "std": t.std().item() if t.numel() > 1 else 0.0,
+        "min": t.min().item(),
+        "max": t.max().item(),
+    })
+json.dump({
+    "source": 'segmentation_models_pytorch.Unet("resnet34", encoder_weights=None, classes=12)',
+    "segmentation_models_pytorch": smp.__version__,
+    "torch": torch.__version__,
+    "seed": 2020,
+    "params": params,
+}, sys.stdout, indent=1)
+print()
