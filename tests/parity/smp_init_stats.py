@@ -1,10 +1,10 @@
-"""Mean and standard deviation of every decoder and head parameter of
-segmentation_models_pytorch's Unet at initialisation (resnet34 encoder, encoder_weights=None,
-12 classes: what `--arch smp` corresponds to), as JSON for crates/unet/tests/init_stats.rs.
+"""Mean and standard deviation of every parameter of segmentation_models_pytorch's Unet at
+initialisation (resnet34 encoder, encoder_weights=None, 12 classes: what `--arch smp`
+corresponds to), as JSON for crates/unet/tests/init_stats.rs. The encoder is torchvision's
+ResNet34 with torchvision's initialisation, which both archs share.
 
 Run once with segmentation_models_pytorch installed; the output is committed:
     python tests/parity/smp_init_stats.py > crates/unet/tests/data/smp_init_stats.json
-The encoder is left out (torchvision's initialisation, covered by crates/unet's encoder tests).
 """
 import json
 import sys
@@ -18,8 +18,6 @@ torch.manual_seed(2020)
 model = smp.Unet("resnet34", encoder_weights=None, classes=12)
 params = []
 for name, p in model.named_parameters():
-    if name.startswith("encoder."):
-        continue
     t = p.detach().double()
     params.append({
         "name": name,
