@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use facepipe_testutil::{json, ok, run};
+use facepipe_testutil::{json, ok, run, train_tiny};
 use image::{Rgb, RgbImage};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parity/fasseg.py");
@@ -143,30 +143,7 @@ fn fasseg_v3_becomes_a_split_the_stages_train_on() {
     // the split trains as any manifest does (paths are absolute: it can live anywhere)
     let rel = std::fs::read_to_string(out.join("split-small.json")).unwrap();
     std::fs::write(tmp.path().join("moved.json"), rel).unwrap();
-    ok(run(
-        tmp.path(),
-        "unet-train",
-        &[
-            "-i",
-            "moved.json",
-            "--out-dir",
-            "model",
-            "--arch",
-            "fastai",
-            "--size",
-            "32",
-            "--bs",
-            "2",
-            "--fine-tune-epochs",
-            "0",
-            "--no-lr-find",
-            "--epochs",
-            "1",
-            "--lr",
-            "1e-3",
-            "-q",
-        ],
-    ));
+    train_tiny(tmp.path(), "moved.json", "model");
     assert_eq!(
         json(&tmp.path().join("model/model.json"))["classes"][5]["name"],
         "mouth"

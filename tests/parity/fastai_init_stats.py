@@ -14,25 +14,14 @@ import warnings
 warnings.filterwarnings("ignore")
 import fastai
 import torch
+from param_stats import param_stats
 from fastai.vision.learner import create_body
 from fastai.vision.models.unet import DynamicUnet
 from torchvision.models import resnet34
 
 torch.manual_seed(2020)
 model = DynamicUnet(create_body(resnet34(), n_in=3, pretrained=False), 12, (128, 128), norm_type=None)
-params = []
-for name, p in model.named_parameters():
-    if name.startswith("layers.0."):
-        continue
-    t = p.detach().double()
-    params.append({
-        "name": name,
-        "shape": list(p.shape),
-        "mean": t.mean().item(),
-        "std": t.std().item() if t.numel() > 1 else 0.0,
-        "min": t.min().item(),
-        "max": t.max().item(),
-    })
+params = param_stats(model, "layers.0.")
 json.dump({
     "source": "fastai DynamicUnet(create_body(resnet34(), pretrained=False), 12, (128, 128), norm_type=None)",
     "fastai": fastai.__version__,

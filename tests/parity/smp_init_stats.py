@@ -13,20 +13,11 @@ import warnings
 warnings.filterwarnings("ignore")
 import segmentation_models_pytorch as smp
 import torch
+from param_stats import param_stats
 
 torch.manual_seed(2020)
 model = smp.Unet("resnet34", encoder_weights=None, classes=12)
-params = []
-for name, p in model.named_parameters():
-    t = p.detach().double()
-    params.append({
-        "name": name,
-        "shape": list(p.shape),
-        "mean": t.mean().item(),
-        "std": t.std().item() if t.numel() > 1 else 0.0,
-        "min": t.min().item(),
-        "max": t.max().item(),
-    })
+params = param_stats(model)
 json.dump({
     "source": 'segmentation_models_pytorch.Unet("resnet34", encoder_weights=None, classes=12)',
     "segmentation_models_pytorch": smp.__version__,

@@ -133,24 +133,27 @@ struct Out(Vec<(String, Dtype, Vec<usize>, Vec<u8>)>);
 
 impl Out {
     fn f32(&mut self, name: &str, shape: Vec<usize>, v: &[f32]) {
-        self.0.push((
-            name.into(),
+        self.push(
+            name,
             Dtype::F32,
             shape,
             v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ));
+        );
     }
     fn tensor<Bk: Backend, const D: usize>(&mut self, name: &str, t: &Tensor<Bk, D>) {
         let v: Vec<f32> = t.to_data().convert::<f32>().into_vec().expect("f32 tensor");
         self.f32(name, t.dims().to_vec(), &v);
     }
     fn i64(&mut self, name: &str, shape: Vec<usize>, v: &[i64]) {
-        self.0.push((
-            name.into(),
+        self.push(
+            name,
             Dtype::I64,
             shape,
             v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ));
+        );
+    }
+    fn push(&mut self, name: &str, dtype: Dtype, shape: Vec<usize>, bytes: Vec<u8>) {
+        self.0.push((name.into(), dtype, shape, bytes));
     }
     fn write(&self, path: &Path) -> Result<()> {
         let views = self
@@ -217,6 +220,15 @@ impl ModuleVisitor<B> for Grads<'_> {
     }
 }
 
+/// `net` as `dir/stem.safetensors` under the PyTorch twin's names (only: save_weights also
+/// writes burn's `.bpk`, which nothing here reads).
+fn save_torch<Bk: Backend, M: Module<Bk>>(net: &M, dir: &Path, stem: &str, arch: Arch) -> Result<()> {
+    save_weights(net, dir, stem, Some(arch))?;
+    std::fs::remove_file(dir.join(format!("{stem}.bpk")))?;
+    Ok(())
+}
+
+/// `net` with its parameters replaced by `values` (see [`Replace`]), saved as [`save_torch`].
 fn save_as<M: Module<B>>(
     net: &M,
     values: &HashMap<String, Vec<f32>>,
@@ -224,10 +236,12 @@ fn save_as<M: Module<B>>(
     stem: &str,
     arch: Arch,
 ) -> Result<()> {
-    let copy = net.clone().map(&mut Replace { stack: vec![], values });
-    save_weights(&copy, dir, stem, Some(arch))?;
-    std::fs::remove_file(dir.join(format!("{stem}.bpk")))?;
-    Ok(())
+    save_torch(
+        &net.clone().map(&mut Replace { stack: vec![], values }),
+        dir,
+        stem,
+        arch,
+    )
 }
 
 /// The inference network's logits on the first validation batch and the validation loss as
@@ -256,8 +270,7 @@ where
     let n = data.n_classes;
     <B as Backend>::seed(&device, a.seed);
     let mut net = M::build(n, &device);
-    save_weights(&net, &a.out, "init", Some(a.arch))?;
-    std::fs::remove_file(a.out.join("init.bpk"))?;
+    save_torch(&net, &a.out, "init", a.arch)?;
 
     let n_iter = data.train.len() / a.bs;
     ensure!(n_iter > 0, "{} train items: fewer than a batch", data.train.len());
@@ -312,8 +325,7 @@ where
             if keep {
                 // the inference twin: making it applies the step's pending running-statistics
                 // update, which burn's RunningState otherwise holds back until the next forward
-                save_weights(&net.valid(), &a.out, &format!("param.{step}"), Some(a.arch))?;
-                std::fs::remove_file(a.out.join(format!("param.{step}.bpk")))?;
+                save_torch(&net.valid(), &a.out, &format!("param.{step}"), a.arch)?;
                 let saved = opt.export()?;
                 let m = saved.moments.iter().map(|s| (s.path.clone(), s.m.clone())).collect();
                 let v = saved.moments.iter().map(|s| (s.path.clone(), s.v.clone())).collect();
