@@ -277,6 +277,8 @@ FASSEG_DIR ?= $(OUT_DIR)/fasseg
 FASSEG_SCALE ?= small
 FASSEG_EPOCHS ?= 40
 FASSEG_SPLIT = $(FASSEG_DIR)/split-$(FASSEG_SCALE).json
+# fastai's runs are deterministic: kept here and reused while the job and the data are the same
+FASTAI_CACHE ?= $(FASSEG_DIR)/fastai-runs.json
 FASSEG_SKIP = if [ -z "$(FASSEG_V3)" ]; then echo "$@: skipped: set FASSEG_V3 to the V3 folder of a copy of github.com/massimomauro/FASSEG-repository (FASSEG's multipose faces)"; exit 0; fi
 fasseg-data: | build ## FASSEG_V3's faces as facepipe manifests in FASSEG_DIR (split-small.json, split-full.json)
 	@$(FASSEG_SKIP); \
@@ -287,9 +289,10 @@ fasseg-data: | build ## FASSEG_V3's faces as facepipe manifests in FASSEG_DIR (s
 
 parity-fastai: | build ## fastai itself vs unet-train on FASSEG's real faces (FASSEG_V3=DIR): per-epoch valid loss bands, final foreground IoU mean ± sd, both archs, 3 seeds (needs fastai in TORCH_PYTHON)
 	@$(FASSEG_SKIP); $(MAKE) --no-print-directory fasseg-data && \
-	$(TORCH_PYTHON) tests/parity/fastai_learning.py $(FASSEG_SPLIT) $(BIN)/unet-train --epochs $(FASSEG_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3
+	$(TORCH_PYTHON) tests/parity/fastai_learning.py $(FASSEG_SPLIT) $(BIN)/unet-train --epochs $(FASSEG_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3 \
+	  --fastai-cache $(FASTAI_CACHE)
 
-parity-step: | build ## fastai and unet-train step by step from the same weights and batches: every tensor after 1, 2 and 10 steps, both archs (FASSEG_V3=DIR, else the demo faces; needs fastai in TORCH_PYTHON)
+parity-step: | build ## fastai and unet-train step by step from the same weights and batches: every tensor after steps 1, 2, 9 and 10, and fastai's optimiser replayed on facepipe's gradients, both archs (FASSEG_V3=DIR, else the demo faces; needs fastai in TORCH_PYTHON)
 	$(CARGO) build --release --quiet -p unet --example train_steps
 	@if [ -n "$(FASSEG_V3)" ]; then $(MAKE) --no-print-directory fasseg-data || exit 1; split=$(FASSEG_SPLIT); \
 	else $(MAKE) --no-print-directory $(OUT_DIR)/split.json || exit 1; split=$(OUT_DIR)/split.json; fi; \

@@ -18,6 +18,12 @@ then mean ± sd per side.
         [--epochs 5] [--seeds 1,2,3] [--archs fastai,smp] [--size 128] [--bs 4] [--lr 3e-3] \
         [--train N] [--valid M]
 
+--fastai-cache FILE keeps fastai's results (its runs are deterministic: set_seed(seed,
+reproducible=True); two runs of the same job give the same curve to the last digit) keyed by
+what determines them: the photos' and masks' bytes, the split, the classes, the job, the seed,
+and the torch and fastai versions. A rerun then measures only facepipe; delete the file (or
+change any of those) and fastai runs again.
+
 --train/--valid keep the first N train and M valid items of the split (in its order), so a long
 job (40 epochs) can be run at the scale it was first seen at (20 train / 50 valid images); both
 sides read the same subset, written as a manifest of absolute paths in a temporary folder.
@@ -26,6 +32,7 @@ Needs torch, fastai and segmentation_models_pytorch (`make parity-fastai TORCH_P
 """
 import argparse
 import csv
+import hashlib
 import json
 import statistics
 import subprocess
@@ -83,6 +90,39 @@ def load_split(path):
              for it in m["items"] if it.get("mask") and it.get("split")]
     codes = [c["name"] for c in m["classes"]]
     return items, codes
+
+
+def job_key(items, codes, arch, seed, a):
+    """What fastai's result depends on, as one string: the data's bytes and roles, the classes,
+    the job, the seed, and the library versions."""
+    import fastai
+
+    h = hashlib.sha256()
+    for image, mask, valid in items:
+        h.update(Path(image).read_bytes())
+        h.update(Path(mask).read_bytes())
+        h.update(b"v" if valid else b"t")
+    h.update(json.dumps(codes).encode())
+    return (f"{arch} seed {seed} epochs {a.epochs} lr {a.lr} size {a.size} bs {a.bs} "
+            f"torch {torch.__version__} fastai {fastai.__version__} data {h.hexdigest()[:16]}")
+
+
+def cached_fastai(items, codes, arch, seed, a):
+    """run_fastai, through --fastai-cache when it is given; and whether it came from there."""
+    if not a.fastai_cache:
+        return (*run_fastai(items, codes, arch, seed, a), False)
+    path = Path(a.fastai_cache)
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    key = job_key(items, codes, arch, seed, a)
+    if key in cache:
+        return cache[key]["valid_loss"], cache[key]["fg_iou"], True
+    curve, iou = run_fastai(items, codes, arch, seed, a)
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    cache[key] = {"valid_loss": curve, "fg_iou": iou}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(cache, indent=1))
+    tmp.replace(path)
+    return curve, iou, False
 
 
 def fg_iou(conf):
@@ -166,6 +206,7 @@ def main():
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--bs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--fastai-cache", help="JSON file of fastai's results, reused when the job is the same")
     ap.add_argument("--train", type=int, help="use only the split's first N train items")
     ap.add_argument("--valid", type=int, help="use only the split's first M valid items")
     a = ap.parse_args()
@@ -182,16 +223,17 @@ def main():
             curves = {"fastai": [], "facepipe": []}
             for seed in seeds:
                 for side in ("fastai", "facepipe"):
-                    t0 = time.monotonic()
+                    t0, cached = time.monotonic(), False
                     if side == "fastai":
-                        curve, iou = run_fastai(items, codes, arch, seed, a)
+                        curve, iou, cached = cached_fastai(items, codes, arch, seed, a)
                     else:
                         curve, iou = run_facepipe(a.split, a.binary, arch, seed, a, work)
                     final[side].append(iou)
                     curves[side].append(curve)
                     print(f"{arch:6} seed {seed} {side:8} valid loss " +
                           " ".join(f"{v:.4f}" for v in curve) +
-                          f"   fg IoU {iou:.4f}   {time.monotonic() - t0:.0f} s", flush=True)
+                          f"   fg IoU {iou:.4f}   " +
+                          ("(cached)" if cached else f"{time.monotonic() - t0:.0f} s"), flush=True)
             for side, v in final.items():
                 sd = statistics.stdev(v) if len(v) > 1 else 0.0
                 print(f"{arch:6} {side:8} final foreground IoU {statistics.mean(v):.4f} ± {sd:.4f} (n={len(v)})")

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! train_steps ARCH SPLIT.json OUT_DIR [--size 128] [--bs 4] [--seed 2020] [--epochs 40]
-//!     [--lr 3e-3] [--steps 10] [--save 1,2,10] [--valid 8]
+//!     [--lr 3e-3] [--steps 10] [--save 1,2,9,10] [--valid 8]
 //! ```
 //!
 //! Builds the model as unet-train does (seeded, random weights) and trains it the way
