@@ -276,6 +276,9 @@ FASSEG_V3 ?=
 FASSEG_DIR ?= $(OUT_DIR)/fasseg
 FASSEG_SCALE ?= small
 FASSEG_EPOCHS ?= 40
+# six seeds: on this job three seeds of fastai itself can disagree by more than the gap sought
+# (docs/limits.md); fastai's runs are cached, so only unet-train's repeat
+FASSEG_SEEDS ?= 1,2,3,4,5,6
 FASSEG_SPLIT = $(FASSEG_DIR)/split-$(FASSEG_SCALE).json
 # fastai's runs are deterministic: kept here and reused while the job and the data are the same
 FASTAI_CACHE ?= $(FASSEG_DIR)/fastai-runs.json
@@ -287,9 +290,9 @@ fasseg-data: | build ## FASSEG_V3's faces as facepipe manifests in FASSEG_DIR (s
 	python3 tests/parity/fasseg.py split $(FASSEG_DIR)/masks.json $(FASSEG_DIR)/split-small.json --train 20 --valid 50 && \
 	python3 tests/parity/fasseg.py split $(FASSEG_DIR)/masks.json $(FASSEG_DIR)/split-full.json
 
-parity-fastai: | build ## fastai itself vs unet-train on FASSEG's real faces (FASSEG_V3=DIR): per-epoch valid loss bands, final foreground IoU mean ± sd, both archs, 3 seeds (needs fastai in TORCH_PYTHON)
+parity-fastai: | build ## fastai itself vs unet-train on FASSEG's real faces (FASSEG_V3=DIR): per-epoch valid loss bands, final foreground IoU mean ± sd, both archs, 6 seeds, fastai's runs cached (needs fastai in TORCH_PYTHON)
 	@$(FASSEG_SKIP); $(MAKE) --no-print-directory fasseg-data && \
-	$(TORCH_PYTHON) tests/parity/fastai_learning.py $(FASSEG_SPLIT) $(BIN)/unet-train --epochs $(FASSEG_EPOCHS) --seeds $(PARITY_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3 \
+	$(TORCH_PYTHON) tests/parity/fastai_learning.py $(FASSEG_SPLIT) $(BIN)/unet-train --epochs $(FASSEG_EPOCHS) --seeds $(FASSEG_SEEDS) --archs $(PARITY_ARCHS) --size 128 --bs 4 --lr 3e-3 \
 	  --fastai-cache $(FASTAI_CACHE)
 
 parity-step: | build ## fastai and unet-train step by step from the same weights and batches: every tensor after steps 1, 2, 9 and 10, and fastai's optimiser replayed on facepipe's gradients, both archs (FASSEG_V3=DIR, else the demo faces; needs fastai in TORCH_PYTHON)

@@ -115,14 +115,23 @@ def cached_fastai(items, codes, arch, seed, a):
     cache = json.loads(path.read_text()) if path.exists() else {}
     key = job_key(items, codes, arch, seed, a)
     if key in cache:
-        return cache[key]["valid_loss"], cache[key]["fg_iou"], True
-    curve, iou = run_fastai(items, codes, arch, seed, a)
+        c = cache[key]
+        return c["valid_loss"], c["fg_iou"], c.get("class_iou"), True
+    curve, iou, per_class = run_fastai(items, codes, arch, seed, a)
     cache = json.loads(path.read_text()) if path.exists() else {}
-    cache[key] = {"valid_loss": curve, "fg_iou": iou}
+    cache[key] = {"valid_loss": curve, "fg_iou": iou, "class_iou": per_class}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(cache, indent=1))
     tmp.replace(path)
-    return curve, iou, False
+    return curve, iou, per_class, False
+
+
+def class_iou(conf, codes):
+    """Each class's IoU over the valid set (None where it is neither in the masks nor
+    predicted)."""
+    inter = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - inter
+    return {codes[c]: (float(inter[c] / union[c]) if union[c] > 0 else None) for c in range(len(conf))}
 
 
 def fg_iou(conf):
@@ -164,7 +173,7 @@ def run_fastai(items, codes, arch, seed, a):
     t = targs.flatten().numpy()
     keep = t != 255
     conf = np.bincount(t[keep] * len(codes) + p[keep], minlength=len(codes) ** 2).reshape(len(codes), -1)
-    return losses, fg_iou(conf)
+    return losses, fg_iou(conf), class_iou(conf, codes)
 
 
 def run_facepipe(split, binary, arch, seed, a, work):
@@ -175,7 +184,10 @@ def run_facepipe(split, binary, arch, seed, a, work):
     subprocess.run([binary, "-i", split, "--out-dir", str(out), "--arch", arch, "--size", str(a.size),
                     "--bs", str(a.bs), "--seed", str(seed), "--recipe", str(recipe), "-q"], check=True)
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    return [float(r["valid_loss"]) for r in rows], float(rows[-1]["mean_iou_fg"])
+    last = rows[-1]
+    per_class = {k[len("iou_"):]: (float(v) if v not in ("", "nan") else None)
+                 for k, v in last.items() if k.startswith("iou_")}
+    return [float(r["valid_loss"]) for r in rows], float(last["mean_iou_fg"]), per_class
 
 
 def overlap_report(arch, curves):
@@ -225,15 +237,18 @@ def main():
                 for side in ("fastai", "facepipe"):
                     t0, cached = time.monotonic(), False
                     if side == "fastai":
-                        curve, iou, cached = cached_fastai(items, codes, arch, seed, a)
+                        curve, iou, per_class, cached = cached_fastai(items, codes, arch, seed, a)
                     else:
-                        curve, iou = run_facepipe(a.split, a.binary, arch, seed, a, work)
+                        curve, iou, per_class = run_facepipe(a.split, a.binary, arch, seed, a, work)
                     final[side].append(iou)
                     curves[side].append(curve)
                     print(f"{arch:6} seed {seed} {side:8} valid loss " +
                           " ".join(f"{v:.4f}" for v in curve) +
                           f"   fg IoU {iou:.4f}   " +
                           ("(cached)" if cached else f"{time.monotonic() - t0:.0f} s"), flush=True)
+                    if per_class:
+                        print(f"{arch:6} seed {seed} {side:8} class IoU " + ", ".join(
+                            f"{c} {'–' if v is None else f'{v:.3f}'}" for c, v in per_class.items()), flush=True)
             for side, v in final.items():
                 sd = statistics.stdev(v) if len(v) > 1 else 0.0
                 print(f"{arch:6} {side:8} final foreground IoU {statistics.mean(v):.4f} ± {sd:.4f} (n={len(v)})")
