@@ -32,6 +32,142 @@ pub struct Dims {
     pub pixels: usize,
 }
 
+/// One image's logits `[classes, pixels]` and targets `[pixels]`.
+#[derive(Clone, Copy)]
+struct Image<'a> {
+    z: &'a [f32],
+    t: &'a [i64],
+    classes: usize,
+    pixels: usize,
+}
+
+impl Image<'_> {
+    /// The pixel's true class, or None for an ignored pixel.
+    fn label(&self, i: usize) -> Option<usize> {
+        let t = self.t[i];
+        (t >= 0 && (t as usize) < self.classes).then_some(t as usize)
+    }
+}
+
+/// What the forward pass over one image leaves: the probabilities (class-major like the
+/// logits), the cross-entropy summed over its labelled pixels, and dice's per-class sums
+/// I (`inter`) and U (`union`).
+struct Forward {
+    p: Vec<f32>,
+    ce: f64,
+    inter: Vec<f64>,
+    union: Vec<f64>,
+}
+
+/// Softmax of pixel `i` into `p` (max-shifted); returns the max and the sum of exponentials,
+/// from which the pixel's log-probabilities follow.
+fn softmax_pixel(img: Image, p: &mut [f32], i: usize) -> (f32, f32) {
+    let Image { z, classes, pixels, .. } = img;
+    let max = (0..classes)
+        .map(|c| z[c * pixels + i])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for c in 0..classes {
+        let e = (z[c * pixels + i] - max).exp();
+        p[c * pixels + i] = e;
+        sum += e;
+    }
+    for c in 0..classes {
+        p[c * pixels + i] /= sum;
+    }
+    (max, sum)
+}
+
+/// The softmax of every pixel, and the cross-entropy and dice sums over the labelled ones.
+fn forward(img: Image, terms: Terms) -> Forward {
+    let Image { z, classes, pixels, .. } = img;
+    let mut f = Forward {
+        p: vec![0f32; classes * pixels],
+        ce: 0.0,
+        inter: vec![0f64; classes],
+        union: vec![0f64; classes],
+    };
+    for i in 0..pixels {
+        let (max, sum) = softmax_pixel(img, &mut f.p, i);
+        let Some(ti) = img.label(i) else { continue };
+        if terms.ce {
+            f.ce -= f64::from(z[ti * pixels + i] - max - sum.ln());
+        }
+        if terms.dice {
+            for c in 0..classes {
+                f.union[c] += f64::from(f.p[c * pixels + i]);
+            }
+            f.inter[ti] += f64::from(f.p[ti * pixels + i]);
+            f.union[ti] += 1.0;
+        }
+    }
+    f
+}
+
+/// Dice's per-class terms for one image, 1 − (2I + s)/(U + s) (summed by the caller, in class
+/// order), and its per-class coefficients a_c (module docs) for a pixel of that class (`hit`)
+/// and of another (`miss`).
+struct Dice {
+    per_class: Vec<f64>,
+    hit: Vec<f32>,
+    miss: Vec<f32>,
+}
+
+fn dice(f: &Forward, smooth: f64) -> Dice {
+    let classes = f.inter.len();
+    let mut d = Dice {
+        per_class: vec![0f64; classes],
+        hit: vec![0f32; classes],
+        miss: vec![0f32; classes],
+    };
+    for c in 0..classes {
+        let u = f.union[c] + smooth;
+        d.per_class[c] = 1.0 - (2.0 * f.inter[c] + smooth) / u;
+        let base = (2.0 * f.inter[c] + smooth) / (u * u);
+        d.miss[c] = base as f32;
+        d.hit[c] = (base - 2.0 / u) as f32;
+    }
+    d
+}
+
+/// The gradient with respect to one image's logits into `g` (ignored pixels stay 0):
+/// (p_c − [c = t])/N for cross-entropy, p_j·(a_j − Σ_c p_c·a_c) for dice.
+fn write_gradient(img: Image, f: &Forward, terms: Terms, dice: Option<&Dice>, inv_n: f32, g: &mut [f32]) {
+    let Image { classes, pixels, .. } = img;
+    let p = &f.p;
+    for i in 0..pixels {
+        let Some(ti) = img.label(i) else { continue };
+        let a = |c: usize, d: &Dice| if c == ti { d.hit[c] } else { d.miss[c] };
+        let s = dice.map_or(0.0, |d| (0..classes).map(|c| p[c * pixels + i] * a(c, d)).sum::<f32>());
+        for c in 0..classes {
+            let pc = p[c * pixels + i];
+            let mut v = 0f32;
+            if terms.ce {
+                v += (pc - f32::from(u8::from(c == ti))) * inv_n;
+            }
+            if let Some(d) = dice {
+                v += pc * (a(c, d) - s);
+            }
+            g[c * pixels + i] = v;
+        }
+    }
+}
+
+/// One image's share of the loss (its cross-entropy over the batch's N labelled pixels, its
+/// dice), with its gradient written into `g` when given.
+fn image_loss(img: Image, terms: Terms, smooth: f64, n: f64, g: Option<&mut [f32]>) -> f64 {
+    let f = forward(img, terms);
+    let dice = terms.dice.then(|| dice(&f, smooth));
+    let mut value = if terms.ce { f.ce / n } else { 0.0 };
+    for t in dice.iter().flat_map(|d| &d.per_class) {
+        value += t;
+    }
+    if let Some(g) = g {
+        write_gradient(img, &f, terms, dice.as_ref(), (1.0 / n) as f32, g);
+    }
+    value
+}
+
 /// Logits `[batch, classes, pixels]`, targets `[batch, pixels]` (a class, or anything at or
 /// above `classes` — 255 — for an ignored pixel). Returns the loss and, if `with_grad`, its
 /// gradient with respect to the logits (same layout).
@@ -46,98 +182,31 @@ pub fn loss(
     let Dims { batch, classes, pixels } = dims;
     assert_eq!(logits.len(), batch * classes * pixels, "loss: logits shape");
     assert_eq!(target.len(), batch * pixels, "loss: target shape");
-    let labelled = |t: i64| t >= 0 && (t as usize) < classes;
-    let n = target.iter().filter(|&&t| labelled(t)).count().max(1) as f64;
-    let mut grad = if with_grad {
-        vec![0f32; logits.len()]
-    } else {
-        Vec::new()
-    };
+    let n = target
+        .iter()
+        .filter(|&&t| t >= 0 && (t as usize) < classes)
+        .count()
+        .max(1) as f64;
     let per_image = classes * pixels;
-    let run = |(b, g): (usize, Option<&mut [f32]>)| -> f64 {
-        let z = &logits[b * per_image..(b + 1) * per_image];
-        let t = &target[b * pixels..(b + 1) * pixels];
-        // probabilities, class-major like the logits
-        let mut p = vec![0f32; per_image];
-        let mut ce = 0f64;
-        let (mut inter, mut union) = (vec![0f64; classes], vec![0f64; classes]);
-        for i in 0..pixels {
-            let max = (0..classes)
-                .map(|c| z[c * pixels + i])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for c in 0..classes {
-                let e = (z[c * pixels + i] - max).exp();
-                p[c * pixels + i] = e;
-                sum += e;
-            }
-            for c in 0..classes {
-                p[c * pixels + i] /= sum;
-            }
-            if !labelled(t[i]) {
-                continue;
-            }
-            let ti = t[i] as usize;
-            if terms.ce {
-                ce -= f64::from(z[ti * pixels + i] - max - sum.ln());
-            }
-            if terms.dice {
-                for c in 0..classes {
-                    union[c] += f64::from(p[c * pixels + i]);
-                }
-                inter[ti] += f64::from(p[ti * pixels + i]);
-                union[ti] += 1.0;
-            }
-        }
-        let mut value = if terms.ce { ce / n } else { 0.0 };
-        let mut a_hit = vec![0f32; classes];
-        let mut a_miss = vec![0f32; classes];
-        if terms.dice {
-            for c in 0..classes {
-                let u = union[c] + smooth;
-                value += 1.0 - (2.0 * inter[c] + smooth) / u;
-                let base = (2.0 * inter[c] + smooth) / (u * u);
-                a_miss[c] = base as f32;
-                a_hit[c] = (base - 2.0 / u) as f32;
-            }
-        }
-        if let Some(g) = g {
-            let inv_n = (1.0 / n) as f32;
-            for i in 0..pixels {
-                if !labelled(t[i]) {
-                    continue; // stays 0
-                }
-                let ti = t[i] as usize;
-                let s = if terms.dice {
-                    (0..classes)
-                        .map(|c| p[c * pixels + i] * if c == ti { a_hit[c] } else { a_miss[c] })
-                        .sum::<f32>()
-                } else {
-                    0.0
-                };
-                for c in 0..classes {
-                    let pc = p[c * pixels + i];
-                    let hit = c == ti;
-                    let mut v = 0f32;
-                    if terms.ce {
-                        v += (pc - f32::from(u8::from(hit))) * inv_n;
-                    }
-                    if terms.dice {
-                        v += pc * (if hit { a_hit[c] } else { a_miss[c] } - s);
-                    }
-                    g[c * pixels + i] = v;
-                }
-            }
-        }
-        value
+    let image = |b: usize| Image {
+        z: &logits[b * per_image..(b + 1) * per_image],
+        t: &target[b * pixels..(b + 1) * pixels],
+        classes,
+        pixels,
     };
-    let value: f64 = if with_grad {
-        grad.par_chunks_mut(per_image)
+    if with_grad {
+        let mut grad = vec![0f32; logits.len()];
+        let value = grad
+            .par_chunks_mut(per_image)
             .enumerate()
-            .map(|(b, g)| run((b, Some(g))))
-            .sum()
+            .map(|(b, g)| image_loss(image(b), terms, smooth, n, Some(g)))
+            .sum();
+        (value, Some(grad))
     } else {
-        (0..batch).into_par_iter().map(|b| run((b, None))).sum()
-    };
-    (value, with_grad.then_some(grad))
+        let value = (0..batch)
+            .into_par_iter()
+            .map(|b| image_loss(image(b), terms, smooth, n, None))
+            .sum();
+        (value, None)
+    }
 }
