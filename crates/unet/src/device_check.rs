@@ -288,7 +288,7 @@ fn run<B: TrainBackend>(device: B::Device, nudge: bool) -> Vec<(String, Vec<f32>
     for loss in Loss::ALL {
         let logits = draw.tensor::<B, 4>([2, 5, 9, 7], d).mul_scalar(3.0).require_grad();
         let target = draw.classes::<B>([2, 9, 7], 5, d);
-        let l = B::seg_loss(logits.clone(), target, loss);
+        let l = loss.compute(logits.clone(), target);
         let g = l.clone().backward();
         put(format!("loss {loss}: value"), values(l));
         put(

@@ -15,7 +15,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{Bytes, DType, Int, Shape, Tensor, TensorPrimitive};
 
-use crate::training::loss::{DICE_SMOOTH, Loss};
+use super::seg_loss::{DICE_SMOOTH, Terms};
 
 use super::bn::{self, Planes};
 use super::conv::{self, ConvShape};
@@ -380,14 +380,12 @@ pub fn adam_step(
     [wrap(pc), wrap(mc), wrap(vc)]
 }
 
-/// The loss's inputs for the fused kernel: contiguous logits, targets as `i64`, the shape and
-/// terms; None sends the caller to burn's operations (focal, another dtype, kernels off).
+/// The loss's inputs for the fused kernel: contiguous logits, targets as `i64` and the shape;
+/// None sends the caller to burn's operations (another rank or dtype, kernels off).
 fn loss_inputs<B: Backend>(
     logits: &FlexTensor,
     target: &Tensor<B, 3, Int>,
-    loss: Loss,
-) -> Option<(FlexTensor, Vec<i64>, super::seg_loss::Dims, super::seg_loss::Terms)> {
-    let terms = loss.terms()?;
+) -> Option<(FlexTensor, Vec<i64>, super::seg_loss::Dims)> {
     let d = dims(logits);
     if d.len() != 4 {
         return None;
@@ -399,15 +397,13 @@ fn loss_inputs<B: Backend>(
         classes: d[1],
         pixels: d[2] * d[3],
     };
-    Some((z, t, dims, terms))
+    Some((z, t, dims))
 }
 
-pub fn seg_loss(logits: Tensor<Flex, 4>, target: Tensor<Flex, 3, Int>, loss: Loss) -> Tensor<Flex, 1> {
-    let Some((z, t, shape, terms)) = loss_inputs(&prim(logits.clone()), &target, loss) else {
-        return loss.reference(logits, target);
-    };
+pub fn seg_loss(logits: Tensor<Flex, 4>, target: Tensor<Flex, 3, Int>, terms: Terms) -> Option<Tensor<Flex, 1>> {
+    let (z, t, shape) = loss_inputs(&prim(logits), &target)?;
     let (value, _) = super::seg_loss::loss(f32s(&z), &t, shape, terms, DICE_SMOOTH, false);
-    wrap(tensor(vec![value as f32], &[1]))
+    Some(wrap(tensor(vec![value as f32], &[1])))
 }
 
 #[derive(Debug)]
@@ -430,11 +426,9 @@ impl Backward<Flex, 1> for LossBackward {
     }
 }
 
-pub fn seg_loss_autodiff(logits: Tensor<Ad, 4>, target: Tensor<Ad, 3, Int>, loss: Loss) -> Tensor<Ad, 1> {
-    let la = prim(logits.clone());
-    let Some((z, t, shape, terms)) = loss_inputs(&la.primitive, &target, loss) else {
-        return loss.reference(logits, target);
-    };
+pub fn seg_loss_autodiff(logits: Tensor<Ad, 4>, target: Tensor<Ad, 3, Int>, terms: Terms) -> Option<Tensor<Ad, 1>> {
+    let la = prim(logits);
+    let (z, t, shape) = loss_inputs(&la.primitive, &target)?;
     let run = |with_grad| super::seg_loss::loss(f32s(&z), &t, shape, terms, DICE_SMOOTH, with_grad);
     let value = |v: f64| tensor(vec![v as f32], &[1]);
     let out = match LossBackward
@@ -449,5 +443,5 @@ pub fn seg_loss_autodiff(logits: Tensor<Ad, 4>, target: Tensor<Ad, 3, Int>, loss
         }
         OpsKind::UnTracked(prep) => prep.finish(value(run(false).0)),
     };
-    wrap(out)
+    Some(wrap(out))
 }

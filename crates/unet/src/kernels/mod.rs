@@ -32,7 +32,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 
-use crate::training::loss::Loss;
+use crate::kernels::seg_loss::Terms;
 use burn::tensor::ops::ConvOptions;
 
 pub use adam::AdamStep;
@@ -87,9 +87,11 @@ pub trait Kernels: Backend {
         reference::adam_step(p, g, m, v, h)
     }
 
-    /// A training loss of `logits` against `target` (class indices, 255 ignored).
-    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, loss: Loss) -> Tensor<Self, 1> {
-        loss.reference(logits, target)
+    /// The loss of `logits` against `target` (class indices, 255 ignored) summing `terms`
+    /// (cross-entropy, dice: [`seg_loss`]) as one fused kernel, or None where the backend has
+    /// none: the caller then computes it with burn's operations (`training::loss`).
+    fn seg_loss(_logits: Tensor<Self, 4>, _target: Tensor<Self, 3, Int>, _terms: Terms) -> Option<Tensor<Self, 1>> {
+        None
     }
 }
 
@@ -147,8 +149,8 @@ impl Kernels for burn::backend::Flex {
         flex::adam_step(p, g, m, v, h)
     }
 
-    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, loss: Loss) -> Tensor<Self, 1> {
-        flex::seg_loss(logits, target, loss)
+    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, terms: Terms) -> Option<Tensor<Self, 1>> {
+        flex::seg_loss(logits, target, terms)
     }
 }
 
@@ -172,8 +174,8 @@ impl Kernels for burn::backend::Autodiff<burn::backend::Flex> {
         flex::batch_norm_train_autodiff(x, gamma, beta, epsilon, relu)
     }
 
-    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, loss: Loss) -> Tensor<Self, 1> {
-        flex::seg_loss_autodiff(logits, target, loss)
+    fn seg_loss(logits: Tensor<Self, 4>, target: Tensor<Self, 3, Int>, terms: Terms) -> Option<Tensor<Self, 1>> {
+        flex::seg_loss_autodiff(logits, target, terms)
     }
 }
 
@@ -344,4 +346,4 @@ pub(crate) fn sum_by(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,5 +1,5 @@
 //! Cross-entropy and fastai's dice loss, and their sum, with the gradient, in one pass per
-//! image (see `training::loss` for the definitions and the ignore label).
+//! image (see `training::loss` for the definitions, the ignore label and the other losses).
 //!
 //! As burn operations the `"ce+dice"` loss is some twenty element-wise passes over the
 //! `[batch, classes, h, w]` logits (softmax twice, a one-hot scatter, products and sums, each
@@ -16,6 +16,9 @@
 //!   a_c = (2I + s)/(U + s)² − 2[c = t]/(U + s), ∂/∂z_j = p_j·(a_j − Σ_c p_c·a_c).
 
 use rayon::prelude::*;
+
+/// fastai's `DiceLoss` default `smooth`.
+pub const DICE_SMOOTH: f64 = 1e-6;
 
 /// Which terms the loss sums.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,11 +29,9 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use facepipe_core::palette::IGNORE;
 
 use crate::kernels::Kernels;
+pub use crate::kernels::seg_loss::DICE_SMOOTH;
 use crate::kernels::seg_loss::Terms;
 use serde::{Deserialize, Serialize};
-
-/// fastai's `DiceLoss` default `smooth`.
-pub const DICE_SMOOTH: f64 = 1e-6;
 /// fastai's `FocalLossFlat` default `gamma` (2).
 pub const FOCAL_GAMMA: i32 = 2;
 
@@ -67,9 +65,12 @@ impl Loss {
 
     /// The loss of `logits` (`[batch, classes, height, width]`) against `target`
     /// (`[batch, height, width]`, class indices or 255), through the backend's kernel
-    /// ([`Kernels::seg_loss`]; on the CPU one fused pass for `ce`, `dice` and `ce+dice`).
+    /// ([`Kernels::seg_loss`]; on the CPU one fused pass for `ce`, `dice` and `ce+dice`), else
+    /// as burn's operations ([`Loss::reference`]).
     pub fn compute<B: Kernels>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
-        B::seg_loss(logits, target, self)
+        self.terms()
+            .and_then(|terms| B::seg_loss(logits.clone(), target.clone(), terms))
+            .unwrap_or_else(|| self.reference(logits, target))
     }
 
     /// The terms a fused kernel computes, or None (focal: burn's operations only).
@@ -82,7 +83,7 @@ impl Loss {
         }
     }
 
-    /// The loss as burn operations: the default of [`Kernels::seg_loss`], and the reference
+    /// The loss as burn operations: where a backend has no fused kernel, and the reference
     /// the CPU kernel is tested against.
     pub fn reference<B: Backend>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
         match self {
@@ -310,5 +311,48 @@ mod tests {
         }
         let e = "bce".parse::<Loss>().unwrap_err();
         assert!(e.contains("ce, dice, focal, ce+dice"), "{e}");
+    }
+
+    #[test]
+    fn fused_losses_match_burn_ops_in_value_and_gradient() {
+        use crate::kernels::Kernels;
+        use crate::kernels::tests::{Ad, close, rand, twin};
+        let (b, c, h, w) = (3, 5, 7, 9);
+        // classes 0..5 with about one pixel in six ignored (255); class 4 absent from image 1
+        let target: Vec<i64> = (0..b * h * w)
+            .map(|i| match (i * 7919 + 13) % 31 {
+                r if r % 6 == 0 => 255,
+                r => {
+                    let k = (r % 5) as i64;
+                    if i / (h * w) == 1 && k == 4 { 0 } else { k }
+                }
+            })
+            .collect();
+        let t = || Tensor::<Ad, 3, Int>::from_data(TensorData::new(target.clone(), [b, h, w]), &FlexDevice);
+        for loss in [Loss::CrossEntropy, Loss::Dice, Loss::CrossEntropyDice] {
+            let z = rand([b, c, h, w]).mul_scalar(2.0).require_grad();
+            let z2 = twin(&z);
+            let terms = loss.terms().expect("a fused loss");
+            let ours = <Ad as Kernels>::seg_loss(z.clone(), t(), terms).expect("the CPU's fused kernel");
+            let want = loss.reference(z2.clone(), t());
+            close(ours.to_data(), want.to_data(), 1e-5, &format!("{loss}: value"));
+            // an upstream factor other than 1 reaches the gradient
+            let g1 = (ours * 2.5).backward();
+            let g2 = (want * 2.5).backward();
+            close(
+                z.grad(&g1).unwrap().to_data(),
+                z2.grad(&g2).unwrap().to_data(),
+                1e-4,
+                &format!("{loss}: d/dlogits"),
+            );
+            // the inference backend: the value alone
+            let inner = <Flex as Kernels>::seg_loss(z.inner(), t().inner(), terms).expect("the CPU's fused kernel");
+            close(
+                inner.to_data(),
+                loss.reference(z2.inner(), t().inner()).to_data(),
+                1e-5,
+                &format!("{loss}: inner value"),
+            );
+        }
     }
 }
