@@ -1,4 +1,5 @@
-//! File output that never leaves half-written files, and input hashing for provenance.
+//! Input hashing for provenance, and where a stage's `-o` output goes ([`Output`]). The atomic
+//! writes themselves are [`crate::atomic`]'s, re-exported here.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -8,72 +9,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced to
-/// disk, then renamed over the target. Readers see either the old file or the whole new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |w| w.write_all(bytes).map_err(Into::into))
-}
-
-/// A value as the JSON files facepipe writes hold it: pretty-printed, ending in a newline.
-pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(value).context("serialising JSON")?;
-    bytes.push(b'\n');
-    Ok(bytes)
-}
-
-/// Writes a value as pretty JSON ([`json_bytes`]), atomically ([`write_atomic`]).
-pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    write_atomic(path, &json_bytes(value)?)
-}
-
-/// Like [`write_atomic`], with the content produced by a writer callback.
-pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
-    write_atomic_inner(path, true, fill)
-}
-
-/// Like [`write_atomic_with`] but without syncing to disk before the rename: still atomic
-/// for readers and against a killed process, not against a power cut (after which a file may
-/// be empty or truncated, and the stage that reads it says so). For the many per-item data
-/// files of a stage, where one fsync each would cost more than the work itself.
-pub fn write_atomic_fast(path: &Path, fill: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
-    write_atomic_inner(path, false, fill)
-}
-
-fn write_atomic_inner(path: &Path, durable: bool, fill: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    crate::out::ensure_replaceable(path)?;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let prefix = format!(".{name}{}", crate::out::TEMP_TAG);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix);
-    // tempfile's 0600 would make outputs private; ask for 0644 (the umask still applies)
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in directory {}", dir.display()))?;
-    fill(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
-    if durable {
-        tmp.as_file_mut()
-            .sync_data()
-            .with_context(|| format!("flushing {}", path.display()))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming temporary file to {}", path.display()))?;
-    Ok(())
-}
-
-/// Creates `dir` and its parents, with an error that names it.
-pub fn create_dir_all(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
-}
+pub use crate::atomic::{create_dir_all, json_bytes, write_atomic, write_atomic_fast, write_atomic_with, write_json};
 
 /// sha256 (lower-case hex) of a byte slice.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -5,7 +5,8 @@
 //! * [`paths`]: how paths in manifests resolve, and dataset-name confinement.
 //! * [`images`]: image decoding within limits (no decompression bombs).
 //! * [`photo`]: the one photo reader: EXIF orientation, ICC profiles to sRGB, broken files refused.
-//! * [`io`]: atomic writes and input hashing.
+//! * [`atomic`]: the temporary-file rule: atomic writes, what may be replaced.
+//! * [`io`]: input hashing, `-o` outputs (and the atomic writers, re-exported).
 //! * [`out`]: what a stage may replace or delete, output locks, temporary files.
 //! * [`colour`]: sRGB ⇄ CIE L\*a\*b\*.
 //! * [`metrics`]: confusion matrix, dice, IoU and pixel accuracy with global sums.
@@ -13,6 +14,7 @@
 //! * [`shard`]: `--shard K/N`, one of N parts of a manifest's items.
 //! * [`cli`]: common flags, logging, exit codes.
 
+pub mod atomic;
 pub mod cli;
 pub mod colour;
 pub mod images;

@@ -162,7 +162,7 @@ impl OutDir {
         for d in emptied.iter().rev() {
             let _ = fs::remove_dir(self.dir.join(d));
         }
-        crate::io::create_dir_all(&self.dir)?;
+        crate::atomic::create_dir_all(&self.dir)?;
         self.ledger = planned;
         self.save_ledger()
     }
@@ -235,7 +235,7 @@ impl OutDir {
             ),
             files: self.ledger.clone(),
         };
-        crate::io::write_json(&self.dir.join(&self.marker), &l)
+        crate::atomic::write_json(&self.dir.join(&self.marker), &l)
     }
 }
 

@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-/// Marks temporary files (`.NAME` + this + a random suffix).
-pub const TEMP_TAG: &str = ".facepipe-tmp-";
+pub use crate::atomic::{TEMP_TAG, ensure_replaceable};
+pub(crate) use crate::atomic::{describe, is_temp_name, temp_prefix};
 
 /// What is at an output path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,44 +134,6 @@ pub(crate) fn check_file(path: &Path, flag: &str, what: &str, force: bool, ours:
     Ok(())
 }
 
-/// Errors unless `path` is absent or a regular file (not a symlink): what every atomic
-/// replacement checks, so that no stage ever replaces a symlink, FIFO, device or folder.
-pub fn ensure_replaceable(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot look at {}", path.display())),
-        Ok(m) if m.file_type().is_file() => Ok(()),
-        Ok(m) => bail!(
-            "{} is {}; facepipe never replaces one (move it away or choose another output)",
-            path.display(),
-            describe(&m.file_type())
-        ),
-    }
-}
-
-pub(crate) fn describe(t: &fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "a device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_symlink() {
-        "a symbolic link"
-    } else if t.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
-    }
-}
-
 /// Writes `bytes` into a non-regular file (FIFO, device) as it is: opened for writing, no
 /// temporary file, no rename.
 pub fn write_through(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -195,7 +157,7 @@ pub fn sweep_temps(path: &Path) {
     } else {
         dir
     };
-    let prefix = format!(".{}{TEMP_TAG}", name.to_string_lossy());
+    let prefix = temp_prefix(&name.to_string_lossy());
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -205,11 +167,6 @@ pub fn sweep_temps(path: &Path) {
             remove_leftover(&e.path());
         }
     }
-}
-
-/// Whether a file name is one of facepipe's temporary names (`.NAME.facepipe-tmp-…`).
-pub(crate) fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.contains(TEMP_TAG)
 }
 
 /// Removes a temporary file an interrupted run left, saying so (a failure is only a warning:
