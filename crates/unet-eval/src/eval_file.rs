@@ -225,6 +225,17 @@ pub fn rank_score(c: &Confusion, classes: &[Class]) -> Option<f64> {
     mean_present(&iou, background(classes)).or_else(|| mean_present(&iou, None))
 }
 
+/// What part of a run the results are, and how many images the contact sheet shows.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope {
+    /// Worst and best images on the contact sheet (each).
+    pub contact: usize,
+    /// Whether any item of the whole run (every shard) has a split; see [`groups`].
+    pub any_split: bool,
+    /// The part (`--shard K/N`), if not the whole input.
+    pub shard: Option<facepipe_core::shard::Shard>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

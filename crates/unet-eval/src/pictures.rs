@@ -12,7 +12,6 @@ use image::{GrayImage, Rgb, RgbImage};
 
 use crate::ItemResult;
 use crate::eval_file::*;
-use crate::report::Scope;
 use crate::tables::fmt_short;
 
 /// Stripes for pixels with no class (ignored or not predicted).

@@ -26,17 +26,6 @@ pub const FILES: [&str; 6] = [
     "eval.json",
 ];
 
-/// What part of a run the results are, and how many images the contact sheet shows.
-#[derive(Clone, Copy, Debug)]
-pub struct Scope {
-    /// Worst and best images on the contact sheet (each).
-    pub contact: usize,
-    /// Whether any item of the whole run (every shard) has a split; see [`groups`].
-    pub any_split: bool,
-    /// The part (`--shard K/N`), if not the whole input.
-    pub shard: Option<facepipe_core::shard::Shard>,
-}
-
 /// Writes `eval.json`, the CSVs, the pictures and the report; returns what `eval.json` holds.
 pub fn write_all(
     out_dir: &Path,
