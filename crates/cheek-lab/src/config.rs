@@ -163,13 +163,3 @@ impl Config {
         self.output.as_deref().context("-o/--output is required")
     }
 }
-
-/// A group of flags as the command line has them with none given: their defaults, from the
-/// one place they are written (the `#[arg(default_value…)]`s).
-pub fn flag_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
-    let cmd = T::augment_args(clap::Command::new(crate::STAGE).no_binary_name(true));
-    let matches = cmd
-        .try_get_matches_from(std::iter::empty::<String>())
-        .expect("every flag of the group has a default");
-    T::from_arg_matches(&matches).expect("the defaults parse")
-}

@@ -50,7 +50,7 @@ impl Placement {
 impl Default for Placement {
     /// The flags' defaults.
     fn default() -> Self {
-        crate::config::flag_defaults()
+        facepipe_core::cli::arg_defaults()
     }
 }
 

@@ -41,7 +41,7 @@ pub struct Columns {
 impl Default for Columns {
     /// The flags' defaults: the demo's `participants.csv`.
     fn default() -> Self {
-        crate::config::flag_defaults()
+        facepipe_core::cli::arg_defaults()
     }
 }
 

@@ -55,7 +55,7 @@ pub struct ClassNames {
 impl Default for ClassNames {
     /// The flags' defaults: the Mut1ny palette's names.
     fn default() -> Self {
-        crate::config::flag_defaults()
+        facepipe_core::cli::arg_defaults()
     }
 }
 

@@ -254,6 +254,19 @@ fn exit(stage: &str, result: Result<()>) -> ExitCode {
     }
 }
 
+/// A group of flags (a `#[derive(clap::Args)]` settings type) as a command line with none of
+/// them given has it: their defaults, from the one place they are written (the
+/// `#[arg(default_value…)]`s). For `Default` impls of such settings types, so that a library
+/// caller and the command line get the same values without the types importing the stage's
+/// command line.
+pub fn arg_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults").no_binary_name(true));
+    let matches = cmd
+        .try_get_matches_from(std::iter::empty::<String>())
+        .expect("every flag of the group has a default");
+    T::from_arg_matches(&matches).expect("the defaults parse")
+}
+
 /// clap value parser: a whole number of at least 1.
 pub fn positive_usize(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
