@@ -347,6 +347,15 @@ pub(crate) fn guard_overwrite(path: &Path, force: bool) -> Result<()> {
     crate::out::check_file(path, "output", "a facepipe manifest", force, is_manifest_bytes)
 }
 
+// Here, not in `out`, so that `out` need not know what a manifest is (it knows its files only
+// through the recogniser each output passes in).
+impl crate::out::Outputs {
+    /// The output manifest (`-o`): a file that exists must be a facepipe manifest.
+    pub fn manifest(&mut self, path: &Path) -> Result<()> {
+        self.file(path, "output", "a facepipe manifest", is_manifest_bytes)
+    }
+}
+
 /// Whether `bytes` are a facepipe manifest (what a stage may replace without `--force`).
 pub fn is_manifest_bytes(bytes: &[u8]) -> bool {
     serde_json::from_slice::<Value>(bytes)

@@ -93,16 +93,6 @@ impl Outputs {
         super::check_file(path, flag, what, self.force, ours)
     }
 
-    /// The output manifest (`-o`): a file that exists must be a facepipe manifest.
-    pub fn manifest(&mut self, path: &Path) -> Result<()> {
-        self.file(
-            path,
-            "output",
-            "a facepipe manifest",
-            crate::manifest::is_manifest_bytes,
-        )
-    }
-
     /// An output folder that keeps a ledger (`marker`) of the files the stage writes there:
     /// locked, then inspected (nothing is written yet); a folder holding files the stage did
     /// not write is refused unless `--force`. `ours` recognises names only this stage writes
