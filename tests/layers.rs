@@ -15,10 +15,9 @@ use std::path::{Path, PathBuf};
 /// Circles not yet removed, as "crate: module, module, …" (the members sorted).
 const KNOWN: &[&str] = &[
     // model.json's types (model_dir) hold training's (recipe, rates, early stopping, the
-    // optimiser's saved state) and training writes model_dir; model::weights takes the torch
-    // names from model_dir: the published model format and the run checkpoint are to be split
-    // into the model and training layers
-    "unet: model, model::weights, model_dir, training, training::fit",
+    // optimiser's saved state) and training writes model_dir: the published model format and
+    // the run checkpoint are to be split into the model and training layers
+    "unet: model_dir, training",
 ];
 
 /// Every `.rs` file under `dir`, but test files.

@@ -39,6 +39,7 @@ use crate::training::recipe::Recipe;
 use crate::training::schedule::EarlyStopping;
 
 use crate::model::Arch;
+pub use crate::model::weights::torch_renames;
 
 /// `model.json`'s format name and version.
 pub const MODEL_FORMAT: &str = "facepipe.model";
@@ -290,52 +291,6 @@ pub(crate) fn replace_with(tmp: &Path, to: &Path) -> Result<()> {
         let _ = fs::remove_file(tmp);
     })?;
     fs::rename(tmp, to).with_context(|| format!("writing {}", to.display()))
-}
-
-/// How tensors are renamed from burn-store's PyTorch-style names (burn's module paths,
-/// PyTorch's BatchNorm names) to the exact state-dict names of the PyTorch model `arch`
-/// corresponds to: for `smp`, `segmentation_models_pytorch.Unet("resnet34", classes=N)`
-/// (`decoder.blocks.i.convj.{0,1}.*`, `segmentation_head.0.*`; the encoder's names are
-/// torchvision's already); for `fastai`, fastai's `DynamicUnet(create_body(resnet34()),
-/// n_out=N)`, whose layers are numbered: `layers.0` the encoder body (torchvision's children
-/// 0, 1, 4–7), `layers.1` its BatchNorm, `layers.3` the middle convs, `layers.4`–`7` the
-/// UnetBlocks, `layers.8` the last PixelShuffle_ICNR, `layers.11` the ResBlock, `layers.12` the
-/// head. Regex patterns, applied in order (each output starts with a name no pattern takes).
-pub fn torch_renames(arch: Arch) -> &'static [(&'static str, &'static str)] {
-    match arch {
-        Arch::Smp => &[
-            (r"^blocks\.(\d+)\.(conv[12])\.conv\.", "decoder.blocks.${1}.${2}.0."),
-            (r"^blocks\.(\d+)\.(conv[12])\.bn\.", "decoder.blocks.${1}.${2}.1."),
-            (r"^head\.", "segmentation_head.0."),
-        ],
-        Arch::Fastai => &[
-            (r"^encoder\.conv1\.", "layers.0.0."),
-            (r"^encoder\.bn1\.", "layers.0.1."),
-            (r"^encoder\.layer1\.", "layers.0.4."),
-            (r"^encoder\.layer2\.", "layers.0.5."),
-            (r"^encoder\.layer3\.", "layers.0.6."),
-            (r"^encoder\.layer4\.", "layers.0.7."),
-            (r"^bn\.", "layers.1."),
-            (r"^middle1\.", "layers.3.0.0."),
-            (r"^middle2\.", "layers.3.1.0."),
-            (r"^blocks\.0\.shuf\.conv\.", "layers.4.shuf.0.0."),
-            (r"^blocks\.1\.shuf\.conv\.", "layers.5.shuf.0.0."),
-            (r"^blocks\.2\.shuf\.conv\.", "layers.6.shuf.0.0."),
-            (r"^blocks\.3\.shuf\.conv\.", "layers.7.shuf.0.0."),
-            (r"^blocks\.0\.(conv[12])\.", "layers.4.${1}.0."),
-            (r"^blocks\.1\.(conv[12])\.", "layers.5.${1}.0."),
-            (r"^blocks\.2\.(conv[12])\.", "layers.6.${1}.0."),
-            (r"^blocks\.3\.(conv[12])\.", "layers.7.${1}.0."),
-            (r"^blocks\.0\.bn\.", "layers.4.bn."),
-            (r"^blocks\.1\.bn\.", "layers.5.bn."),
-            (r"^blocks\.2\.bn\.", "layers.6.bn."),
-            (r"^blocks\.3\.bn\.", "layers.7.bn."),
-            (r"^shuf\.conv\.", "layers.8.0.0."),
-            (r"^res1\.", "layers.11.convpath.0.0."),
-            (r"^res2\.", "layers.11.convpath.1.0."),
-            (r"^head\.", "layers.12.0."),
-        ],
-    }
 }
 
 /// Saves `net` as `stem.bpk` (burn) and, given the model's `arch` (`torch`), `stem.safetensors`

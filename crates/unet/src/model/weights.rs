@@ -18,7 +18,6 @@ use safetensors::tensor::TensorView;
 
 use crate::model::resnet::ResNet;
 use crate::model::{Arch, Architecture};
-use crate::model_dir::torch_renames;
 
 /// What a load did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +223,7 @@ pub fn load_resnet<B: Backend>(encoder: &mut ResNet<B>, file: &Path) -> Result<L
 /// `--pretrained`: torchvision ResNet34 weights for the encoder (as [`load_resnet`]), or a
 /// whole model of `arch` saved by its PyTorch twin — `segmentation_models_pytorch.Unet(
 /// "resnet34", classes=N)` or fastai's `DynamicUnet` — or by unet-train (the same names, see
-/// [`crate::model_dir::torch_renames`]), to continue training it. A file holding the arch's
+/// [`torch_renames`]), to continue training it. A file holding the arch's
 /// head is taken as a whole model: every tensor of the model must be there, with its shape
 /// (so the same number of classes), checked as [`load_resnet`] checks.
 pub fn load_pretrained<B: Backend, M: Architecture<B>>(net: &mut M, file: &Path, arch: Arch) -> Result<LoadReport> {
@@ -422,4 +421,50 @@ fn apply<B: Backend, M: Module<B>>(encoder: &mut M, picked: &[Picked], shown: &s
         result.errors.len() + result.missing.len()
     );
     Ok(())
+}
+
+/// How tensors are renamed from burn-store's PyTorch-style names (burn's module paths,
+/// PyTorch's BatchNorm names) to the exact state-dict names of the PyTorch model `arch`
+/// corresponds to: for `smp`, `segmentation_models_pytorch.Unet("resnet34", classes=N)`
+/// (`decoder.blocks.i.convj.{0,1}.*`, `segmentation_head.0.*`; the encoder's names are
+/// torchvision's already); for `fastai`, fastai's `DynamicUnet(create_body(resnet34()),
+/// n_out=N)`, whose layers are numbered: `layers.0` the encoder body (torchvision's children
+/// 0, 1, 4–7), `layers.1` its BatchNorm, `layers.3` the middle convs, `layers.4`–`7` the
+/// UnetBlocks, `layers.8` the last PixelShuffle_ICNR, `layers.11` the ResBlock, `layers.12` the
+/// head. Regex patterns, applied in order (each output starts with a name no pattern takes).
+pub fn torch_renames(arch: Arch) -> &'static [(&'static str, &'static str)] {
+    match arch {
+        Arch::Smp => &[
+            (r"^blocks\.(\d+)\.(conv[12])\.conv\.", "decoder.blocks.${1}.${2}.0."),
+            (r"^blocks\.(\d+)\.(conv[12])\.bn\.", "decoder.blocks.${1}.${2}.1."),
+            (r"^head\.", "segmentation_head.0."),
+        ],
+        Arch::Fastai => &[
+            (r"^encoder\.conv1\.", "layers.0.0."),
+            (r"^encoder\.bn1\.", "layers.0.1."),
+            (r"^encoder\.layer1\.", "layers.0.4."),
+            (r"^encoder\.layer2\.", "layers.0.5."),
+            (r"^encoder\.layer3\.", "layers.0.6."),
+            (r"^encoder\.layer4\.", "layers.0.7."),
+            (r"^bn\.", "layers.1."),
+            (r"^middle1\.", "layers.3.0.0."),
+            (r"^middle2\.", "layers.3.1.0."),
+            (r"^blocks\.0\.shuf\.conv\.", "layers.4.shuf.0.0."),
+            (r"^blocks\.1\.shuf\.conv\.", "layers.5.shuf.0.0."),
+            (r"^blocks\.2\.shuf\.conv\.", "layers.6.shuf.0.0."),
+            (r"^blocks\.3\.shuf\.conv\.", "layers.7.shuf.0.0."),
+            (r"^blocks\.0\.(conv[12])\.", "layers.4.${1}.0."),
+            (r"^blocks\.1\.(conv[12])\.", "layers.5.${1}.0."),
+            (r"^blocks\.2\.(conv[12])\.", "layers.6.${1}.0."),
+            (r"^blocks\.3\.(conv[12])\.", "layers.7.${1}.0."),
+            (r"^blocks\.0\.bn\.", "layers.4.bn."),
+            (r"^blocks\.1\.bn\.", "layers.5.bn."),
+            (r"^blocks\.2\.bn\.", "layers.6.bn."),
+            (r"^blocks\.3\.bn\.", "layers.7.bn."),
+            (r"^shuf\.conv\.", "layers.8.0.0."),
+            (r"^res1\.", "layers.11.convpath.0.0."),
+            (r"^res2\.", "layers.11.convpath.1.0."),
+            (r"^head\.", "layers.12.0."),
+        ],
+    }
 }
