@@ -15,8 +15,9 @@
 //! * [`model_dir`]: the model directory a run writes (`model.json`, `run.json`, weights,
 //!   checkpoint) and what reads and writes its files.
 //! * [`inference`]: a model directory opened for inference, as class probabilities.
-//! * [`kernels`]: convolution and BatchNorm(+ReLU) as a backend extension: facepipe's own
-//!   GEMM-based CPU kernels on `flex`, burn's operations elsewhere (CUDA).
+//! * [`kernels`]: convolution, BatchNorm(+ReLU), the Adam step and the fused loss as a backend
+//!   extension: facepipe's own CPU kernels on `flex`, burn's operations elsewhere (CUDA,
+//!   wgpu). The lowest layer: it imports no other module of the crate.
 //! * [`device`]: CPU or CUDA backends picked at run time.
 
 /// The smallest input side: the encoder halves its input five times (to 1/32).

@@ -1,4 +1,5 @@
-//! A safe front for the `gemm` crate's `f32` matrix product, the only `unsafe` in facepipe.
+//! A safe front for the `gemm` crate's `f32` matrix product: one of the two `unsafe` blocks in
+//! facepipe (the other is `alloc`'s `mallopt`).
 //!
 //! `gemm::gemm` takes raw pointers and strides. [`matmul`] takes slices with their shapes and
 //! strides, checks that every element the product reads or writes lies inside its slice and

@@ -1,14 +1,18 @@
 //! The network's hot operations as a backend extension: [`Kernels`] is a burn backend trait
-//! with convolution and BatchNorm(+ReLU) as methods, as burn's custom-kernel examples extend a
-//! backend.
+//! with convolution, BatchNorm(+ReLU), fastai's Adam step and the fused segmentation loss as
+//! methods, as burn's custom-kernel examples extend a backend.
 //!
 //! * On the CPU (`Flex`, and `Autodiff<Flex>` for training) they run facepipe's own kernels
-//!   ([`conv`]: convolution, input and weight gradients as blocked GEMM; [`bn`]: BatchNorm
-//!   with ReLU fused, forward and backward), with custom backward nodes in burn's autodiff
-//!   graph ([`flex`]).
+//!   ([`conv`]: convolution, input and weight gradients as blocked GEMM over [`gemm`]; [`bn`]:
+//!   BatchNorm with ReLU fused, forward and backward; [`adam`]: one pass per parameter;
+//!   [`seg_loss`]: cross-entropy and dice with their gradient in one pass per image), with
+//!   custom backward nodes in burn's autodiff graph ([`flex`]); [`alloc`] tunes glibc's
+//!   allocator for a step's large buffers.
 //! * Every other backend (CUDA, wgpu) keeps the default methods, which are burn's own operations
-//!   exactly as the model used them before ([`reference`]), so its numerics and kernels are
-//!   unchanged.
+//!   exactly as the model used them before ([`reference`]; for the loss, `training::loss`'s),
+//!   so its numerics and kernels are unchanged.
+//!
+//! This layer is the lowest of the crate: it imports none of the others (`tests/layers.rs`).
 //!
 //! Layout: NCHW throughout, as burn's tensors are. Channels-last would need a transposition at
 //! every hand-over to burn's other operations (flex's own convolution spent a third of its
