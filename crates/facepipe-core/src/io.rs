@@ -25,7 +25,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// An input file as recorded in a manifest's provenance.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InputFile {
     /// Path of the input (relative to the manifest holding this record), or `-` for stdin.
     pub path: String,

@@ -17,14 +17,17 @@
 pub mod atomic;
 pub mod cli;
 pub mod colour;
+#[cfg(feature = "images")]
 pub mod images;
 pub mod io;
 pub mod manifest;
+#[cfg(feature = "images")]
 pub mod mask;
 pub mod metrics;
 pub mod out;
 pub mod palette;
 pub mod paths;
+#[cfg(feature = "images")]
 pub mod photo;
 pub mod rng;
 pub mod shard;

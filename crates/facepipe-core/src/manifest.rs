@@ -30,7 +30,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -51,7 +50,8 @@ pub const PATH_FIELDS: [&str; 4] = ["image", "label_rgb", "mask", "pred_mask"];
 pub const ITEMS_WRITTEN: &str = "manifest_items";
 
 /// Which side of the train/valid split an item is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -59,7 +59,8 @@ pub enum Split {
 }
 
 /// One sample: a photo and whatever has been derived from it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Item {
     /// Unique within the manifest.
     pub id: String,
@@ -92,7 +93,7 @@ pub struct Item {
     pub off_palette: Option<u64>,
     /// Fields this version does not know, carried through unchanged.
     #[serde(flatten)]
-    #[schemars(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     pub extra: Map<String, Value>,
 }
 
@@ -123,7 +124,8 @@ impl Item {
 }
 
 /// One stage's record in the provenance chain.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Step {
     /// Stage name, e.g. `rgb2class`.
     pub stage: String,
@@ -166,8 +168,9 @@ impl Step {
 }
 
 /// A dataset manifest.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "facepipe dataset manifest")]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(title = "facepipe dataset manifest"))]
 pub struct Manifest {
     /// Always `facepipe/dataset`.
     pub schema: String,
@@ -187,7 +190,7 @@ pub struct Manifest {
     pub provenance: Vec<Step>,
     /// Fields this version does not know, carried through unchanged.
     #[serde(flatten)]
-    #[schemars(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     pub extra: Map<String, Value>,
 }
 
@@ -363,6 +366,7 @@ pub fn is_manifest_bytes(bytes: &[u8]) -> bool {
         .is_some_and(|v| v.get("schema").and_then(Value::as_str) == Some(SCHEMA))
 }
 
+#[cfg(feature = "schema")]
 /// JSON Schema of the manifest, as committed under `schemas/`.
 pub fn json_schema() -> Value {
     let mut v = serde_json::to_value(schemars::schema_for!(Manifest)).expect("schema serialises");
@@ -376,6 +380,7 @@ pub fn json_schema() -> Value {
 
 /// Our types carry unknown fields through (`#[serde(flatten)] extra`); say so in the schema
 /// by leaving `additionalProperties` open on every object type.
+#[cfg(feature = "schema")]
 fn allow_extra_fields(v: &mut Value) {
     match v {
         Value::Object(m) => {
@@ -393,6 +398,7 @@ fn allow_extra_fields(v: &mut Value) {
     }
 }
 
+#[cfg(feature = "schema")]
 /// JSON Schema of a palette file.
 pub fn palette_json_schema() -> Value {
     let mut v = serde_json::to_value(schemars::schema_for!(crate::palette::PaletteFile)).expect("schema serialises");

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -11,7 +10,8 @@ use serde_json::{Map, Value};
 pub const IGNORE: u8 = 255;
 
 /// One segmentation class.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Class {
     /// Class index as written in the masks; classes are numbered 0..n-1 in order.
     pub id: u8,
@@ -24,7 +24,7 @@ pub struct Class {
     pub pixels: Option<u64>,
     /// Fields this version does not know, carried through unchanged.
     #[serde(flatten)]
-    #[schemars(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     pub extra: Map<String, Value>,
 }
 
@@ -81,7 +81,8 @@ pub fn column_name(name: &str) -> String {
 
 /// A palette file: either a bare array of classes or any object with a `classes` array
 /// (so a facepipe manifest can serve as a palette file).
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PaletteFile {
     List(Vec<Class>),
