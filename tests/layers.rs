@@ -107,13 +107,8 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut files = Vec::new();
     sources(src, &mut files);
     let modules: BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
-    let resolve = |path: &str| -> Option<String> {
-        let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-        (1..=segs.len())
-            .rev()
-            .map(|n| segs[..n].join("::"))
-            .find(|m| modules.contains(m))
-    };
+    // the longest module a path names: the first of its prefixes, longest first, that is one
+    let resolve = |path: &str| ancestry(path).into_iter().find(|m| modules.contains(m));
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
         let m = module_of(src, f);
@@ -143,7 +138,8 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     edges
 }
 
-/// A module and its ancestors, the crate root left out: `a::b` gives `a::b`, `a`.
+/// A module (or any path) and its ancestors, longest first, the crate root left out: `a::b`
+/// gives `a::b`, `a`.
 fn ancestry(m: &str) -> Vec<String> {
     let segs: Vec<&str> = m.split("::").filter(|s| !s.is_empty()).collect();
     (1..=segs.len()).rev().map(|n| segs[..n].join("::")).collect()

@@ -15,7 +15,7 @@ use serde::Serialize;
 pub const TEMP_TAG: &str = ".facepipe-tmp-";
 
 /// The start of every temporary name beside a file called `name`: `.NAME.facepipe-tmp-`.
-pub(crate) fn temp_prefix(name: &str) -> String {
+pub fn temp_prefix(name: &str) -> String {
     format!(".{name}{TEMP_TAG}")
 }
 

@@ -282,7 +282,7 @@ pub(crate) use facepipe_core::io::write_json;
 /// next run sweeps if a kill left it (see `facepipe_core::out`).
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}{}w", facepipe_core::out::TEMP_TAG))
+    path.with_file_name(format!("{}w", facepipe_core::out::temp_prefix(&name)))
 }
 
 /// Renames a finished temporary file over `to`, which must not be a symlink or special file.

@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-pub use crate::atomic::{TEMP_TAG, ensure_replaceable};
-pub(crate) use crate::atomic::{describe, is_temp_name, temp_prefix};
+pub use crate::atomic::{TEMP_TAG, ensure_replaceable, temp_prefix};
+pub(crate) use crate::atomic::{describe, is_temp_name};
 
 /// What is at an output path.
 #[derive(Clone, Debug, PartialEq, Eq)]
