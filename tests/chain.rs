@@ -40,7 +40,12 @@ fn read(p: &Path) -> Value {
 }
 
 fn assert_schema_valid(p: &Path) {
-    let schema = read(&repo().join("schemas/dataset.schema.json"));
+    assert_valid_as(p, "dataset");
+}
+
+/// `p` validates against `schemas/{name}.schema.json`.
+fn assert_valid_as(p: &Path, name: &str) {
+    let schema = read(&repo().join(format!("schemas/{name}.schema.json")));
     let v = jsonschema::validator_for(&schema).unwrap();
     let doc = read(p);
     let errs: Vec<String> = v
@@ -210,6 +215,11 @@ fn make_all_runs_resumes_and_swaps_stages() {
     );
     let eval = read(&out.join("eval/eval.json"));
     assert_eq!(eval["groups"][0]["name"], "valid");
+    // what the stages write is what the published schemas say
+    assert_valid_as(&out.join("model/model.json"), "model");
+    assert_valid_as(&out.join("eval/eval.json"), "eval");
+    assert_valid_as(&out.join("cheeks.json"), "cheek-lab");
+    assert_valid_as(&out.join("cheeks_truth.json"), "cheek-lab");
     assert!(out.join("eval/contact_sheet.png").is_file());
     assert!(
         first.contains("evaluation ") && first.contains("worst and best images"),

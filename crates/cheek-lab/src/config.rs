@@ -7,81 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use facepipe_core::colour::WhitePoint;
 use facepipe_core::shard::ShardSpec;
-use serde::{Deserialize, Serialize};
 
 use crate::faces::Placement;
 use crate::measure::Averaging;
 use crate::reference;
 use crate::roles::ClassNames;
 
-/// Which faces of an image to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Faces {
-    /// The largest face region only (the subject).
-    Largest,
-    /// Every face region (connected components), largest first.
-    All,
-}
-
-/// Which of our values matches the reference's id column: written `face-id`, `id`, or the
-/// name of an item field (`participant`, carried from the `photos` stage's CSV).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum JoinOn {
-    /// `ID#FACE` (face 0 = largest): the demo's `participant_id`.
-    FaceId,
-    /// The item id (one face per image).
-    Id,
-    /// An item field's value (one face per image).
-    Field(String),
-}
-
-impl std::str::FromStr for JoinOn {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s.trim() {
-            "face-id" => JoinOn::FaceId,
-            "id" => JoinOn::Id,
-            "" => return Err("give face-id, id, or the name of an item field".into()),
-            f => JoinOn::Field(f.to_string()),
-        })
-    }
-}
-
-impl TryFrom<String> for JoinOn {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<JoinOn> for String {
-    fn from(j: JoinOn) -> String {
-        j.to_string()
-    }
-}
-
-impl std::fmt::Display for JoinOn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JoinOn::FaceId => f.write_str("face-id"),
-            JoinOn::Id => f.write_str("id"),
-            JoinOn::Field(name) => f.write_str(name),
-        }
-    }
-}
-
-impl JoinOn {
-    /// What a face's key is, in words (for the message when nothing matches).
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            JoinOn::FaceId => "ITEM#FACE".into(),
-            JoinOn::Id => "the item id".into(),
-            JoinOn::Field(f) => format!("the item's {f:?} field"),
-        }
-    }
-}
+pub use facepipe_formats::cheeks::{Faces, JoinOn};
 
 /// What `cheek-lab` was asked to do: a measurement ([`crate::run`]), a merge of shards
 /// ([`crate::merge::merge`]) or a report's summary ([`crate::summary`]). The flags in the

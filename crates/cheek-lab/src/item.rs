@@ -210,7 +210,7 @@ impl Measurer<'_> {
             fwhr_reason: f.fwhr.clone().err().unwrap_or_default(),
             left: cheek(&f.left),
             right: cheek(&f.right),
-            eyes: f.eyes.clone(),
+            eyes: f.eyes.iter().map(|e| [e.x, e.y]).collect(),
             label: f.label,
             orientation: head.photo.as_ref().map(|p| p.orientation),
             colour_profile: head.photo.as_ref().map(|p| p.profile.clone()).unwrap_or_default(),

@@ -29,7 +29,6 @@ pub use config::{Config, Faces, JoinOn};
 pub use report::*;
 pub use roles::ClassNames;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -40,54 +39,14 @@ use facepipe_core::manifest::Loaded;
 use facepipe_core::shard::{Shard, ShardSpec};
 use facepipe_core::{Item, Manifest};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use geometry::Point;
 use item::Measurer;
-use measure::CheekResult;
 use outputs::Files;
 use roles::Roles;
 
 pub const STAGE: &str = "cheek-lab";
-pub const REPORT_FORMAT: &str = "facepipe.cheek-lab";
 
-/// One face's row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FaceRow {
-    pub id: String,
-    pub face: usize,
-    pub face_id: String,
-    pub image: String,
-    pub mask: String,
-    pub faces_in_image: usize,
-    pub face_pixels: usize,
-    pub eye_distance_px: Option<f64>,
-    pub face_width_px: Option<f64>,
-    /// What the patch size was scaled from.
-    pub scale_from: Cow<'static, str>,
-    /// The eyes were placed from sunglasses.
-    pub eyes_from_glasses: bool,
-    pub patch_px: u32,
-    pub fwhr: Option<f64>,
-    pub fwhr_reason: String,
-    pub left: CheekResult,
-    pub right: CheekResult,
-    #[serde(skip)]
-    pub eyes: Vec<Point>,
-    #[serde(skip)]
-    pub label: u32,
-    /// The EXIF orientation the photo was shown with (none when it was not read).
-    #[serde(default)]
-    pub orientation: Option<u8>,
-    /// The value of the item field `--join FIELD` names (none without it, or when the item
-    /// has no such field).
-    #[serde(default)]
-    pub join_key: Option<String>,
-    /// The photo's colour profile and what was done with it (`sRGB (no profile)`,
-    /// `Display P3 → sRGB`, ...).
-    #[serde(default)]
-    pub colour_profile: String,
-}
+pub use facepipe_formats::cheeks::FaceRow;
 
 /// An item's faces (or the reason there are none).
 #[derive(Clone, Debug)]
@@ -257,8 +216,8 @@ fn measure_all(
 /// The report's settings and, for a shard, its rows; [`assemble`] fills in the counts.
 fn report_head(cfg: &Config, loaded: &Loaded, shard: Option<Shard>, items: &[&Item], results: &[ItemResult]) -> Report {
     Report {
-        format: REPORT_FORMAT.into(),
-        format_version: 1,
+        schema: facepipe_formats::tag::CHEEK_LAB.tag.into(),
+        schema_version: facepipe_formats::tag::CHEEK_LAB.version,
         input: loaded.input.clone(),
         mask_field: cfg.mask_field.clone(),
         faces_mode: cfg.faces,

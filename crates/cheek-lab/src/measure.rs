@@ -2,52 +2,10 @@
 
 use facepipe_core::colour::{self, WhitePoint};
 use facepipe_core::photo::Pixels;
-use std::borrow::Cow;
 
 use crate::geometry::Point;
 
-use serde::{Deserialize, Serialize};
-
-/// How a patch's pixels are averaged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Averaging {
-    /// Mean of the sRGB values, then converted: what Photoshop's Average filter followed by
-    /// reading the Lab value does.
-    MeanRgb,
-    /// Mean of each pixel's L*a*b*.
-    MeanLab,
-}
-
-/// One cheek: its colour or why there is none.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CheekResult {
-    /// `ok` or `not_measurable`.
-    pub status: Cow<'static, str>,
-    pub reason: String,
-    pub lab: Option<[f64; 3]>,
-    /// Standard deviation of the skin pixels' L*, a*, b* (population).
-    pub sd: Option<[f64; 3]>,
-    /// Skin pixels averaged.
-    pub pixels: u32,
-    /// The patch: x0, y0, x1, y1 (exclusive), clipped to the image.
-    pub patch: Option<[u32; 4]>,
-    pub ita: Option<f64>,
-}
-
-impl CheekResult {
-    pub fn missing(reason: &str) -> Self {
-        CheekResult {
-            status: "not_measurable".into(),
-            reason: reason.into(),
-            lab: None,
-            sd: None,
-            pixels: 0,
-            patch: None,
-            ita: None,
-        }
-    }
-}
+pub use facepipe_formats::cheeks::{Averaging, CheekResult};
 
 /// The axis-aligned square of side `side` centred at `c`, clipped to the image (the demo's
 /// truth uses the same rounding).

@@ -17,7 +17,7 @@ use facepipe_core::io::{InputFile, read_input};
 use facepipe_core::shard::{Shard, ShardSpec};
 
 use crate::outputs::Files;
-use crate::{Config, REPORT_FORMAT, RefInput, Report, ShardItem, ShardRef, assemble, reference};
+use crate::{Config, RefInput, Report, ShardItem, ShardRef, assemble, reference};
 
 /// One shard's report, read and checked.
 struct Part {
@@ -30,15 +30,7 @@ struct Part {
 /// Reads a shard's report: a cheek-lab report written with `--shard K/N`, not a merge.
 fn read_part(path: &Path) -> Result<Part> {
     let (bytes, input) = read_input(path)?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
-    ensure!(
-        v["format"] == REPORT_FORMAT,
-        "{} is not a cheek-lab report",
-        path.display()
-    );
-    let report: Report = serde_json::from_value(v)
-        .with_context(|| format!("{}: not a cheek-lab report this version can read", path.display()))?;
+    let report: Report = facepipe_formats::tag::CHEEK_LAB.parse(path, &bytes)?;
     ensure!(
         report.shards.is_empty(),
         "{} is already a merge of {} shards",
@@ -67,7 +59,7 @@ fn read_part(path: &Path) -> Result<Part> {
 fn settings(r: &Report) -> Vec<(&'static str, serde_json::Value)> {
     let part = r.shard.as_ref().expect("a shard");
     vec![
-        ("format version", j(&r.format_version)),
+        ("schema version", j(&r.schema_version)),
         ("input manifest", j(&r.input)),
         ("mask field", j(&r.mask_field)),
         ("--faces", j(&r.faces_mode)),

@@ -9,14 +9,14 @@ use facepipe_core::out::{OutDir, Outputs};
 
 use crate::agreement::Joined;
 use crate::table::CSV_SIGNATURE;
-use crate::{FaceRow, REPORT_FORMAT, Report, STAGE, qc, scatter_path};
+use crate::{FaceRow, Report, STAGE, qc, scatter_path};
 
 fn is_png(b: &[u8]) -> bool {
     b.starts_with(b"\x89PNG\r\n\x1a\n")
 }
 
 fn is_report(b: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| v["format"] == REPORT_FORMAT)
+    serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| facepipe_formats::tag::CHEEK_LAB.names(&v))
 }
 
 /// The CSV (`-o`), the report (`--report`) and the scatter plot beside it, locked against a

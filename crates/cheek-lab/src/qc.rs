@@ -112,7 +112,7 @@ fn face_picture(photo: &RgbImage, labels: &[u32], row: &FaceRow) -> RgbImage {
     }
     for e in &row.eyes {
         for d in -3i64..=3 {
-            for (x, y) in [(e.x as i64 + d, e.y as i64), (e.x as i64, e.y as i64 + d)] {
+            for (x, y) in [(e[0] as i64 + d, e[1] as i64), (e[0] as i64, e[1] as i64 + d)] {
                 if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
                     img.put_pixel(x as u32, y as u32, Rgb(EYE));
                 }

@@ -5,55 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
-/// Which columns of the reference CSV hold what: `--ref-id`, `--ref-left`, `--ref-right`.
-#[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Columns {
-    /// Reference id column.
-    #[arg(
-        id = "ref_id",
-        long = "ref-id",
-        default_value = "participant_id",
-        value_name = "COLUMN"
-    )]
-    pub id: String,
-    /// Reference columns of the subject's left cheek: L*,a*,b*.
-    #[arg(
-        id = "ref_left",
-        long = "ref-left",
-        default_value = "left_cheek_L,left_cheek_a,left_cheek_b",
-        value_name = "L,A,B",
-        value_parser = three_columns
-    )]
-    pub left: [String; 3],
-    /// Reference columns of the subject's right cheek: L*,a*,b*.
-    #[arg(
-        id = "ref_right",
-        long = "ref-right",
-        default_value = "right_cheek_L,right_cheek_a,right_cheek_b",
-        value_name = "L,A,B",
-        value_parser = three_columns
-    )]
-    pub right: [String; 3],
-}
-
-impl Default for Columns {
-    /// The flags' defaults: the demo's `participants.csv`.
-    fn default() -> Self {
-        facepipe_core::cli::arg_defaults()
-    }
-}
-
-/// clap value parser of `--ref-left`/`--ref-right`: three column names (a bad value is a usage
-/// error, exit 2).
-fn three_columns(s: &str) -> Result<[String; 3], String> {
-    let v: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
-    if v.iter().any(String::is_empty) {
-        return Err(format!("an empty column name in {s:?}"));
-    }
-    <[String; 3]>::try_from(v).map_err(|_| format!("three column names are needed, L,a,b: got {s:?}"))
-}
+pub use facepipe_formats::cheeks::Columns;
 
 /// One reference row.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,15 +150,7 @@ fn csv_problem(e: &csv::Error) -> String {
     }
 }
 
-/// Summary statistics of a list of differences.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Spread {
-    pub n: usize,
-    pub median: Option<f64>,
-    pub mean: Option<f64>,
-    pub p90: Option<f64>,
-    pub max: Option<f64>,
-}
+pub use facepipe_formats::cheeks::{Channel, Spread};
 
 /// Linear-interpolated quantile (numpy's default) of sorted values.
 fn quantile_sorted(v: &[f64], q: f64) -> Option<f64> {
@@ -247,17 +192,6 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
         syy += (b - my).powi(2);
     }
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
-}
-
-/// Agreement of one channel.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Channel {
-    pub channel: String,
-    pub n: usize,
-    pub pearson_r: Option<f64>,
-    /// Mean of measured − reference.
-    pub mean_bias: Option<f64>,
-    pub mean_abs_diff: Option<f64>,
 }
 
 pub fn channel(name: &str, measured: &[f64], reference: &[f64]) -> Channel {

@@ -461,7 +461,7 @@ fn hostile_outputs_and_inputs() {
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("id,face,face_id,image,mask,"));
     let o = ok(output(cheek_lab(&m, &t.join("c2.csv")).args(["--report", "-"])));
     let rep: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(rep["format"], "facepipe.cheek-lab");
+    assert_eq!(rep["schema"], "facepipe/cheek-lab");
     assert!(!t.join("-").exists());
     fails(
         output(cheek_lab(&m, Path::new("-")).args(["--report", "-"])),

@@ -112,6 +112,7 @@ pub const OWN_CRATES: &[&str] = &[
     "cheek_lab",
     "demo_faces",
     "facepipe_core",
+    "facepipe_formats",
     "facepipe_fuzz",
     "facepipe_plot",
     "facepipe_testutil",

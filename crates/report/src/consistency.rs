@@ -27,8 +27,7 @@ pub fn mismatches(inputs: &Inputs) -> Vec<String> {
         .map(|m| m.input.path.clone())
         .unwrap_or_default();
     if let (Some(model), Some(eval)) = (&inputs.model, &inputs.eval)
-        && let Some(used) = &eval.info.model.model_json_sha256
-        && *used != model.model_json_sha256
+        && eval.info.model.model_json_sha256 != model.model_json_sha256
     {
         out.push(format!(
             "the evaluation in {} was made with another model than {} (its model.json differs): its scores are not this model's",
@@ -50,7 +49,7 @@ pub fn mismatches(inputs: &Inputs) -> Vec<String> {
         }
     }
     if let (Some(chain), Some(eval)) = (&chain, &inputs.eval)
-        && let Some(read) = &eval.info.manifest
+        && let read = &eval.info.manifest
         && !chain.contains(read.sha256.as_str())
     {
         out.push(format!(

@@ -8,30 +8,93 @@ use std::path::Path;
 use facepipe_testutil::{fails, run, stage, stderr_has};
 use serde_json::json;
 
-const METRICS: &str = "phase,epoch,train_loss,valid_loss,pixel_accuracy,mean_dice,mean_iou,mean_dice_fg,mean_iou_fg,iou_background,iou_skin,lr_group0,lr_group1,lr_group2,seconds
-frozen,0,1.5,1.4,0.8,0.5,0.4,0.3,0.2,0.9,0.2,1e-4,1e-4,1e-3,1.0
-fit,0,1.2,1.1,0.85,0.6,0.5,0.4,0.3,0.92,,2e-4,2e-4,2e-3,1.0
-";
-
-/// A model directory as unet-train writes it, with two epochs and one lr_find sweep.
+/// A model directory as unet-train writes it (through unet-train's own types), with two
+/// epochs (the second with a class absent) and one lr_find sweep. Written the way files were
+/// named before the `schema` rule, which the report still reads.
 fn model_dir(dir: &Path) {
+    use facepipe_formats::model::*;
+    use facepipe_formats::recipe::Recipe;
     fs::create_dir_all(dir).unwrap();
-    let record = json!({"phase": "fit", "epoch": 0, "train_loss": 1.2, "valid_loss": 1.1,
-        "mean_iou_fg": 0.3, "mean_dice_fg": 0.4, "pixel_accuracy": 0.85});
-    let lrs: Vec<f64> = (0..60).map(|k| 1e-6 * 1.2f64.powi(k)).collect();
-    let losses: Vec<f64> = (0..60).map(|k| 2.0 - (k as f64 / 30.0 - 1.0).powi(2) * -0.5).collect();
-    let info = json!({
-        "format": "facepipe.model", "format_version": 1, "arch": "smp",
-        "classes": [{"id": 0, "name": "background", "rgb": [0, 0, 0]}, {"id": 1, "name": "skin", "rgb": [128, 128, 128]}],
-        "preprocessing": {"input_size": 64}, "best": {"record": record}, "last": {"record": record},
-        "recipe": {"loss": "ce", "steps": []}, "manifest": "/data/split.json", "manifest_sha256": "ab12",
-        "n_train": 8, "n_valid": 4, "batch_size": 2, "seed": 7, "device": "cpu", "pretrained": null,
-        "lr_find": [{"lrs": lrs, "losses": losses, "suggestions": {"valley": 1e-4, "minimum": 1e-5, "steep": 3e-5}}],
-        "fit_lrs": [{"phase": "fit", "lr_max": [1e-4, 1e-4, 1e-3], "source": "valley"}],
-        "epochs": 2, "facepipe_version": "0.1.0"
-    });
-    fs::write(dir.join("model.json"), info.to_string()).unwrap();
-    fs::write(dir.join("metrics.csv"), METRICS).unwrap();
+    let record = |phase: &str, train_loss: f64, valid_loss: f64, skin: Option<f64>| EpochRecord {
+        phase: phase.into(),
+        epoch: 0,
+        train_loss,
+        valid_loss,
+        dice: vec![Some(0.95), skin],
+        iou: vec![Some(0.9), skin],
+        mean_dice: 0.5,
+        mean_iou: 0.4,
+        mean_dice_fg: 0.3,
+        mean_iou_fg: 0.2,
+        pixel_accuracy: 0.85,
+        lrs: [1e-4, 1e-4, 1e-3],
+        seconds: 1.0,
+        size: 64,
+    };
+    let records = [record("frozen", 1.5, 1.4, Some(0.2)), record("fit", 1.2, 1.1, None)];
+    let files = |stem: &str| WeightFiles {
+        burnpack: format!("{stem}.bpk"),
+        safetensors: format!("{stem}.safetensors"),
+        record: records[1].clone(),
+        burnpack_sha256: None,
+        safetensors_sha256: None,
+    };
+    let classes = vec![
+        facepipe_core::Class::new(0, "background", [0, 0, 0]),
+        facepipe_core::Class::new(1, "skin", [128, 128, 128]),
+    ];
+    let info = ModelInfo {
+        schema: "facepipe.model".into(),
+        schema_version: 1,
+        arch: Arch::Smp,
+        classes: classes.clone(),
+        preprocessing: Preprocessing {
+            input_size: 64,
+            crop: "centre".into(),
+            resize: "bilinear".into(),
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        },
+        best: files("best"),
+        last: files("last"),
+        recipe: Recipe::default(),
+        manifest: "/data/split.json".into(),
+        manifest_sha256: "ab12".into(),
+        n_train: 8,
+        n_valid: 4,
+        batch_size: 2,
+        seed: 7,
+        device: "cpu".into(),
+        pretrained: None,
+        lr_find: vec![LrFind {
+            lrs: (0..60).map(|k| 1e-6 * 1.2f64.powi(k)).collect(),
+            losses: (0..60).map(|k| 2.0 - (k as f64 / 30.0 - 1.0).powi(2) * -0.5).collect(),
+            suggestions: Some(Suggestions {
+                valley: 1e-4,
+                minimum: 1e-5,
+                steep: 3e-5,
+            }),
+            untrusted: None,
+        }],
+        fit_lrs: vec![FitLr {
+            phase: "fit".into(),
+            lr: ResolvedLr {
+                lr_max: [1e-4, 1e-4, 1e-3],
+                source: LrSource::Valley,
+                reason: None,
+            },
+        }],
+        epochs: 2,
+        facepipe_version: "0.1.0".into(),
+    };
+    // the old names: `format`, `format_version`
+    let text = serde_json::to_string(&info)
+        .unwrap()
+        .replace("\"schema\":", "\"format\":")
+        .replace("\"schema_version\":", "\"format_version\":");
+    fs::write(dir.join("model.json"), text).unwrap();
+    let metrics = facepipe_formats::metrics::to_csv(&records, &classes).unwrap();
+    fs::write(dir.join("metrics.csv"), metrics).unwrap();
 }
 
 #[test]
@@ -89,9 +152,10 @@ fn bad_inputs_are_named_and_nothing_is_written() {
     attempt(&[], "nothing to report");
     attempt(&["--model", "nowhere"], "nowhere/model.json");
     model_dir(&d.path().join("model"));
+    let metrics = fs::read_to_string(d.path().join("model/metrics.csv")).unwrap();
     fs::write(
         d.path().join("model/metrics.csv"),
-        METRICS.replace("1.2,1.1", "1.2,lots"),
+        metrics.replace("1.2,1.1", "1.2,lots"),
     )
     .unwrap();
     attempt(
@@ -102,19 +166,19 @@ fn bad_inputs_are_named_and_nothing_is_written() {
     fs::write(d.path().join("eval/eval.json"), r#"{"format": "facepipe.model"}"#).unwrap();
     attempt(
         &["--eval", "eval"],
-        "eval.json: format \"facepipe.model\" is not \"facepipe.eval\"",
+        "eval.json: schema \"facepipe.model\" is not \"facepipe/eval\" (is it unet-eval's eval.json?)",
     );
     fs::write(
         d.path().join("eval/eval.json"),
-        r#"{"format": "facepipe.eval", "items": "many"}"#,
+        r#"{"format": "facepipe.eval", "format_version": 1, "items": "many"}"#,
     )
     .unwrap();
     attempt(&["--eval", "eval"], "eval.json: unexpected content");
-    let cheeks = json!({"format": "facepipe.cheek-lab", "input": {"path": "p.json", "sha256": "00", "bytes": 1},
+    let cheeks = json!({"schema": "facepipe/cheek-lab", "schema_version": 1, "input": {"path": "p.json", "sha256": "00", "bytes": 1},
         "facepipe_version": "0.1.0", "mask_field": "mask", "white_point": "d65", "faces_mode": "largest",
         "averaging": "mean-rgb", "patch_px": 50.0, "reference_face_width": 300.0, "min_skin": 0.5,
         "items": 1, "faces": 1, "cheeks_measured": 2, "cheeks_not_measurable": 0, "not_measurable": {},
-        "fwhr_measured": 1, "agreement": null, "csv": "gone.csv"});
+        "fwhr_measured": 1, "warnings": [], "agreement": null, "csv": "gone.csv"});
     fs::write(d.path().join("cheeks.json"), cheeks.to_string()).unwrap();
     attempt(&["--cheeks", "cheeks.json"], "gone.csv");
 }

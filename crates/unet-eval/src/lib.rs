@@ -40,7 +40,6 @@ use facepipe_core::out::Outputs;
 use facepipe_core::palette::Class;
 use facepipe_core::shard::Shard;
 use facepipe_core::{Manifest, Output, Split, Step, paths};
-use serde::Serialize;
 use unet::device::DeviceSpec;
 use unet::inference::{Model, Weights};
 
@@ -50,27 +49,8 @@ pub use predict::Outside;
 
 pub const STAGE: &str = "unet-eval";
 const MARKER: &str = ".unet-eval";
-pub const EVAL_FORMAT: &str = "facepipe.eval";
 
-/// Which items to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Select {
-    Valid,
-    Train,
-    /// Every item, with or without a split.
-    All,
-}
-
-impl std::fmt::Display for Select {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Select::Valid => "valid",
-            Select::Train => "train",
-            Select::All => "all",
-        })
-    }
-}
+pub use facepipe_formats::eval::Select;
 
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -24,7 +24,8 @@ use facepipe_core::{Manifest, paths};
 
 use crate::pictures::write_confusion_png;
 use crate::report::{self, EvalFile, Group, Scores, ShardRef, Throughput};
-use crate::{EVAL_FORMAT, MARKER, STAGE};
+use crate::{MARKER, STAGE};
+use facepipe_formats::tag;
 
 /// What `--merge` needs.
 #[derive(Clone, Debug)]
@@ -51,9 +52,7 @@ fn read_part(dir: &Path) -> Result<Part> {
     let p = dir.join("eval.json");
     let (bytes, input) =
         read_input(&p).with_context(|| format!("{} is not a finished unet-eval --shard folder", dir.display()))?;
-    let eval: EvalFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not a unet-eval result this version can read", p.display()))?;
-    ensure!(eval.format == EVAL_FORMAT, "{} is not a unet-eval result", p.display());
+    let eval: EvalFile = tag::EVAL.parse(&p, &bytes)?;
     ensure!(
         eval.shards.is_empty(),
         "{} is already a merge of {} shards",
@@ -85,7 +84,7 @@ fn check_parts(parts: &[Part]) -> Result<()> {
         let name = p.dir.display();
         let (a, b) = (&p.eval, &first.eval);
         let differs = [
-            ("format version", same(&a.format_version, &b.format_version)),
+            ("schema version", same(&a.schema_version, &b.schema_version)),
             ("model or weights", same(&a.model, &b.model)),
             ("input manifest", same(&a.manifest, &b.manifest)),
             ("settings", same(&a.settings, &b.settings)),
@@ -283,8 +282,8 @@ fn per_image_rows(parts: &[Part], position: Option<&HashMap<String, usize>>) -> 
 fn merged_eval(parts: &[Part], groups: Vec<Group>, files: Vec<String>) -> Result<EvalFile> {
     let first = &parts[0].eval;
     Ok(EvalFile {
-        format: EVAL_FORMAT.into(),
-        format_version: first.format_version,
+        schema: tag::EVAL.tag.into(),
+        schema_version: tag::EVAL.version,
         model: first.model.clone(),
         manifest: first.manifest.clone(),
         settings: first.settings.clone(),

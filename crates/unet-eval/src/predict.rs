@@ -22,15 +22,7 @@ use facepipe_core::palette::IGNORE;
 use rayon::prelude::*;
 use unet::data::Crop;
 
-/// What happens to the pixels outside the centre square of a non-square image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Outside {
-    /// Predicted from overlapping square tiles at the training scale.
-    Tile,
-    /// Not predicted (255 in the mask; left out of the scores).
-    None,
-}
+pub use facepipe_formats::eval::Outside;
 
 /// The crops to run for a `w`×`h` image, and the index of the centre one.
 pub fn tiles(w: u32, h: u32, outside: Outside) -> (Vec<Crop>, usize) {

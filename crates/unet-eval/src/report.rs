@@ -8,7 +8,8 @@ use anyhow::Result;
 use facepipe_core::io::{InputFile, write_atomic};
 use unet::inference::{Model, Weights};
 
-use crate::{EVAL_FORMAT, ItemResult};
+use crate::ItemResult;
+use facepipe_formats::tag;
 
 pub use crate::eval_file::*;
 pub use crate::pictures::{colourise, confusion_png, overlay};
@@ -53,8 +54,8 @@ pub fn write_all(
     files.extend(["report.md", "eval.json"].map(String::from));
     let labelled = results.iter().filter(|r| r.full.is_some()).count();
     let eval = EvalFile {
-        format: EVAL_FORMAT.into(),
-        format_version: 1,
+        schema: tag::EVAL.tag.into(),
+        schema_version: tag::EVAL.version,
         model: model_ref(model, settings.weights)?,
         manifest: manifest.clone(),
         settings: settings.clone(),

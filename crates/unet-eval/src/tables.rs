@@ -9,9 +9,9 @@ use facepipe_core::io::write_atomic;
 use facepipe_core::metrics::mean_present;
 use facepipe_core::palette::Class;
 
+use crate::ItemResult;
 use crate::eval_file::*;
 use crate::predict::Outside;
-use crate::{EVAL_FORMAT, ItemResult};
 
 pub(crate) fn fmt(v: Option<f64>) -> String {
     v.map_or_else(String::new, |v| format!("{v:.6}"))
@@ -286,7 +286,7 @@ pub fn summary(dir: &Path) -> Result<String> {
         )
     })?;
     let e: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
-    anyhow::ensure!(e["format"] == EVAL_FORMAT, "{} is not a unet-eval result", p.display());
+    facepipe_formats::tag::EVAL.check(&p, &e)?;
     let f = |v: &serde_json::Value| fmt_short(v.as_f64());
     let t = &e["throughput"];
     let mut out = format!(

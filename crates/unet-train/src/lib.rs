@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use unet::training::recipe::{LrMax, Recipe, RecipeStep};
+use unet::training::recipe::{Expand, LrMax, Recipe, RecipeStep};
 
 pub const STAGE: &str = "unet-train";
 
@@ -141,7 +141,7 @@ pub fn build_recipe(file: Option<&PathBuf>, edits: &RecipeEdits) -> Result<Recip
     let mut r = match file {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading --recipe {}", p.display()))?;
-            Recipe::from_json(&text).with_context(|| format!("recipe {}", p.display()))?
+            unet::training::recipe::parse(&text).with_context(|| format!("recipe {}", p.display()))?
         }
         None => Recipe::default(),
     };

@@ -25,7 +25,7 @@ use unet::device::{BackendTask, DeviceSpec, dispatch};
 use unet::kernels::TrainBackend;
 use unet::model::{FastaiUnet, SmpUnet};
 use unet::training::fit::{Infer, Segmenter};
-use unet::training::loss::Loss;
+use unet::training::loss::{Loss, Objective};
 use unet::training::optim::GroupAdam;
 
 fn peak_rss_mib() -> f64 {

@@ -37,7 +37,7 @@ use unet::device::CpuBackend;
 use unet::model::{Arch, Architecture, FastaiUnet, SmpUnet, Tap};
 use unet::model_dir::save_weights;
 use unet::training::fit::{Infer, Segmenter, evaluate, to_tensors};
-use unet::training::loss::Loss;
+use unet::training::loss::{Loss, Objective};
 use unet::training::optim::GroupAdam;
 use unet::training::schedule::{OneCycle, position};
 

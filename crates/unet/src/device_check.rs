@@ -17,9 +17,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::kernels::{AdamStep, Kernels, TrainBackend};
+use crate::model::Infer;
 use crate::model::{Arch, Architecture, FastaiUnet, SmpUnet, start_as_on_cpu};
-use crate::training::fit::Infer;
-use crate::training::loss::Loss;
+use crate::training::loss::{Loss, Objective};
 
 /// The largest difference an operation may show, relative to the largest magnitude of its
 /// CPU result: float32 rounding differs with the order of a sum (a GPU sums in tiles), which

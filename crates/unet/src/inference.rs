@@ -12,41 +12,12 @@ use burn::tensor::{Tensor, TensorData};
 use facepipe_core::io::{InputFile, read_input};
 
 use crate::device::{BackendTask, DeviceSpec, dispatch};
+use crate::model::Infer;
 use crate::model::{Arch, Architecture};
 use crate::model::{FastaiUnet, SmpUnet};
 use crate::model_dir::{ModelInfo, load_weights};
-use crate::training::fit::Infer;
 
-/// Which of a run's saved models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Weights {
-    /// The epoch with the lowest valid loss. Keeping it is facepipe's addition: the reference
-    /// workflow has no SaveModelCallback, so fastai's learner ends with the last weights.
-    Best,
-    /// The end of training.
-    Last,
-}
-
-impl std::str::FromStr for Weights {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "best" => Ok(Weights::Best),
-            "last" => Ok(Weights::Last),
-            _ => Err(format!("unknown weights {s:?}: use best or last")),
-        }
-    }
-}
-
-impl std::fmt::Display for Weights {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Weights::Best => "best",
-            Weights::Last => "last",
-        })
-    }
-}
+pub use facepipe_formats::model::Weights;
 
 /// A model directory opened for inference: its description, the weight file and the hashes
 /// that identify both.

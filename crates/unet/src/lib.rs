@@ -1,24 +1,27 @@
 //! The UNet-ResNet34 stack, the only facepipe crate that depends on burn (=0.21.0; CPU via
 //! burn's `flex` backend).
 //!
-//! Grouped as burn's own examples are:
+//! In layers, lowest first; a module imports only from layers below its own
+//! (`tests/layers.rs` checks it):
 //!
-//! * [`data`]: fastai's crop/resize/normalise with mask validation, and ([`data::loader`])
-//!   seeded batches from a split manifest, prepared in parallel ahead of use.
-//! * [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one (logits at the
-//!   input's size); its ResNet34 encoder with torchvision's parameter names
-//!   ([`model::resnet`]); ImageNet weights from torchvision's `.pth` or `.safetensors`, with a
-//!   report ([`model::weights`]).
-//! * [`training`]: the recipe (fine_tune, lr_find, fit_one_cycle as JSON), the steps, fastai's
-//!   grouped Adam, schedules and losses, and the runner that takes a recipe through a model
-//!   directory phase by phase, resumably.
-//! * [`model_dir`]: the model directory a run writes (`model.json`, `run.json`, weights,
-//!   checkpoint) and what reads and writes its files.
-//! * [`inference`]: a model directory opened for inference, as class probabilities.
-//! * [`kernels`]: convolution, BatchNorm(+ReLU), the Adam step and the fused loss as a backend
-//!   extension: facepipe's own CPU kernels on `flex`, burn's operations elsewhere (CUDA,
-//!   wgpu). The lowest layer: it imports no other module of the crate.
-//! * [`device`]: CPU or CUDA backends picked at run time.
+//! 1. [`kernels`]: convolution, BatchNorm(+ReLU), the Adam step and the fused loss as a backend
+//!    extension: facepipe's own CPU kernels on `flex`, burn's operations elsewhere (CUDA,
+//!    wgpu). It imports no other module of the crate.
+//! 2. [`device`]: CPU, CUDA or wgpu backends picked at run time.
+//! 3. [`model`]: the UNet, fastai's DynamicUnet decoder or the slim smp one (logits at the
+//!    input's size); its ResNet34 encoder with torchvision's parameter names
+//!    ([`model::resnet`]); ImageNet weights from torchvision's `.pth` or `.safetensors`, with a
+//!    report ([`model::weights`]). Beside it, [`model_dir`]: the published model, `model.json`
+//!    (whose types, like the recipe's, are `facepipe_formats`') and the weights in burn's and
+//!    PyTorch's names.
+//! 4. [`data`]: fastai's crop/resize/normalise with mask validation, and ([`data::loader`])
+//!    seeded batches from a split manifest, prepared in parallel ahead of use.
+//! 5. [`inference`]: a model directory opened for prediction, as class probabilities; it reads
+//!    the model format and nothing of training. [`training`]: what a recipe expands into, the
+//!    steps, fastai's grouped Adam, schedules and losses, the run checkpoint
+//!    ([`training::checkpoint`]) and the runner that takes a recipe through a model directory
+//!    phase by phase, resumably.
+//! 6. [`device_check`]: a model trained and run on a device against the CPU.
 
 /// The smallest input side: the encoder halves its input five times (to 1/32).
 pub const MIN_INPUT_SIZE: u32 = 32;

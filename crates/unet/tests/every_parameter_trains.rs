@@ -13,7 +13,7 @@ use unet::model::weights::load_pretrained;
 use unet::model::{Arch, Architecture, FastaiUnet, SmpUnet};
 use unet::model_dir::{load_weights, save_weights};
 use unet::training::fit::Infer;
-use unet::training::loss::Loss;
+use unet::training::loss::{Loss, Objective};
 use unet::training::optim::GroupAdam;
 
 type AB = Autodiff<Flex>;

@@ -1,7 +1,9 @@
 //! The cheeks: what was measured, why some were not, and the agreement with the reference.
 
 use crate::html::{Page, num};
-use crate::inputs::{Cheeks, Spread};
+use facepipe_formats::cheeks::Spread;
+
+use crate::inputs::Cheeks;
 use crate::svg::{Agreement, colour};
 
 /// The warnings shown per report (the rest are counted).
@@ -31,7 +33,7 @@ fn one(page: &mut Page, c: &Cheeks) {
         cards.push((num(a.delta_e2000.p90), "90th percentile ΔE2000".into()));
     }
     page.cards(&cards);
-    page.p(&format!("L*a*b* under {}.", i.white_point.to_uppercase()));
+    page.p(&format!("L*a*b* under {:?}.", i.white_point));
     if !i.not_measurable.is_empty() {
         let mut reasons: Vec<(&String, &usize)> = i.not_measurable.iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));

@@ -2,10 +2,12 @@
 //! sheet.
 
 use crate::html::{Cell, Page, count, num};
-use crate::inputs::{Eval, EvalInfo, Group, Scores};
+use facepipe_formats::eval::{EvalFile, Group, Scores};
+
+use crate::inputs::Eval;
 
 /// The group the evaluation leads with (`headline`, else the first).
-pub fn headline(info: &EvalInfo) -> Option<&Group> {
+pub fn headline(info: &EvalFile) -> Option<&Group> {
     info.headline
         .as_deref()
         .and_then(|h| info.groups.iter().find(|g| g.name == h))
@@ -27,11 +29,9 @@ pub fn write(page: &mut Page, eval: Option<&Eval>) {
         i.model.weights,
         i.items,
         i.labelled,
-        i.settings
+        serde_json::to_string(&i.settings).unwrap_or_default()
     ));
-    if let Some(t) = &i.throughput {
-        page.p(&format!("Throughput: {:.1} images/s.", t.images_per_s));
-    }
+    page.p(&format!("Throughput: {:.1} images/s.", i.throughput.images_per_s));
     if i.groups.is_empty() {
         page.note("No labelled items: nothing was scored.");
     }
@@ -39,10 +39,10 @@ pub fn write(page: &mut Page, eval: Option<&Eval>) {
         let s = &g.full_resolution;
         page.h3(&format!("{} ({} images)", g.name, g.images));
         page.cards(&[
-            (num(Some(s.pixel_accuracy)), "pixel accuracy".into()),
-            (num(Some(s.mean_iou)), "mean IoU".into()),
-            (num(Some(s.mean_iou_fg)), "foreground mean IoU".into()),
-            (num(Some(s.mean_dice_fg)), "foreground mean dice".into()),
+            (num(s.pixel_accuracy), "pixel accuracy".into()),
+            (num(s.mean_iou), "mean IoU".into()),
+            (num(s.mean_iou_fg), "foreground mean IoU".into()),
+            (num(s.mean_dice_fg), "foreground mean dice".into()),
         ]);
         per_class(page, i, g);
     }
@@ -59,8 +59,8 @@ pub fn write(page: &mut Page, eval: Option<&Eval>) {
     }
 }
 
-fn per_class(page: &mut Page, info: &EvalInfo, g: &Group) {
-    let model = g.model_resolution.as_ref();
+fn per_class(page: &mut Page, info: &EvalFile, g: &Group) {
+    let model = &g.model_resolution;
     let rows: Vec<Vec<Cell>> = g
         .full_resolution
         .per_class
@@ -68,7 +68,7 @@ fn per_class(page: &mut Page, info: &EvalInfo, g: &Group) {
         .enumerate()
         .map(|(k, c)| {
             let rgb = info.classes.get(k).map(|c| c.rgb).unwrap_or([255, 255, 255]);
-            let at_model = model.and_then(|m| m.per_class.get(k)).and_then(|c| c.iou);
+            let at_model = model.per_class.get(k).and_then(|c| c.iou);
             vec![
                 Cell::class_name(&c.name, rgb),
                 Cell::text(&count(c.truth_pixels)),
@@ -94,7 +94,7 @@ fn per_class(page: &mut Page, info: &EvalInfo, g: &Group) {
 }
 
 /// The confusion matrix as a table: each row (true class) in % of its pixels, shaded.
-fn confusion(page: &mut Page, info: &EvalInfo, group: &str, s: &Scores) {
+fn confusion(page: &mut Page, info: &EvalFile, group: &str, s: &Scores) {
     page.h3(&format!("Confusion matrix ({group}, full resolution)"));
     let names: Vec<String> = s.per_class.iter().map(|c| c.name.clone()).collect();
     let mut head: Vec<&str> = vec!["true \\ predicted"];

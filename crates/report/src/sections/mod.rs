@@ -33,8 +33,8 @@ pub fn overview(page: &mut Page, inputs: &Inputs) {
         && let Some(g) = evaluation::headline(&e.info)
     {
         let s = &g.full_resolution;
-        cards.push((num(Some(s.mean_iou_fg)), format!("{} foreground mean IoU", g.name)));
-        cards.push((num(Some(s.pixel_accuracy)), format!("{} pixel accuracy", g.name)));
+        cards.push((num(s.mean_iou_fg), format!("{} foreground mean IoU", g.name)));
+        cards.push((num(s.pixel_accuracy), format!("{} pixel accuracy", g.name)));
     }
     for c in &inputs.cheeks {
         let i = &c.info;

@@ -2,7 +2,9 @@
 //! lr_find sweeps with their suggestions, and the best and last epochs.
 
 use crate::html::{Cell, Page, num};
-use crate::inputs::{LrFind, Model, Record};
+use facepipe_formats::model::{EpochRecord, FitLr, LrFind};
+
+use crate::inputs::Model;
 use crate::svg::{HIGHLIGHT, LineChart, Series, colour};
 
 pub fn write(page: &mut Page, model: Option<&Model>) {
@@ -13,26 +15,35 @@ pub fn write(page: &mut Page, model: Option<&Model>) {
     };
     let i = &m.info;
     page.p(&format!("Model directory {}.", m.dir.display()));
-    let loss = i.recipe.get("loss").and_then(|l| l.as_str()).unwrap_or("ce");
     page.cards(&[
-        (i.arch.clone(), "architecture".into()),
+        (i.arch.to_string(), "architecture".into()),
         (format!("{}²", i.preprocessing.input_size), "input size".into()),
         (format!("{} / {}", i.n_train, i.n_valid), "train / valid items".into()),
         (i.batch_size.to_string(), "batch size".into()),
         (i.epochs.to_string(), "epochs".into()),
-        (loss.to_string(), "loss".into()),
+        (i.recipe.loss.to_string(), "loss".into()),
         (i.device.clone(), "device".into()),
         (i.seed.to_string(), "seed".into()),
     ]);
     let pretrained = match &i.pretrained {
-        Some(p) => p.get("path").and_then(|v| v.as_str()).unwrap_or("given").to_string(),
+        Some(p) => format!(
+            "{} ({} tensors applied, {} missing, {} unused)",
+            p.file,
+            p.applied,
+            p.missing.len(),
+            p.unused.len()
+        ),
         None => "none (random initial weights)".into(),
     };
     page.p(&format!("Pretrained weights: {pretrained}."));
-    page.table_cells(&["recipe"], &[vec![Cell::code(&i.recipe.to_string())]], 1);
+    page.table_cells(
+        &["recipe"],
+        &[vec![Cell::code(&serde_json::to_string(&i.recipe).unwrap_or_default())]],
+        1,
+    );
     fit_lrs(page, &i.fit_lrs);
     records(page, m);
-    if m.metrics.is_empty() {
+    if m.metrics.records.is_empty() {
         page.note("metrics.csv holds no epochs.");
     } else {
         curves(page, m);
@@ -43,27 +54,27 @@ pub fn write(page: &mut Page, model: Option<&Model>) {
 }
 
 /// The peak rates each fit used and where they came from.
-fn fit_lrs(page: &mut Page, fits: &[serde_json::Value]) {
+fn fit_lrs(page: &mut Page, fits: &[FitLr]) {
     if fits.is_empty() {
         return;
     }
     let rows: Vec<Vec<String>> = fits
         .iter()
         .map(|f| {
-            let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            let lrs = match f.get("lr_max") {
-                Some(serde_json::Value::Array(a)) => a.iter().map(|v| num(v.as_f64())).collect::<Vec<_>>().join(", "),
-                Some(v) => num(v.as_f64()),
-                None => String::new(),
-            };
-            vec![s("phase"), lrs, s("source"), s("reason")]
+            let lrs = f.lr.lr_max.iter().map(|v| num(Some(*v))).collect::<Vec<_>>().join(", ");
+            vec![
+                f.phase.clone(),
+                lrs,
+                f.lr.source.to_string(),
+                f.lr.reason.clone().unwrap_or_default(),
+            ]
         })
         .collect();
     page.table(&["fit", "peak learning rates (per group)", "from", "why"], &rows, 1);
 }
 
 fn records(page: &mut Page, m: &Model) {
-    let row = |which: &str, r: &Record| {
+    let row = |which: &str, r: &EpochRecord| {
         vec![
             which.to_string(),
             r.phase.clone(),
@@ -77,7 +88,7 @@ fn records(page: &mut Page, m: &Model) {
     };
     let rows: Vec<Vec<String>> = [("best", &m.info.best.record), ("last", &m.info.last.record)]
         .into_iter()
-        .filter_map(|(w, r)| r.as_ref().map(|r| row(w, r)))
+        .map(|(w, r)| row(w, r))
         .collect();
     page.table(
         &[
@@ -97,7 +108,7 @@ fn records(page: &mut Page, m: &Model) {
 
 /// Loss, per-class IoU and learning rates against the epoch number (counted across phases).
 fn curves(page: &mut Page, m: &Model) {
-    let rows = &m.metrics;
+    let rows = &m.metrics.records;
     let x = |k: usize| (k + 1) as f64;
     let mut guides = vec![];
     for k in 1..rows.len() {
@@ -109,12 +120,11 @@ fn curves(page: &mut Page, m: &Model) {
             ));
         }
     }
-    if let Some(b) = &m.info.best.record
-        && let Some(k) = rows.iter().position(|r| r.phase == b.phase && r.epoch == b.epoch)
-    {
+    let b = &m.info.best.record;
+    if let Some(k) = rows.iter().position(|r| r.phase == b.phase && r.epoch == b.epoch) {
         guides.push(Series::vline(format!("best (epoch {})", k + 1), colour(3), x(k)));
     }
-    let line = |name: &str, c: usize, f: &dyn Fn(&crate::inputs::MetricsRow) -> f64| {
+    let line = |name: &str, c: usize, f: &dyn Fn(&EpochRecord) -> f64| {
         Series::new(
             name,
             colour(c),
@@ -134,12 +144,11 @@ fn curves(page: &mut Page, m: &Model) {
     iou.size = (900, 440);
     iou.integer_x = true;
     iou.series.push(line("foreground mean", HIGHLIGHT, &|r| r.mean_iou_fg));
-    let names: Vec<String> = rows[0].iou.iter().map(|(n, _)| n.clone()).collect();
-    for (c, name) in names.iter().enumerate() {
+    for (c, name) in m.metrics.classes.iter().enumerate() {
         let pts = rows
             .iter()
             .enumerate()
-            .map(|(k, r)| (x(k), r.iou.get(c).and_then(|v| v.1).unwrap_or(f64::NAN)))
+            .map(|(k, r)| (x(k), r.iou.get(c).copied().flatten().unwrap_or(f64::NAN)))
             .collect();
         let c = if c >= HIGHLIGHT { c + 1 } else { c };
         iou.series.push(Series::new(name.as_str(), colour(c), pts));
@@ -170,12 +179,7 @@ fn curves(page: &mut Page, m: &Model) {
 }
 
 fn lr_find(page: &mut Page, k: usize, sweep: &LrFind) {
-    let pts: Vec<(f64, f64)> = sweep
-        .lrs
-        .iter()
-        .zip(&sweep.losses)
-        .map(|(lr, l)| (*lr, l.unwrap_or(f64::NAN)))
-        .collect();
+    let pts: Vec<(f64, f64)> = sweep.lrs.iter().zip(&sweep.losses).map(|(lr, l)| (*lr, *l)).collect();
     let mut c = LineChart::new(&format!("lr_find {}", k + 1), "learning rate", "smoothed loss");
     c.log_x = true;
     c.series.push(Series::new("loss", colour(0), pts));

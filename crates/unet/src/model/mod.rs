@@ -16,8 +16,6 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
-use serde::{Deserialize, Serialize};
-
 use resnet::ResNet;
 
 pub mod resnet;
@@ -381,35 +379,24 @@ impl<B: Kernels> FastaiUnet<B> {
     }
 }
 
-/// The decoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arch {
-    /// fastai's DynamicUnet (41.2 M parameters).
-    Fastai,
-    /// segmentation_models_pytorch's Unet decoder (24.4 M parameters).
-    Smp,
+/// A segmentation network on any backend: images in, logits at the input's size out.
+pub trait Infer<B: Backend> {
+    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
 }
 
-impl std::str::FromStr for Arch {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fastai" => Ok(Arch::Fastai),
-            "smp" => Ok(Arch::Smp),
-            _ => Err(format!("unknown arch {s:?}: use fastai or smp")),
-        }
+impl<B: Kernels> Infer<B> for SmpUnet<B> {
+    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward(x)
     }
 }
 
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Arch::Fastai => "fastai",
-            Arch::Smp => "smp",
-        })
+impl<B: Kernels> Infer<B> for FastaiUnet<B> {
+    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward(x)
     }
 }
+
+pub use facepipe_formats::model::Arch;
 
 /// Gives `net` (on any device) the initial weights [`Architecture::build`] draws on the CPU
 /// after `seed`. burn's GPU backends draw their random numbers with their own generators, so

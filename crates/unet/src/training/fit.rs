@@ -1,6 +1,6 @@
 //! Training steps and fastai's `lr_find` over any of the UNets.
 
-use crate::kernels::{Kernels, TrainBackend};
+use crate::kernels::TrainBackend;
 use anyhow::Result;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
@@ -9,28 +9,12 @@ use burn::tensor::{Int, Tensor, TensorData};
 use facepipe_core::metrics::{self, Confusion};
 
 use crate::data::loader::{Batch, SplitSet, batches};
-use crate::model::{FastaiUnet, SmpUnet};
-use crate::training::loss::Loss;
+use crate::training::loss::{Loss, Objective};
 use crate::training::optim::GroupAdam;
 use crate::training::phase::Valley;
-use crate::training::schedule::{LossSmoother, OneCycle, Suggestions, lr_find_lr, position, suggest};
+use crate::training::schedule::{LossSmoother, OneCycle, lr_find_lr, position, suggest};
 
-/// A segmentation network on any backend: images in, logits at the input's size out.
-pub trait Infer<B: Backend> {
-    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
-}
-
-impl<B: Kernels> Infer<B> for SmpUnet<B> {
-    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward(x)
-    }
-}
-
-impl<B: Kernels> Infer<B> for FastaiUnet<B> {
-    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward(x)
-    }
-}
+pub use crate::model::Infer;
 
 /// A trainable network whose inference twin (no autodiff: BatchNorm uses running statistics)
 /// can also run.
@@ -69,28 +53,7 @@ pub fn train_step<B: TrainBackend, M: Segmenter<B>>(
     (opt.step(net, &grads, lrs, beta1), value)
 }
 
-/// What `lr_find` saw.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LrFind {
-    pub lrs: Vec<f64>,
-    /// Smoothed (EMA, debiased) losses, one per learning rate tried.
-    pub losses: Vec<f64>,
-    pub suggestions: Option<Suggestions>,
-    /// Why `"auto"` does not take this sweep's valley (too short, too flat), if it does not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub untrusted: Option<String>,
-}
-
-impl LrFind {
-    /// The valley as `"auto"` sees it.
-    pub fn valley(&self) -> Valley {
-        match (&self.untrusted, &self.suggestions) {
-            (Some(why), _) => Valley::Untrusted(why.clone()),
-            (None, Some(s)) => Valley::Trusted(s.valley),
-            (None, None) => Valley::Untrusted("lr_find gave no valley".into()),
-        }
-    }
-}
+pub use facepipe_formats::model::{EpochRecord, LrFind};
 
 /// Adam's β1 before any one-cycle schedule has set it (fastai's `Adam(mom=0.9)`).
 pub const ADAM_BETA1: f64 = 0.9;
@@ -234,35 +197,6 @@ pub fn evaluate<B: TrainBackend, M: Segmenter<B>>(
         scores.add(&pred, &b.masks, value);
     }
     Ok(scores)
-}
-
-/// One epoch's record: a row of `metrics.csv`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EpochRecord {
-    pub phase: String,
-    pub epoch: usize,
-    /// Mean of the epoch's batch losses (fastai shows an EMA instead).
-    pub train_loss: f64,
-    /// The recipe's loss on the validation set (for cross-entropy: the mean over the labelled
-    /// validation pixels; for a summed loss such as dice: per batch, averaged over batches
-    /// weighted by their labelled pixels).
-    pub valid_loss: f64,
-    pub dice: Vec<Option<f64>>,
-    pub iou: Vec<Option<f64>>,
-    /// Means over the classes present (fastai's `DiceMulti`), background included.
-    pub mean_dice: f64,
-    pub mean_iou: f64,
-    /// The same means without the background class.
-    pub mean_dice_fg: f64,
-    pub mean_iou_fg: f64,
-    pub pixel_accuracy: f64,
-    /// Learning rates of the three groups at the epoch's last batch.
-    pub lrs: [f64; 3],
-    pub seconds: f64,
-    /// The input side the epoch trained and was validated at (0 in a checkpoint written
-    /// before fits had sizes of their own: the model's).
-    #[serde(default)]
-    pub size: u32,
 }
 
 /// What a fit trains on, for how long, and under which name its epochs are recorded.

@@ -20,9 +20,6 @@
 //! fastai's). burn's `CrossEntropyLoss` pad option gathers before masking, so the mask is
 //! applied here: 255 is replaced by class 0 for the gather and its term multiplied by 0.
 
-use std::fmt;
-use std::str::FromStr;
-
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
@@ -31,50 +28,34 @@ use facepipe_core::palette::IGNORE;
 use crate::kernels::Kernels;
 pub use crate::kernels::seg_loss::DICE_SMOOTH;
 use crate::kernels::seg_loss::Terms;
-use serde::{Deserialize, Serialize};
 /// fastai's `FocalLossFlat` default `gamma` (2).
 pub const FOCAL_GAMMA: i32 = 2;
 
-/// A training loss, as a recipe names it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Loss {
-    #[default]
-    #[serde(rename = "ce")]
-    CrossEntropy,
-    #[serde(rename = "dice")]
-    Dice,
-    #[serde(rename = "focal")]
-    Focal,
-    #[serde(rename = "ce+dice")]
-    CrossEntropyDice,
-}
+pub use facepipe_formats::recipe::Loss;
 
-impl Loss {
-    /// Every loss, in the order the docs list them.
-    pub const ALL: [Loss; 4] = [Loss::CrossEntropy, Loss::Dice, Loss::Focal, Loss::CrossEntropyDice];
-
-    /// The recipe's name for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Loss::CrossEntropy => "ce",
-            Loss::Dice => "dice",
-            Loss::Focal => "focal",
-            Loss::CrossEntropyDice => "ce+dice",
-        }
-    }
-
+/// What a recipe's [`Loss`] computes (the enum is the published recipe format's, in
+/// `facepipe_formats::recipe`; the arithmetic is here).
+pub trait Objective: Copy {
     /// The loss of `logits` (`[batch, classes, height, width]`) against `target`
     /// (`[batch, height, width]`, class indices or 255), through the backend's kernel
     /// ([`Kernels::seg_loss`]; on the CPU one fused pass for `ce`, `dice` and `ce+dice`), else
-    /// as burn's operations ([`Loss::reference`]).
-    pub fn compute<B: Kernels>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
+    /// as burn's operations ([`Objective::reference`]).
+    fn compute<B: Kernels>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
         self.terms()
             .and_then(|terms| B::seg_loss(logits.clone(), target.clone(), terms))
             .unwrap_or_else(|| self.reference(logits, target))
     }
 
     /// The terms a fused kernel computes, or None (focal: burn's operations only).
-    pub fn terms(self) -> Option<Terms> {
+    fn terms(self) -> Option<Terms>;
+
+    /// The loss as burn operations: where a backend has no fused kernel, and the reference
+    /// the CPU kernel is tested against.
+    fn reference<B: Backend>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1>;
+}
+
+impl Objective for Loss {
+    fn terms(self) -> Option<Terms> {
         match self {
             Loss::CrossEntropy => Some(Terms { ce: true, dice: false }),
             Loss::Dice => Some(Terms { ce: false, dice: true }),
@@ -83,9 +64,7 @@ impl Loss {
         }
     }
 
-    /// The loss as burn operations: where a backend has no fused kernel, and the reference
-    /// the CPU kernel is tested against.
-    pub fn reference<B: Backend>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
+    fn reference<B: Backend>(self, logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
         match self {
             Loss::CrossEntropy => masked_cross_entropy(logits, target),
             Loss::Dice => masked_dice(logits, target),
@@ -94,22 +73,6 @@ impl Loss {
                 masked_cross_entropy(logits.clone(), target.clone()) + masked_dice(logits, target)
             }
         }
-    }
-}
-
-impl fmt::Display for Loss {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Loss {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Loss::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Loss::ALL.iter().map(|l| l.name()).collect();
-            format!("unknown loss {s:?}: one of {}", names.join(", "))
-        })
     }
 }
 

@@ -15,6 +15,7 @@
 //! * `outputs`: what a run writes as it goes besides weights (`metrics.csv`, `loss.png`,
 //!   `lr_find.csv`/`.png`).
 
+pub mod checkpoint;
 pub mod fit;
 pub mod loss;
 pub mod optim;

@@ -9,49 +9,9 @@ use facepipe_core::palette::Class;
 
 use super::fit::{EpochRecord, LrFind};
 
-/// `metrics.csv`: one row per epoch; per-class columns named after the classes.
+/// `metrics.csv`: one row per epoch (the format is `facepipe_formats::metrics`'s).
 pub fn write_metrics(path: &Path, records: &[EpochRecord], classes: &[Class]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = [
-        "phase",
-        "epoch",
-        "size",
-        "train_loss",
-        "valid_loss",
-        "pixel_accuracy",
-        "mean_dice",
-        "mean_iou",
-        "mean_dice_fg",
-        "mean_iou_fg",
-    ]
-    .map(String::from)
-    .to_vec();
-    let word = facepipe_core::palette::column_name;
-    header.extend(classes.iter().map(|c| format!("dice_{}", word(&c.name))));
-    header.extend(classes.iter().map(|c| format!("iou_{}", word(&c.name))));
-    header.extend(["lr_group0", "lr_group1", "lr_group2", "seconds"].map(String::from));
-    w.write_record(&header)?;
-    let opt = |v: &Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    for r in records {
-        let mut row = vec![
-            r.phase.clone(),
-            r.epoch.to_string(),
-            r.size.to_string(),
-            r.train_loss.to_string(),
-            r.valid_loss.to_string(),
-            r.pixel_accuracy.to_string(),
-            r.mean_dice.to_string(),
-            r.mean_iou.to_string(),
-            r.mean_dice_fg.to_string(),
-            r.mean_iou_fg.to_string(),
-        ];
-        row.extend(r.dice.iter().map(opt));
-        row.extend(r.iou.iter().map(opt));
-        row.extend(r.lrs.iter().map(f64::to_string));
-        row.push(format!("{:.3}", r.seconds));
-        w.write_record(&row)?;
-    }
-    write_atomic(path, &w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+    write_atomic(path, &facepipe_formats::metrics::to_csv(records, classes)?)
 }
 
 pub(super) fn plot_losses(path: &Path, records: &[EpochRecord]) -> Result<()> {

@@ -43,6 +43,15 @@ pub enum Valley {
 }
 
 impl Valley {
+    /// The valley of a finished sweep as `"auto"` sees it.
+    pub fn of(sweep: &facepipe_formats::model::LrFind) -> Valley {
+        match (&sweep.untrusted, &sweep.suggestions) {
+            (Some(why), _) => Valley::Untrusted(why.clone()),
+            (None, Some(s)) => Valley::Trusted(s.valley),
+            (None, None) => Valley::Untrusted("lr_find gave no valley".into()),
+        }
+    }
+
     /// Whether a sweep's valley can be taken: `losses` are the sweep's finite smoothed losses,
     /// `num_it` its planned length, `valley` fastai's suggestion.
     pub fn judge(losses: &[f64], num_it: usize, valley: Option<f64>) -> Valley {
@@ -75,37 +84,7 @@ impl Valley {
     }
 }
 
-/// Where a fit's rates came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LrSource {
-    /// A number or slice in the recipe.
-    Stated,
-    /// `"auto"`: the latest lr_find's valley.
-    Valley,
-    /// `"auto"` with no trustworthy valley: the fallback.
-    Fallback,
-}
-
-impl std::fmt::Display for LrSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LrSource::Stated => "stated",
-            LrSource::Valley => "valley",
-            LrSource::Fallback => "fallback",
-        })
-    }
-}
-
-/// The rates a cycle uses, and where they came from (for the log and `model.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ResolvedLr {
-    pub lr_max: [f64; 3],
-    pub source: LrSource,
-    /// Why the valley was not taken (a fallback only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
+pub use facepipe_formats::model::{LrSource, ResolvedLr};
 
 /// A unit of work: one one-cycle fit, or one lr_find sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

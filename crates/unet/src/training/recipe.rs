@@ -35,181 +35,14 @@
 //! see [`crate::training::loss`].
 
 use anyhow::{Result, bail, ensure};
-use serde::{Deserialize, Serialize};
 
 use super::phase::{Freeze, Phase, PhaseLr};
-use crate::training::loss::Loss;
 use crate::training::schedule::{slice, slice_hi};
 
-/// fastai's default `lr_max` for `fit_one_cycle` (`defaults.lr`).
-pub const FASTAI_DEFAULT_LR: f64 = 1e-3;
-
-/// A recipe: steps run in order, early stopping applied to every fit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipe {
-    /// fastai's `EarlyStoppingCallback(monitor='valid_loss', patience)`, reset at each fit
-    /// (each phase); `null` turns it off.
-    #[serde(default = "default_patience")]
-    pub patience: Option<usize>,
-    /// The training loss (and the validation loss that early stopping and the best epoch
-    /// watch).
-    #[serde(default)]
-    pub loss: Loss,
-    pub steps: Vec<RecipeStep>,
-}
-
-fn default_patience() -> Option<usize> {
-    Some(2)
-}
-
-/// One of fastai's calls.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecipeStep {
-    FineTune(FineTune),
-    LrFind(LrFindStep),
-    FitOneCycle(FitOneCycle),
-}
-
-/// `fine_tune(epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FineTune {
-    pub epochs: usize,
-    #[serde(default = "ft_base_lr")]
-    pub base_lr: f64,
-    #[serde(default = "one")]
-    pub freeze_epochs: usize,
-    #[serde(default = "ft_lr_mult")]
-    pub lr_mult: f64,
-    #[serde(default = "ft_pct_start")]
-    pub pct_start: f64,
-    #[serde(default = "ft_div")]
-    pub div: f64,
-}
-
-/// `lr_find(start_lr=1e-7, end_lr=10, num_it=100)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LrFindStep {
-    #[serde(default = "lf_start")]
-    pub start_lr: f64,
-    #[serde(default = "lf_end")]
-    pub end_lr: f64,
-    #[serde(default = "lf_num_it")]
-    pub num_it: usize,
-}
-
-/// `fit_one_cycle(epochs, lr_max, div=25, div_final=1e5, pct_start=0.25)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FitOneCycle {
-    pub epochs: usize,
-    pub lr_max: LrMax,
-    /// What `"auto"` uses when the sweep is too short or too flat for its valley (a number or
-    /// `[lo, hi]`); by default the rates of the latest fit before it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lr_fallback: Option<LrMax>,
-    #[serde(default = "fc_pct_start")]
-    pub pct_start: f64,
-    #[serde(default = "fc_div")]
-    pub div: f64,
-    #[serde(default = "fc_div_final")]
-    pub div_final: f64,
-    /// The input side of this fit's batches, train and valid (fastai's progressive resizing:
-    /// fit at a smaller size, then go on at the full one); by default the model's `--size`.
-    /// The last fit that trains must be at the model's size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u32>,
-}
-
-/// A learning rate as fastai takes it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum LrMax {
-    /// The same for every group.
-    One(f64),
-    /// `slice(lo, hi)`.
-    Slice([f64; 2]),
-    /// `"auto"`: from the latest lr_find.
-    Auto(AutoTag),
-}
-
-/// The literal `"auto"`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AutoTag {
-    Auto,
-}
-
-fn one() -> usize {
-    1
-}
-fn ft_base_lr() -> f64 {
-    2e-3
-}
-fn ft_lr_mult() -> f64 {
-    100.0
-}
-fn ft_pct_start() -> f64 {
-    0.3
-}
-fn ft_div() -> f64 {
-    5.0
-}
-fn lf_start() -> f64 {
-    1e-7
-}
-fn lf_end() -> f64 {
-    10.0
-}
-fn lf_num_it() -> usize {
-    100
-}
-fn fc_pct_start() -> f64 {
-    0.25
-}
-fn fc_div() -> f64 {
-    25.0
-}
-fn fc_div_final() -> f64 {
-    1e5
-}
-
-impl Default for Recipe {
-    /// The reference workflow.
-    fn default() -> Self {
-        Recipe {
-            patience: Some(2),
-            loss: Loss::CrossEntropy,
-            steps: vec![
-                RecipeStep::FineTune(FineTune {
-                    epochs: 1,
-                    base_lr: ft_base_lr(),
-                    freeze_epochs: 1,
-                    lr_mult: ft_lr_mult(),
-                    pct_start: ft_pct_start(),
-                    div: ft_div(),
-                }),
-                RecipeStep::LrFind(LrFindStep {
-                    start_lr: lf_start(),
-                    end_lr: lf_end(),
-                    num_it: lf_num_it(),
-                }),
-                RecipeStep::FitOneCycle(FitOneCycle {
-                    epochs: 12,
-                    lr_max: LrMax::Slice([1e-5, 1e-4]),
-                    lr_fallback: None,
-                    pct_start: fc_pct_start(),
-                    div: fc_div(),
-                    div_final: fc_div_final(),
-                    size: None,
-                }),
-            ],
-        }
-    }
-}
+pub use facepipe_formats::recipe::{
+    AutoTag, FASTAI_DEFAULT_LR, FineTune, FitOneCycle, Loss, LrFindStep, LrMax, Recipe, RecipeStep,
+};
+use facepipe_formats::recipe::{fc_div, fc_div_final};
 
 /// The three group rates of a number or a slice (`None` for `"auto"`).
 fn groups(lr: &LrMax, what: &str) -> Result<Option<[f64; 3]>> {
@@ -251,26 +84,32 @@ pub fn show_groups(g: &[f64; 3]) -> String {
     }
 }
 
-impl Recipe {
-    /// Parses and checks a recipe file's text.
-    pub fn from_json(text: &str) -> Result<Recipe> {
-        let r: Recipe = serde_json::from_str(text)?;
-        r.phases()?;
-        Ok(r)
-    }
+/// Parses and checks a recipe file's text.
+pub fn parse(text: &str) -> Result<Recipe> {
+    let r: Recipe = serde_json::from_str(text)?;
+    r.phases()?;
+    Ok(r)
+}
 
+/// What a [`Recipe`] expands into (the recipe's types are the published format's, in
+/// `facepipe_formats::recipe`; their arithmetic is training's).
+pub trait Expand {
     /// The phases, in order, with fastai's arithmetic done (fine_tune halves base_lr for its
     /// unfrozen fit and divides it by lr_mult for the lowest group).
-    pub fn phases(&self) -> Result<Vec<Phase>> {
+    fn phases(&self) -> Result<Vec<Phase>>;
+}
+
+impl Expand for Recipe {
+    fn phases(&self) -> Result<Vec<Phase>> {
         ensure!(!self.steps.is_empty(), "recipe: no steps");
         let mut out = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             match step {
-                RecipeStep::FineTune(f) => out.extend(f.phases()?),
-                RecipeStep::LrFind(l) => out.push(l.phase()?),
+                RecipeStep::FineTune(f) => out.extend(fine_tune(f)?),
+                RecipeStep::LrFind(l) => out.push(lr_find(l)?),
                 RecipeStep::FitOneCycle(f) => {
                     let lr_find_before = self.steps[..i].iter().any(|s| matches!(s, RecipeStep::LrFind(_)));
-                    out.push(f.phase(i + 1, lr_find_before, &out)?);
+                    out.push(fit_one_cycle(f, i + 1, lr_find_before, &out)?);
                 }
             }
         }
@@ -283,105 +122,96 @@ impl Recipe {
     }
 }
 
-impl FineTune {
-    /// fastai's `fine_tune`: a frozen fit (if `freeze_epochs` > 0) at `slice(base_lr)`, then
-    /// an unfrozen one at `slice(base_lr/2/lr_mult, base_lr/2)`.
-    fn phases(&self) -> Result<Vec<Phase>> {
-        positive("fine_tune.base_lr", self.base_lr)?;
-        positive("fine_tune.lr_mult", self.lr_mult)?;
-        positive("fine_tune.div", self.div)?;
-        pct("fine_tune.pct_start", self.pct_start)?;
-        let mut out = Vec::new();
-        if self.freeze_epochs > 0 {
-            let s = slice_hi(self.base_lr, 3);
-            out.push(Phase::Cycle {
-                name: "frozen".into(),
-                epochs: self.freeze_epochs,
-                freeze: Freeze::Freeze,
-                lr: PhaseLr::Groups([s[0], s[1], s[2]]),
-                pct_start: 0.99,
-                div: fc_div(),
-                div_final: fc_div_final(),
-                size: None,
-            });
-        }
-        let base = self.base_lr / 2.0;
-        let s = slice(base / self.lr_mult, base, 3);
-        // fine_tune unfreezes even when epochs is 0 (then nothing trains)
+/// fastai's `fine_tune`: a frozen fit (if `freeze_epochs` > 0) at `slice(base_lr)`, then
+/// an unfrozen one at `slice(base_lr/2/lr_mult, base_lr/2)`.
+fn fine_tune(f: &FineTune) -> Result<Vec<Phase>> {
+    positive("fine_tune.base_lr", f.base_lr)?;
+    positive("fine_tune.lr_mult", f.lr_mult)?;
+    positive("fine_tune.div", f.div)?;
+    pct("fine_tune.pct_start", f.pct_start)?;
+    let mut out = Vec::new();
+    if f.freeze_epochs > 0 {
+        let s = slice_hi(f.base_lr, 3);
         out.push(Phase::Cycle {
-            name: "unfrozen".into(),
-            epochs: self.epochs,
-            freeze: Freeze::Unfreeze,
+            name: "frozen".into(),
+            epochs: f.freeze_epochs,
+            freeze: Freeze::Freeze,
             lr: PhaseLr::Groups([s[0], s[1], s[2]]),
-            pct_start: self.pct_start,
-            div: self.div,
+            pct_start: 0.99,
+            div: fc_div(),
             div_final: fc_div_final(),
             size: None,
         });
-        Ok(out)
     }
+    let base = f.base_lr / 2.0;
+    let s = slice(base / f.lr_mult, base, 3);
+    // fine_tune unfreezes even when epochs is 0 (then nothing trains)
+    out.push(Phase::Cycle {
+        name: "unfrozen".into(),
+        epochs: f.epochs,
+        freeze: Freeze::Unfreeze,
+        lr: PhaseLr::Groups([s[0], s[1], s[2]]),
+        pct_start: f.pct_start,
+        div: f.div,
+        div_final: fc_div_final(),
+        size: None,
+    });
+    Ok(out)
 }
 
-impl LrFindStep {
-    /// The sweep, checked.
-    fn phase(&self) -> Result<Phase> {
-        positive("lr_find.start_lr", self.start_lr)?;
-        positive("lr_find.end_lr", self.end_lr)?;
-        ensure!(
-            self.end_lr > self.start_lr,
-            "recipe: lr_find.end_lr must exceed start_lr"
-        );
-        ensure!(self.num_it >= 2, "recipe: lr_find.num_it must be at least 2");
-        Ok(Phase::LrFind {
-            start_lr: self.start_lr,
-            end_lr: self.end_lr,
-            num_it: self.num_it,
-        })
-    }
+/// The sweep, checked.
+fn lr_find(l: &LrFindStep) -> Result<Phase> {
+    positive("lr_find.start_lr", l.start_lr)?;
+    positive("lr_find.end_lr", l.end_lr)?;
+    ensure!(l.end_lr > l.start_lr, "recipe: lr_find.end_lr must exceed start_lr");
+    ensure!(l.num_it >= 2, "recipe: lr_find.num_it must be at least 2");
+    Ok(Phase::LrFind {
+        start_lr: l.start_lr,
+        end_lr: l.end_lr,
+        num_it: l.num_it,
+    })
 }
 
-impl FitOneCycle {
-    /// The fit as recipe step number `n`; `lr_find_before` says whether a sweep comes before
-    /// it, `before` holds the phases of the steps before it (for the fallback rates).
-    fn phase(&self, n: usize, lr_find_before: bool, before: &[Phase]) -> Result<Phase> {
-        positive("fit_one_cycle.div", self.div)?;
-        positive("fit_one_cycle.div_final", self.div_final)?;
-        pct("fit_one_cycle.pct_start", self.pct_start)?;
-        if let Some(size) = self.size {
-            crate::check_input_size(size).map_err(|e| anyhow::anyhow!("recipe: step {n}: size: {e}"))?;
+/// The fit as recipe step number `n`; `lr_find_before` says whether a sweep comes before
+/// it, `before` holds the phases of the steps before it (for the fallback rates).
+fn fit_one_cycle(f: &FitOneCycle, n: usize, lr_find_before: bool, before: &[Phase]) -> Result<Phase> {
+    positive("fit_one_cycle.div", f.div)?;
+    positive("fit_one_cycle.div_final", f.div_final)?;
+    pct("fit_one_cycle.pct_start", f.pct_start)?;
+    if let Some(size) = f.size {
+        crate::check_input_size(size).map_err(|e| anyhow::anyhow!("recipe: step {n}: size: {e}"))?;
+    }
+    let fallback = match &f.lr_fallback {
+        Some(LrMax::Auto(_)) => bail!("recipe: step {n}: lr_fallback cannot be \"auto\""),
+        Some(lr) => groups(lr, "fit_one_cycle.lr_fallback")?,
+        None => None,
+    };
+    let lr = match groups(&f.lr_max, "fit_one_cycle.lr_max")? {
+        Some(g) => {
+            ensure!(
+                fallback.is_none(),
+                "recipe: step {n}: lr_fallback is for lr_max \"auto\" only"
+            );
+            PhaseLr::Groups(g)
         }
-        let fallback = match &self.lr_fallback {
-            Some(LrMax::Auto(_)) => bail!("recipe: step {n}: lr_fallback cannot be \"auto\""),
-            Some(lr) => groups(lr, "fit_one_cycle.lr_fallback")?,
-            None => None,
-        };
-        let lr = match groups(&self.lr_max, "fit_one_cycle.lr_max")? {
-            Some(g) => {
-                ensure!(
-                    fallback.is_none(),
-                    "recipe: step {n}: lr_fallback is for lr_max \"auto\" only"
-                );
-                PhaseLr::Groups(g)
-            }
-            None => {
-                ensure!(
-                    lr_find_before,
-                    "recipe: step {n} uses lr_max \"auto\" with no lr_find step before it"
-                );
-                auto_valley(fallback, before)
-            }
-        };
-        Ok(Phase::Cycle {
-            name: "fit".into(),
-            epochs: self.epochs,
-            freeze: Freeze::Keep,
-            lr,
-            pct_start: self.pct_start,
-            div: self.div,
-            div_final: self.div_final,
-            size: self.size,
-        })
-    }
+        None => {
+            ensure!(
+                lr_find_before,
+                "recipe: step {n} uses lr_max \"auto\" with no lr_find step before it"
+            );
+            auto_valley(fallback, before)
+        }
+    };
+    Ok(Phase::Cycle {
+        name: "fit".into(),
+        epochs: f.epochs,
+        freeze: Freeze::Keep,
+        lr,
+        pct_start: f.pct_start,
+        div: f.div,
+        div_final: f.div_final,
+        size: f.size,
+    })
 }
 
 /// `lr_max: "auto"`: lr_find's valley, or, when the sweep gives none to trust, the recipe's own

@@ -23,14 +23,16 @@ use crate::kernels::TrainBackend;
 use crate::model::weights::load_pretrained;
 use crate::model::{Architecture, start_as_on_cpu};
 use crate::model_dir::{
-    FitLr, MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelInfo, Preprocessing, Pretrained, Progress, RUN_FORMAT, RunFile,
-    Settings, WeightFiles, inspect_dir, load_adam, load_weights, save_weights, settings_diff, write_json,
+    FitLr, ModelInfo, Preprocessing, Pretrained, WeightFiles, inspect_dir, load_weights, save_weights, write_json,
 };
-use crate::training::fit::{EpochRecord, FitData, LrFind, Segmenter, fit_one_cycle, lr_find};
+use crate::training::checkpoint::{Progress, RunFile, Settings, load_adam, settings_diff};
+use crate::training::fit::{EpochRecord, FitData, Segmenter, fit_one_cycle, lr_find};
 use crate::training::optim::GroupAdam;
-use crate::training::phase::{Freeze, LrSource, Phase, ResolvedLr};
+use crate::training::phase::{Freeze, LrSource, Phase, ResolvedLr, Valley};
+use crate::training::recipe::Expand;
 use crate::training::recipe::LrFindStep;
 use crate::training::schedule::EarlyStopping;
+use facepipe_formats::tag;
 
 /// What every phase reads and none changes.
 struct Ctx<'a, B: TrainBackend> {
@@ -276,7 +278,7 @@ where
         write_json(
             &dir.join("run.json"),
             &RunFile {
-                format: RUN_FORMAT.into(),
+                schema: tag::TRAIN_RUN.tag.into(),
                 settings,
                 manifest: cfg.manifest.display().to_string(),
                 pretrained: pretrained.clone(),
@@ -393,7 +395,7 @@ where
             bail!("internal: cycle() was given a sweep");
         };
         let k = self.state.progress.phase;
-        let valley = self.state.progress.lr_finds.last().map(LrFind::valley);
+        let valley = self.state.progress.lr_finds.last().map(Valley::of);
         let (sched, resolved) = phase
             .schedule(valley.as_ref())?
             .context("internal: a cycle has a schedule")?;
@@ -487,8 +489,8 @@ where
         let best = record(progress.best).context("internal: no best epoch recorded")?;
         let last = record(progress.records.len().checked_sub(1)).context("internal: no epoch recorded")?;
         Ok(ModelInfo {
-            format: MODEL_FORMAT.into(),
-            format_version: MODEL_FORMAT_VERSION,
+            schema: tag::MODEL.tag.into(),
+            schema_version: tag::MODEL.version,
             arch: cfg.arch,
             classes: data.classes.clone(),
             preprocessing: Preprocessing {

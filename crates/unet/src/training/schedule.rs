@@ -122,17 +122,7 @@ impl LossSmoother {
     }
 }
 
-/// `lr_find`'s suggestions, computed like fastai on the smoothed losses with the first
-/// `num_it / 10` and the last 5 points dropped.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Suggestions {
-    /// Middle of the longest valley (fastai's default suggestion).
-    pub valley: f64,
-    /// The learning rate of the lowest loss, divided by 10.
-    pub minimum: f64,
-    /// The learning rate of the steepest descent of loss against log lr.
-    pub steep: f64,
-}
+pub use facepipe_formats::model::Suggestions;
 
 /// Suggestions from a sweep, or `None` when too few points survive the trimming.
 pub fn suggest(lrs: &[f64], losses: &[f64], num_it: usize) -> Option<Suggestions> {

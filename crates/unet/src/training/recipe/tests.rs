@@ -8,7 +8,7 @@ fn the_default_is_the_reference_workflow_in_numbers() {
     let text = r#"{"patience": 2, "steps": [
         {"fine_tune": {"epochs": 1}}, {"lr_find": {}},
         {"fit_one_cycle": {"epochs": 12, "lr_max": [1e-5, 1e-4]}}]}"#;
-    let r = Recipe::from_json(text).unwrap();
+    let r = crate::training::recipe::parse(text).unwrap();
     assert_eq!(r, Recipe::default());
     let p = r.phases().unwrap();
     assert_eq!(p.len(), 4);
@@ -47,7 +47,7 @@ fn the_default_is_the_reference_workflow_in_numbers() {
 
 #[test]
 fn auto_takes_the_valley_and_needs_an_lr_find_before_it() {
-    let r = Recipe::from_json(
+    let r = crate::training::recipe::parse(
         r#"{"steps": [{"lr_find": {"num_it": 50}}, {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#,
     )
     .unwrap();
@@ -66,7 +66,7 @@ fn auto_takes_the_valley_and_needs_an_lr_find_before_it() {
     assert_eq!(s.lr_max, vec![1e-3; 3]);
     assert_eq!(from.source, LrSource::Fallback);
     assert!(from.reason.unwrap().contains("too short; using fastai's default"));
-    let e = Recipe::from_json(r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#)
+    let e = crate::training::recipe::parse(r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no lr_find step before it"), "{e}");
@@ -98,11 +98,13 @@ fn bad_recipes_say_what_is_wrong() {
             "step 1: size: input size 8 is outside",
         ),
     ] {
-        let e = format!("{:#}", Recipe::from_json(text).unwrap_err());
+        let e = format!("{:#}", crate::training::recipe::parse(text).unwrap_err());
         assert!(e.contains(want), "{text}: {e}");
     }
-    let r = Recipe::from_json(r#"{"patience": null, "steps": [{"fit_one_cycle": {"epochs": 3, "lr_max": 1e-3}}]}"#)
-        .unwrap();
+    let r = crate::training::recipe::parse(
+        r#"{"patience": null, "steps": [{"fit_one_cycle": {"epochs": 3, "lr_max": 1e-3}}]}"#,
+    )
+    .unwrap();
     assert_eq!(r.patience, None);
     assert_eq!(
         r.phases().unwrap()[0].schedule(None).unwrap().unwrap().0.lr_max,
@@ -123,7 +125,7 @@ fn bad_recipes_say_what_is_wrong() {
         ),
         (r#"{"loss": "bce", "steps": []}"#, "unknown variant"),
     ] {
-        let e = format!("{:#}", Recipe::from_json(text).unwrap_err());
+        let e = format!("{:#}", crate::training::recipe::parse(text).unwrap_err());
         assert!(e.contains(want), "{text}: {e}");
     }
 }
@@ -131,7 +133,7 @@ fn bad_recipes_say_what_is_wrong() {
 #[test]
 fn auto_falls_back_to_the_recipes_own_rate() {
     // fine_tune before: its unfrozen fit's rates
-    let r = Recipe::from_json(
+    let r = crate::training::recipe::parse(
         r#"{"steps": [{"fine_tune": {"epochs": 2, "base_lr": 0.004}}, {"lr_find": {"num_it": 30}},
             {"fit_one_cycle": {"epochs": 2, "lr_max": "auto"}}]}"#,
     )
@@ -149,7 +151,7 @@ fn auto_falls_back_to_the_recipes_own_rate() {
         "{reason}"
     );
     // lr_fallback given: that
-    let r = Recipe::from_json(
+    let r = crate::training::recipe::parse(
         r#"{"loss": "ce+dice", "steps": [{"fine_tune": {"epochs": 2}}, {"lr_find": {}},
             {"fit_one_cycle": {"epochs": 2, "lr_max": "auto", "lr_fallback": [1e-4, 1e-2]}}]}"#,
     )
@@ -202,7 +204,7 @@ fn a_short_or_flat_sweep_is_not_trusted() {
 
 #[test]
 fn a_fit_can_name_its_own_size() {
-    let r = Recipe::from_json(
+    let r = crate::training::recipe::parse(
         r#"{"steps": [{"fit_one_cycle": {"epochs": 2, "lr_max": 1e-3, "size": 64}},
                       {"fit_one_cycle": {"epochs": 3, "lr_max": 1e-3}}]}"#,
     )
@@ -212,5 +214,5 @@ fn a_fit_can_name_its_own_size() {
     // written back as read: no size where none was given
     let text = serde_json::to_string(&r).unwrap();
     assert_eq!(text.matches("\"size\"").count(), 1, "{text}");
-    assert_eq!(Recipe::from_json(&text).unwrap(), r);
+    assert_eq!(crate::training::recipe::parse(&text).unwrap(), r);
 }

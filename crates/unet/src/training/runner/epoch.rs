@@ -7,7 +7,8 @@ use anyhow::{Result, ensure};
 
 use super::{Ctx, State};
 use crate::kernels::TrainBackend;
-use crate::model_dir::{link_or_copy, save_adam, save_weights, write_json};
+use crate::model_dir::{link_or_copy, save_weights, write_json};
+use crate::training::checkpoint::save_adam;
 use crate::training::fit::{EpochRecord, FitData, Segmenter};
 use crate::training::optim::GroupAdam;
 use crate::training::schedule::OneCycle;

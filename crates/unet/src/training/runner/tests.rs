@@ -8,7 +8,6 @@ use super::*;
 use crate::device::{CpuBackend, DeviceSpec};
 use crate::model::{Arch, SmpUnet};
 use crate::training::fit::EpochRecord;
-use crate::training::recipe::Recipe;
 
 type Net = SmpUnet<CpuBackend>;
 
@@ -44,7 +43,7 @@ fn config(dir: &Path, recipe: &str) -> TrainConfig {
         size: 32,
         bs: 2,
         seed: 7,
-        recipe: Recipe::from_json(recipe).unwrap(),
+        recipe: crate::training::recipe::parse(recipe).unwrap(),
         pretrained: None,
         device: DeviceSpec::Cpu,
         force: false,
