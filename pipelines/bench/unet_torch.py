@@ -82,6 +82,15 @@ class FastaiUnet(nn.Module):
         return self.head(F.relu(self.res2(self.res1(y)) + y))
 
 
+def build(arch, n_classes=12):
+    """The PyTorch twin of facepipe's `--arch` (random weights)."""
+    if arch == "fastai":
+        return FastaiUnet(n_classes)
+    import segmentation_models_pytorch as smp
+
+    return smp.Unet("resnet34", encoder_weights=None, classes=n_classes)
+
+
 def main():
     arch = sys.argv[1] if len(sys.argv) > 1 else "smp"
     size = int(sys.argv[2]) if len(sys.argv) > 2 else 128
@@ -90,12 +99,7 @@ def main():
     threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    if arch == "fastai":
-        net = FastaiUnet(12)
-    else:
-        import segmentation_models_pytorch as smp
-
-        net = smp.Unet("resnet34", encoder_weights=None, classes=12)
+    net = build(arch)
     device = os.environ.get("UNET_BENCH_DEVICE", "cpu")
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     net = net.to(device)
