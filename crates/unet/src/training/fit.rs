@@ -271,6 +271,7 @@ pub fn fit_one_cycle<B: TrainBackend, M: Segmenter<B>>(
             fit.progress.inc(1);
             fit.progress.set_message(format!("loss {loss:.4}"));
         }
+        let trained = t0.elapsed();
         let scores = evaluate(
             &net,
             batches(data.valid.clone(), fit.bs, fit.size, data.n_classes, false, fit.seed, 0),
@@ -278,6 +279,15 @@ pub fn fit_one_cycle<B: TrainBackend, M: Segmenter<B>>(
             fit.loss,
             device,
         )?;
+        // where an epoch's time goes (`-v`): the steps (loader included) and the validation
+        log::debug!(
+            "{} epoch {}: {count} training steps {:.2} s, validation of {} items {:.2} s",
+            fit.phase,
+            e + 1,
+            trained.as_secs_f64(),
+            data.valid.len(),
+            (t0.elapsed() - trained).as_secs_f64()
+        );
         let (dice, iou) = (scores.dice(), scores.iou());
         let fg = |v: &[Option<f64>]| mean_present(v, fit.background);
         let rec = EpochRecord {

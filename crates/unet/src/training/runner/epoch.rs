@@ -58,13 +58,21 @@ impl State {
         );
         let phase_over = stop || rec.epoch + 1 == epochs;
         let epochs_done = if phase_over { 0 } else { rec.epoch + 1 };
+        let t0 = std::time::Instant::now();
         self.checkpoint(ctx, net, opt, improved, epochs_done, phase_over)?;
+        let checkpointed = t0.elapsed();
         crate::training::outputs::write_metrics(
             &ctx.cfg.out_dir.join("metrics.csv"),
             &self.progress.records,
             &ctx.data.classes,
         )?;
         crate::training::outputs::plot_losses(&ctx.cfg.out_dir.join("loss.png"), &self.progress.records)?;
+        log::debug!(
+            "{name} epoch {}: checkpoint {:.2} s (its optimiser state finishes in the background), metrics.csv and loss.png {:.2} s",
+            rec.epoch + 1,
+            checkpointed.as_secs_f64(),
+            (t0.elapsed() - checkpointed).as_secs_f64()
+        );
         Ok(stop)
     }
 
