@@ -114,17 +114,34 @@ def main():
         failures = check(a, dev_bin, cpu_bin, work, log)
     except RuntimeError as e:
         say(f"device_check: {e}")
-        say(f"device_check: could not run; the stages' output is in {log}")
+        say(f"device_check: could not run; the stages' output is in {log}{drop_weights(a, work)}")
         return 2
     if failures:
         for f in failures:
             say(f"FAILED: {f}")
-        say(f"device_check: {len(failures)} check(s) failed on {a.device}; the stages' output is in {log}")
+        say(f"device_check: {len(failures)} check(s) failed on {a.device}; the stages' output is in {log}"
+            f"{drop_weights(a, work)}")
         return 1
     say(f"device_check: every check passed on {a.device}")
     if not a.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def drop_weights(a, work):
+    """After a failure in a folder of its own (no --work), the logs, manifests and metrics stay
+    for reading, and the model weights and optimiser states (about 2 GB over the runs, on a
+    machine's /tmp) go. Returns what to add to the message."""
+    if a.work:
+        return ""
+    freed = 0
+    for root, _, files in os.walk(work):
+        for f in files:
+            if f.endswith((".bpk", ".safetensors")):
+                p = os.path.join(root, f)
+                freed += os.path.getsize(p)
+                os.remove(p)
+    return f" (its weight files, {freed / 2**20:.0f} MiB, were removed; --work DIR keeps them)" if freed else ""
 
 
 def check(a, dev_bin, cpu_bin, work, log):
