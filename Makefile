@@ -210,7 +210,7 @@ fuzz: ## every reader of untrusted bytes on FUZZ_INPUTS mutated inputs (or FUZZ_
 	cd $(OUT_DIR)/fuzz && $(abspath $(BIN))/facepipe-fuzz all $(FUZZ_INPUTS) $(FUZZ_SECONDS) 2>stderr.log
 
 schemas: ## regenerate schemas/ from the Rust types
-	UPDATE_SCHEMAS=1 $(CARGO) test --release -p facepipe-core -p facepipe-formats --test schemas
+	UPDATE_SCHEMAS=1 $(CARGO) test --release -p facepipe-formats --test schemas
 
 $(BENCH_DIR)/pairs.json: | build
 	$(DEMO_FACES) --out-dir $(BENCH_DIR)/data --count $(BENCH_COUNT) --size $(BENCH_SIZE) --seed 1 -q

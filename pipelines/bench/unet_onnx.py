@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from unet_torch import build
+from unet_torch import args, build
 
 
 class Probabilities(torch.nn.Module):
@@ -37,11 +37,7 @@ class Probabilities(torch.nn.Module):
 def main():
     import onnxruntime as ort
 
-    arch = sys.argv[1] if len(sys.argv) > 1 else "smp"
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-    bs = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-    threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    arch, size, bs, steps, threads = args()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = Probabilities(build(arch)).eval()

@@ -91,12 +91,18 @@ def build(arch, n_classes=12):
     return smp.Unet("resnet34", encoder_weights=None, classes=n_classes)
 
 
+def args():
+    """ARCH SIZE BS [STEPS] [THREADS] from the command line, with the bench's defaults."""
+    a = sys.argv[1:]
+
+    def num(i, default):
+        return int(a[i]) if len(a) > i else default
+
+    return (a[0] if a else "smp"), num(1, 128), num(2, 4), num(3, 3), num(4, 2)
+
+
 def main():
-    arch = sys.argv[1] if len(sys.argv) > 1 else "smp"
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-    bs = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-    threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    arch, size, bs, steps, threads = args()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = build(arch)

@@ -1,5 +1,6 @@
-//! The JSON Schemas of the published formats under `schemas/` are generated from the types
-//! every writer and reader uses. This test fails when one is stale; `make schemas`
+//! Every JSON Schema under `schemas/` is generated from the types every writer and reader
+//! uses: the dataset manifest's and the palette's (facepipe-core) and the published formats'
+//! (this crate), checked here in one place. This test fails when one is stale; `make schemas`
 //! (UPDATE_SCHEMAS=1) rewrites them.
 #![cfg(feature = "schema")]
 
@@ -23,6 +24,16 @@ fn check(name: &str, schema: serde_json::Value) {
         "{} is stale or missing: run `make schemas` and commit the result",
         path.display()
     );
+}
+
+#[test]
+fn dataset_schema_is_current() {
+    check("dataset.schema.json", facepipe_core::manifest::json_schema());
+}
+
+#[test]
+fn palette_schema_is_current() {
+    check("palette.schema.json", facepipe_core::manifest::palette_json_schema());
 }
 
 #[test]

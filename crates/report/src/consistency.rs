@@ -49,13 +49,12 @@ pub fn mismatches(inputs: &Inputs) -> Vec<String> {
         }
     }
     if let (Some(chain), Some(eval)) = (&chain, &inputs.eval)
-        && let read = &eval.info.manifest
-        && !chain.contains(read.sha256.as_str())
+        && !chain.contains(eval.info.manifest.sha256.as_str())
     {
         out.push(format!(
             "the evaluation in {} scored {}, which is neither {manifest_shown} nor a manifest it was made from",
             eval.dir.display(),
-            read.path
+            eval.info.manifest.path
         ));
     }
     if let Some(chain) = &chain {

@@ -158,24 +158,18 @@ fn curves(page: &mut Page, m: &Model) {
         "IoU of each class on the validation set after each epoch (classes absent from it are not drawn).",
     );
 
-    if !rows[0].lrs.is_empty() {
-        let mut lr = LineChart::new("Learning rate", "epoch", "learning rate at the epoch's last batch");
-        lr.log_y = true;
-        lr.integer_x = true;
-        let groups = rows[0].lrs.len();
-        for g in 0..groups {
-            let pts = rows
-                .iter()
-                .enumerate()
-                .map(|(k, r)| (x(k), r.lrs.get(g).copied().unwrap_or(f64::NAN)))
-                .collect();
-            lr.series.push(Series::new(format!("group {g}"), colour(g), pts));
-        }
-        page.svg(
-            lr.to_svg(),
-            "The one-cycle schedule as each epoch ended, per parameter group (encoder stem, encoder, decoder).",
-        );
+    // every epoch records the three groups' rates (`EpochRecord::lrs`)
+    let mut lr = LineChart::new("Learning rate", "epoch", "learning rate at the epoch's last batch");
+    lr.log_y = true;
+    lr.integer_x = true;
+    for g in 0..3 {
+        let pts = rows.iter().enumerate().map(|(k, r)| (x(k), r.lrs[g])).collect();
+        lr.series.push(Series::new(format!("group {g}"), colour(g), pts));
     }
+    page.svg(
+        lr.to_svg(),
+        "The one-cycle schedule as each epoch ended, per parameter group (encoder stem, encoder, decoder).",
+    );
 }
 
 fn lr_find(page: &mut Page, k: usize, sweep: &LrFind) {
